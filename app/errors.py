@@ -1,0 +1,79 @@
+"""The errors a user can act on.
+
+Every failure FileSync reports is a :class:`FileSyncError` subclass whose message is one line
+that names the location (never with its password) and, where it matters, the path and what to
+do. Library and OS errors are translated at the boundary of each location so the engine and the
+front ends only ever deal with these types.
+"""
+
+from __future__ import annotations
+
+
+class FileSyncError(Exception):
+    """Base of every error FileSync reports to a user.
+
+    ``location`` is the redacted location name and ``path`` the relative path, when known; the
+    front ends show them beside the message.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, path: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = []
+        if self.location:
+            parts.append(self.location)
+        if self.path:
+            parts.append(self.path)
+        prefix = ": ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class SpecError(FileSyncError):
+    """A location spec (``folder:/…``, ``zip:…``, ``ftp:…``) could not be understood."""
+
+
+class ConfigError(FileSyncError):
+    """The settings file or a command-line option is invalid."""
+
+
+class LocationUnavailable(FileSyncError):
+    """A location cannot be reached or trusted right now (missing folder, server down, ...).
+
+    The engine keeps its files in the index and does not delete them elsewhere; it retries.
+    """
+
+
+class AuthenticationFailed(LocationUnavailable):
+    """A server refused the user name or password; retrying will not help until it is fixed."""
+
+
+class CorruptArchive(LocationUnavailable):
+    """A ZIP location's file is not a readable ZIP archive; it is left untouched."""
+
+
+class FileVanished(FileSyncError):
+    """A file disappeared between being listed and being read; the next event handles it."""
+
+
+class UnsafePath(FileSyncError):
+    """A name from a location would escape its root (``..``, absolute, NUL): it is refused."""
+
+
+class NotSupported(FileSyncError):
+    """The location cannot do this operation (see its declared capabilities)."""
+
+
+class MassDeleteHeld(FileSyncError):
+    """Too many files vanished at once from a location; the deletes wait for confirmation."""
+
+
+class AlreadyRunning(FileSyncError):
+    """Another FileSync process holds the state directory's lock."""
+
+
+class NoDisplay(FileSyncError):
+    """The desktop app was started where there is no graphical display."""

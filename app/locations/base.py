@@ -1,0 +1,180 @@
+"""The one interface every kind of location implements, and the facts it declares.
+
+A location is a tree of files addressed by relative POSIX paths (``"a/b.txt"``). The engine
+only ever talks to this interface, so a folder, a ZIP archive and an FTP server are
+interchangeable. What a backend cannot do is *declared* in :class:`Capabilities` (as rclone
+does) rather than discovered through exceptions: the engine decides up front whether it can
+rename in place, how precisely it may compare modification times, and whether it must poll.
+
+Rules every implementation follows (the contract suite in ``tests/test_contract.py`` checks
+them against every kind):
+
+* ``scan`` lists regular files only, never directories, never internal names
+  (:func:`is_internal`), and raises :class:`~app.errors.LocationUnavailable` rather than ever
+  returning an empty listing for a location it could not read.
+* ``write`` is atomic: a reader sees the old content or the new, never a part.
+* ``write`` and ``rename`` return the :class:`FileMeta` the location now reports for the file,
+  which is what the engine records in its index (this is how a location that cannot set
+  modification times avoids ping-pong).
+* ``delete`` of a missing file is not an error.
+* Streams are read and written in chunks; nothing holds a whole file in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from app.errors import UnsafePath
+
+if TYPE_CHECKING:
+    from app.watch.change import Change
+    from app.watch.watcher import Watcher
+
+#: Folder at each root that holds FileSync's own data (trash, root marker). Never synced.
+META_DIR = ".filesync"
+#: Prefix of every temporary file FileSync writes. Watchers and scans ignore such names.
+TEMP_PREFIX = ".filesync-tmp-"
+#: Per-root ignore file (gitignore syntax). Read by the engine, never synced.
+IGNORE_FILE = ".filesyncignore"
+#: Copy buffer size for streaming between locations.
+CHUNK_SIZE = 1024 * 1024
+
+ChangeSink = Callable[["Change"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """What a location reports about one file: size in bytes and mtime in ns since the epoch (UTC)."""
+
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a kind of location can do, declared once.
+
+    ``mtime_precision_ns`` is the granularity of the times it reports: two times closer than the
+    coarser precision of two locations are the same time. ``can_set_mtime`` is false where a
+    written file gets the server's clock instead of the time we asked for; such times are never
+    compared across locations.
+    """
+
+    mtime_precision_ns: int
+    can_set_mtime: bool
+    can_rename: bool
+    native_events: bool
+
+
+Listing = dict[str, FileMeta]
+
+
+def is_internal(path: str) -> bool:
+    """Return True for names FileSync owns: its meta folder, temp files and the ignore file."""
+    first = path.split("/", 1)[0]
+    if first == META_DIR or path == IGNORE_FILE:
+        return True
+    return posixpath.basename(path).startswith(TEMP_PREFIX)
+
+
+def check_relpath(path: str) -> str:
+    """Return ``path`` if it is a safe relative POSIX path inside a root, else raise.
+
+    Refuses empty names, absolute paths, ``..`` or ``.`` components, backslashes, drive
+    letters and NUL: a name from a ZIP or a server must never escape the root it came from.
+    """
+    if not path or "\x00" in path or "\\" in path or path.startswith("/"):
+        raise UnsafePath(f"unsafe file name {path!r}")
+    if len(path) >= 2 and path[1] == ":" and path[0].isalpha():
+        raise UnsafePath(f"unsafe file name {path!r} (drive letter)")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise UnsafePath(f"unsafe file name {path!r}")
+    return path
+
+
+class Location(ABC):
+    """A place whose files are kept identical to the other locations' files.
+
+    Subclasses set :attr:`capabilities` and implement the abstract methods. All methods may be
+    called from the engine thread while the location's watcher runs in its own thread; an
+    implementation guards shared state (a connection, a cached listing) with a lock.
+    """
+
+    capabilities: Capabilities
+
+    #: ``folder``, ``zip`` or ``ftp``.
+    kind: str = ""
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """Stable identity for the state index, without any password (``folder:/abs/path``)."""
+
+    @property
+    def name(self) -> str:
+        """Human-readable name for logs, errors and the UI; never contains a password."""
+        return self.key
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """Short word naming this location inside conflict-copy file names (``laptop``)."""
+
+    def open(self) -> None:  # noqa: B027 - optional hook, most kinds need no set-up
+        """Connect or check the root; raise :class:`LocationUnavailable` if that fails."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections and file handles. Safe to call twice."""
+
+    @abstractmethod
+    def scan(self, prefix: str = "") -> Listing:
+        """Return every file (under ``prefix``, a folder path or ``""``) with its meta."""
+
+    @abstractmethod
+    def stat(self, path: str) -> FileMeta | None:
+        """Return the file's meta, or None if there is no file at ``path``."""
+
+    def stat_many(self, paths: Iterable[str]) -> dict[str, FileMeta | None]:
+        """Return :meth:`stat` for many paths; remote kinds override this to save round trips."""
+        return {p: self.stat(p) for p in paths}
+
+    @abstractmethod
+    def open_read(self, path: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Open ``path`` for streaming reads; raise :class:`FileVanished` if it is gone."""
+
+    @abstractmethod
+    def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
+        """Atomically replace ``path`` with the bytes of ``source``, stamped ``mtime_ns``."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Delete ``path`` (and folders it leaves empty). A missing file is not an error."""
+
+    def rename(self, src: str, dst: str) -> FileMeta:
+        """Move ``src`` to ``dst`` without copying the content (only if ``can_rename``)."""
+        from app.errors import NotSupported
+
+        raise NotSupported("this location cannot rename files", location=self.name)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes of one engine batch; a ZIP archive rewrites itself once at exit."""
+        yield
+
+    def watcher(self, sink: ChangeSink, poll_interval: float) -> Watcher:
+        """Return a watcher that feeds this location's changes to ``sink``.
+
+        The default polls :meth:`scan`; kinds with OS events override it.
+        """
+        from app.watch.poller import PollingWatcher
+
+        return PollingWatcher(self, sink, poll_interval)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

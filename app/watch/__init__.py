@@ -1,0 +1,1 @@
+"""Watchers: producers that turn a location's changes into :class:`Change` records for ONE queue."""

@@ -1,0 +1,42 @@
+"""The record every watcher puts on the engine's one queue.
+
+Changes are hints, not facts: the engine re-reads the truth (``stat``) for every path a batch
+touches, so a duplicated, reordered or stale change is harmless. That is also what makes the
+engine's own writes echo-free: when their events come back, the index already agrees.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ChangeKind(enum.Enum):
+    """What a watcher saw."""
+
+    #: A file was created, modified or deleted at ``path``.
+    FILE = "file"
+    #: A file moved from ``path`` to ``dest`` inside the location.
+    MOVED = "moved"
+    #: Something happened below the folder ``path`` (created, moved in or out, deleted).
+    TREE = "tree"
+    #: The watcher cannot vouch for anything: rescan the whole location.
+    RESCAN = "rescan"
+    #: The location could not be read; ``error`` says why. A later RESCAN means it is back.
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One thing a watcher saw in the location whose key is ``location``.
+
+    ``from_scan`` is true when the change was inferred by comparing two listings (polling)
+    rather than reported by the OS; the mass-delete guard only trusts OS-reported deletes.
+    """
+
+    location: str
+    kind: ChangeKind
+    path: str = ""
+    dest: str = ""
+    from_scan: bool = False
+    error: str = ""

@@ -1,0 +1,98 @@
+"""A watcher for locations without OS events (ZIP, FTP, or a folder past the inotify limit).
+
+Every ``interval`` seconds it calls the location's ``scan()`` and diffs the listing against the
+previous one. A location may return the very same dict object when nothing changed (a ZIP
+archive whose size and mtime are unchanged); the diff is then skipped, so an idle poll costs
+only what the location's own ``scan`` costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from app.errors import FileSyncError
+from app.watch.change import Change, ChangeKind
+from app.watch.watcher import Watcher
+
+if TYPE_CHECKING:
+    from app.locations.base import ChangeSink, Listing, Location
+
+log = logging.getLogger(__name__)
+
+
+def diff_listings(location: str, old: Listing, new: Listing) -> list[Change]:
+    """Return a FILE change for every path added, removed or changed between two listings."""
+    changes = [
+        Change(location, ChangeKind.FILE, path, from_scan=True)
+        for path, meta in new.items()
+        if old.get(path) != meta
+    ]
+    changes.extend(
+        Change(location, ChangeKind.FILE, path, from_scan=True) for path in old if path not in new
+    )
+    return changes
+
+
+class PollingWatcher(Watcher):
+    """Polls ``location.scan()`` in a daemon thread and pushes the differences to ``sink``."""
+
+    def __init__(self, location: Location, sink: ChangeSink, interval: float) -> None:
+        self.location = location
+        self.sink = sink
+        self.interval = max(0.05, interval)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._previous: Listing | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        """Take the baseline listing now, then poll in the background."""
+        self._poll_once()
+        self._thread = threading.Thread(
+            target=self._run, name=f"poll {self.location.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and join the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def poll_now(self) -> None:
+        """Poll immediately (used by tests and by "Sync now")."""
+        self._poll_once()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._poll_once()
+
+    def _poll_once(self) -> None:
+        key = self.location.key
+        try:
+            listing = self.location.scan()
+        except FileSyncError as exc:
+            if not self._failing:
+                log.warning("%s", exc)
+                self.sink(Change(key, ChangeKind.UNAVAILABLE, error=str(exc)))
+            self._failing = True
+            return
+        except Exception as exc:  # a watcher thread must never die silently
+            log.exception("polling %s failed", self.location.name)
+            if not self._failing:
+                self.sink(Change(key, ChangeKind.UNAVAILABLE, error=str(exc)))
+            self._failing = True
+            return
+        if self._failing:
+            self._failing = False
+            self._previous = listing
+            self.sink(Change(key, ChangeKind.RESCAN))
+            return
+        previous, self._previous = self._previous, listing
+        if previous is None or previous is listing:
+            return
+        for change in diff_listings(key, previous, listing):
+            self.sink(change)

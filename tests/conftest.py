@@ -1,0 +1,77 @@
+"""Fixtures every test gets: leak checks for threads and child processes, real locations."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.locations import LocationOptions, open_location
+from app.locations.base import Location
+
+pytest_plugins = ["tests.ftp_server"]
+
+
+def _children() -> set[int]:
+    pids: set[int] = set()
+    task_dir = Path(f"/proc/{os.getpid()}/task")
+    for task in task_dir.iterdir() if task_dir.exists() else ():
+        try:
+            text = (task / "children").read_text()
+        except OSError:
+            continue
+        pids.update(int(p) for p in text.split())
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_or_processes() -> Iterator[None]:
+    """Fail a test that leaves a thread or a child process running (a sync engine is threads)."""
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        leaked = [
+            t for t in threading.enumerate() if t not in threads_before and t.is_alive()
+        ]
+        procs = [p for p in _children() - children_before if _alive(p)]
+        if not leaked and not procs:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    names = ", ".join(sorted(t.name for t in leaked))
+    pytest.fail(f"test leaked threads [{names}] and child processes {procs}")
+
+
+@pytest.fixture
+def folder_location(tmp_path: Path) -> Iterator[Location]:
+    """An opened folder location on a fresh temporary folder."""
+    root = tmp_path / "folder"
+    root.mkdir()
+    loc = open_location(f"folder:{root}", LocationOptions())
+    loc.open()
+    yield loc
+    loc.close()
+
+
+@pytest.fixture
+def zip_location(tmp_path: Path) -> Iterator[Location]:
+    """An opened ZIP location on an archive that does not exist yet (it is created)."""
+    loc = open_location(f"zip:{tmp_path / 'archive.zip'}", LocationOptions())
+    loc.open()
+    yield loc
+    loc.close()

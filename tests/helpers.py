@@ -1,0 +1,82 @@
+"""Helpers shared by the tests: waiting with a deadline, building trees, reading trees."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+#: Generous default: the suite must stay reliable on a loaded 2-core machine.
+DEFAULT_TIMEOUT = 30.0
+
+
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float = DEFAULT_TIMEOUT,
+    message: str | Callable[[], str] = "condition",
+    interval: float = 0.02,
+) -> None:
+    """Poll ``condition`` until it is truthy; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            if condition():
+                return
+            last_exc = None
+        except Exception as exc:  # the condition may race with the engine; retry until deadline
+            last_exc = exc
+        if time.monotonic() > deadline:
+            text = message() if callable(message) else message
+            extra = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {text}{extra}")
+        time.sleep(interval)
+
+
+def write_file(path: Path, data: bytes | str, mtime: float | None = None) -> Path:
+    """Create ``path`` (and its parents) with ``data``; optionally set its mtime (seconds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Return every user file below ``root`` (FileSync's own files excluded) with its bytes."""
+    out: dict[str, bytes] = {}
+    if not root.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".filesync"]
+        for name in filenames:
+            if name.startswith(".filesync"):
+                continue
+            full = Path(dirpath, name)
+            rel = full.relative_to(root).as_posix()
+            try:
+                out[rel] = full.read_bytes()
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def trees_equal(*roots: Path) -> bool:
+    """True when every root holds exactly the same user files with the same bytes."""
+    first = tree(roots[0])
+    return all(tree(r) == first for r in roots[1:])
+
+
+def describe_trees(*roots: Path) -> str:
+    """A short diff of several trees for assertion messages."""
+    trees = [tree(r) for r in roots]
+    names = sorted(set().union(*trees))
+    lines = []
+    for name in names:
+        row = [("-" if name not in t else f"{len(t[name])}B") for t in trees]
+        if len(set(row)) > 1 or len({t.get(name) for t in trees}) > 1:
+            lines.append(f"  {name}: {' | '.join(row)}")
+    return "trees differ:\n" + "\n".join(lines[:40])
