@@ -1,0 +1,1 @@
+"""The sync engine: one queue, pure decisions (``plan``), the state index, and the I/O loop."""
