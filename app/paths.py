@@ -1,0 +1,45 @@
+"""Where FileSync keeps its files. The only module that asks platformdirs.
+
+Config (user settings), state (the SQLite index, the single-instance lock) and logs live in the
+platform's usual directories, so a user finds them where their OS puts such things.
+``FILESYNC_HOME`` overrides all three with one folder (used by tests and portable installs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "filesync"
+
+
+def _override(sub: str) -> Path | None:
+    home = os.environ.get("FILESYNC_HOME")
+    return Path(home, sub) if home else None
+
+
+def config_dir() -> Path:
+    """Folder of the user's settings file."""
+    return _override("config") or platformdirs.user_config_path(APP_NAME, appauthor=False)
+
+
+def state_dir() -> Path:
+    """Folder of the state index and the lock."""
+    return _override("state") or platformdirs.user_state_path(APP_NAME, appauthor=False)
+
+
+def log_dir() -> Path:
+    """Folder of the rotated log files."""
+    return _override("log") or platformdirs.user_log_path(APP_NAME, appauthor=False)
+
+
+def resources_dir() -> Path:
+    """Folder of the icons: ``resources/`` beside the package, or inside a PyInstaller bundle."""
+    import sys
+
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle, "resources")
+    return Path(__file__).resolve().parent.parent / "resources"
