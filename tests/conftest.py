@@ -64,6 +64,7 @@ def folder_location(tmp_path: Path) -> Iterator[Location]:
     root.mkdir()
     loc = open_location(f"folder:{root}", LocationOptions())
     loc.open()
+    loc.adopt(has_history=False)
     yield loc
     loc.close()
 

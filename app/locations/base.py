@@ -132,6 +132,18 @@ class Location(ABC):
     def close(self) -> None:  # noqa: B027
         """Release connections and file handles. Safe to call twice."""
 
+    def adopt(self, has_history: bool) -> None:  # noqa: B027
+        """Claim the root for FileSync once it is open.
+
+        ``has_history`` is true when the index already knows this location. A folder marks its
+        root with ``.filesync/`` on first use; if the index knows the location but the mark is
+        gone (a drive not mounted, a folder replaced) it raises LocationUnavailable, so its
+        missing files are not taken as deletes.
+        """
+
+    def check_available(self) -> None:  # noqa: B027
+        """Raise LocationUnavailable if the root vanished. Cheap: called before every batch."""
+
     @abstractmethod
     def scan(self, prefix: str = "") -> Listing:
         """Return every file (under ``prefix``, a folder path or ``""``) with its meta."""

@@ -1,0 +1,176 @@
+"""Pure decisions: given what each location holds for one path, what must happen.
+
+No I/O here, so every rule is tested with hand-built inputs (``tests/test_plan.py``) and the
+property test can run thousands of examples against in-memory locations.
+
+For each location a path is in one of five states relative to the index (what that location
+held when last in sync): unchanged, absent (never there), created (no history), edited, or
+deleted. The rules, in the order they apply:
+
+1. A changed version (created or edited) beats an unchanged one and beats a delete
+   ("an edit beats a concurrent delete").
+2. Among competing versions the newest mtime wins (latest-write-wins), compared within the
+   coarser precision of the two locations; ties break on size, then location key, so every
+   run decides the same way. A version with no history (created) also competes with the
+   unchanged ones, so an old copy in a newly added location never overwrites newer files.
+3. A competing version that loses and differs in content is kept as a conflict copy.
+4. With no changed version, a delete in any location propagates to all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from app.locations.base import FileMeta
+
+
+class SideState(enum.Enum):
+    """How one location's copy of a path relates to the index."""
+
+    UNCHANGED = "unchanged"
+    CREATED = "created"
+    EDITED = "edited"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One location's view of a path: what it holds now and what the index says it held."""
+
+    key: str
+    current: FileMeta | None
+    indexed: FileMeta | None
+    precision_ns: int = 1
+    comparable: bool = True
+
+    @property
+    def state(self) -> SideState:
+        """The state of this copy relative to the index."""
+        if self.current == self.indexed:
+            return SideState.UNCHANGED
+        if self.current is None:
+            return SideState.DELETED
+        if self.indexed is None:
+            return SideState.CREATED
+        return SideState.EDITED
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do for one path.
+
+    ``source`` is the location whose version wins (None: the path is deleted everywhere).
+    ``conflicts`` are locations whose own version must first be kept as a conflict copy,
+    ``copy_to`` receive the winner, ``delete_in`` lose the file, ``record`` already hold the
+    winning version (their current meta goes to the index), and ``forget`` drop their row.
+    """
+
+    source: str | None = None
+    copy_to: tuple[str, ...] = ()
+    delete_in: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    record: tuple[str, ...] = ()
+    forget: tuple[str, ...] = field(default=())
+
+    @property
+    def is_noop(self) -> bool:
+        """True when nothing is written, deleted or recorded."""
+        return not (self.copy_to or self.delete_in or self.conflicts or self.record or self.forget)
+
+
+SameContent = Callable[[str, str], bool]
+
+
+def same_time(a: Side, b: Side) -> bool | None:
+    """Whether two current mtimes are the same instant; None when they cannot be compared."""
+    assert a.current is not None and b.current is not None
+    if not (a.comparable and b.comparable):
+        return None
+    tolerance = max(a.precision_ns, b.precision_ns, 1)
+    return abs(a.current.mtime_ns - b.current.mtime_ns) < tolerance
+
+
+def same_version(a: Side, b: Side) -> bool | None:
+    """True/False when size and mtime decide; None when only the content can tell."""
+    assert a.current is not None and b.current is not None
+    if a.current.size != b.current.size:
+        return False
+    return same_time(a, b)
+
+
+def _newest(pool: Sequence[Side]) -> Side:
+    best = pool[0]
+    for side in pool[1:]:
+        if _beats(side, best):
+            best = side
+    return best
+
+
+def _beats(a: Side, b: Side) -> bool:
+    assert a.current is not None and b.current is not None
+    if same_time(a, b) is not True:
+        if a.current.mtime_ns != b.current.mtime_ns:
+            return a.current.mtime_ns > b.current.mtime_ns
+    if a.current.size != b.current.size:
+        return a.current.size > b.current.size
+    return a.key < b.key
+
+
+def plan_path(sides: Sequence[Side], same_content: SameContent | None = None) -> Decision:
+    """Decide what happens to one path, given every available location's view of it.
+
+    ``same_content(a, b)`` is asked (it may read both files) only when two differing metas
+    might still hold the same bytes; without it such versions are treated as different.
+    """
+    present = [s for s in sides if s.current is not None]
+    contenders = [s for s in present if s.state in (SideState.CREATED, SideState.EDITED)]
+
+    if not contenders:
+        if any(s.state is SideState.DELETED for s in sides):
+            return Decision(
+                delete_in=tuple(s.key for s in present),
+                forget=tuple(s.key for s in sides if s.indexed is not None),
+            )
+        if not present:
+            return Decision()
+        pool: list[Side] = present
+    elif any(s.state is SideState.CREATED for s in contenders):
+        pool = present
+    else:
+        pool = contenders
+
+    winner = _newest(pool)
+    copy_to: list[str] = []
+    conflicts: list[str] = []
+    record: list[str] = []
+    if winner.state is not SideState.UNCHANGED:
+        record.append(winner.key)
+    for side in sides:
+        if side is winner:
+            continue
+        if side.current is None:
+            copy_to.append(side.key)
+            continue
+        contender = side in contenders
+        verdict = same_version(side, winner)
+        if verdict is None or (verdict is False and contender):
+            verdict = (
+                side.current.size == winner.current.size  # type: ignore[union-attr]
+                and same_content is not None
+                and same_content(side.key, winner.key)
+            )
+        if verdict:
+            if side.state is not SideState.UNCHANGED:
+                record.append(side.key)
+            continue
+        if contender:
+            conflicts.append(side.key)
+        copy_to.append(side.key)
+    return Decision(
+        source=winner.key,
+        copy_to=tuple(copy_to),
+        conflicts=tuple(conflicts),
+        record=tuple(record),
+    )

@@ -1,0 +1,131 @@
+"""OS file events for folders (inotify on Linux) through watchdog.
+
+watchdog's observer threads call :class:`_Handler` which only translates paths and puts
+:class:`Change` records on the engine's queue; all decisions are the engine's. A new folder is
+reported as a TREE change, because files closed in it before its inotify watch existed produce
+no event of their own; the engine scans the folder. If the OS refuses more watches (the inotify
+limit), this watcher falls back to polling with a warning instead of missing changes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedNoWriteEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from app.locations.base import is_internal
+from app.watch.change import Change, ChangeKind
+from app.watch.poller import PollingWatcher
+from app.watch.watcher import Watcher
+
+if TYPE_CHECKING:
+    from app.locations.base import ChangeSink
+    from app.locations.folder import FolderLocation
+
+log = logging.getLogger(__name__)
+
+_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
+_IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, location: FolderLocation, sink: ChangeSink) -> None:
+        self.key = location.key
+        self.root = os.fspath(location.root)
+        self.sink = sink
+
+    def _rel(self, path: str | bytes) -> str | None:
+        text = os.fsdecode(path)
+        if text == self.root or not text.startswith(self.root + os.sep):
+            return None
+        rel = text[len(self.root) + 1 :].replace(os.sep, "/")
+        return None if is_internal(rel) else rel
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, _IGNORED_EVENTS):
+            return
+        src = self._rel(event.src_path)
+        if isinstance(event, FileMovedEvent):
+            dest = self._rel(event.dest_path)
+            if src and dest:
+                self.sink(Change(self.key, ChangeKind.MOVED, src, dest))
+            elif src or dest:  # moved in from outside, out to the trash, or a temp file landing
+                self.sink(Change(self.key, ChangeKind.FILE, src or dest or ""))
+            return
+        if isinstance(event, DirMovedEvent):
+            for path in (src, self._rel(event.dest_path)):
+                if path:
+                    self.sink(Change(self.key, ChangeKind.TREE, path))
+            return
+        if src is None:
+            return
+        if isinstance(event, DirCreatedEvent | DirDeletedEvent):
+            self.sink(Change(self.key, ChangeKind.TREE, src))
+        elif not event.is_directory:
+            self.sink(Change(self.key, ChangeKind.FILE, src))
+
+
+class LocalWatcher(Watcher):
+    """Recursive watchdog observer on a folder, with a polling fallback."""
+
+    def __init__(self, location: FolderLocation, sink: ChangeSink, poll_interval: float) -> None:
+        self.location = location
+        self.sink = sink
+        self.poll_interval = poll_interval
+        self._observer: BaseObserver | None = None
+        self._fallback: PollingWatcher | None = None
+
+    def start(self) -> None:
+        """Schedule the recursive watch; fall back to polling if the OS refuses."""
+        observer = Observer()
+        try:
+            observer.schedule(
+                _Handler(self.location, self.sink), os.fspath(self.location.root), recursive=True
+            )
+            observer.start()
+        except OSError as exc:
+            if exc.errno not in _LIMIT_ERRNOS:
+                raise
+            log.warning(
+                "%s: the OS refused more file watches (%s); polling every %.1f s instead. "
+                "Raise fs.inotify.max_user_watches for instant updates.",
+                self.location.name,
+                exc.strerror,
+                self.poll_interval,
+            )
+            if observer.is_alive():
+                observer.stop()
+                observer.join()
+            self._fallback = PollingWatcher(self.location, self.sink, self.poll_interval)
+            self._fallback.start()
+            return
+        self._observer = observer
+
+    @property
+    def polling(self) -> bool:
+        """True when this watcher fell back to polling."""
+        return self._fallback is not None
+
+    def stop(self) -> None:
+        """Stop the observer (or the fallback poller) and join its threads."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+            self._observer = None
+        if self._fallback is not None:
+            self._fallback.stop()
+            self._fallback = None
