@@ -1,0 +1,448 @@
+"""A ZIP archive as a location: ``zip:/path/archive.zip``.
+
+The archive is watched by polling: an idle poll costs one ``stat()``, and the central directory
+is parsed again only when the archive's size, mtime or inode changed (the parsed directory is
+kept between batches, so our own rewrites never re-parse). All writes of one engine batch are
+staged and applied by ONE rewrite at batch exit: a new archive is written next to the old one
+(unchanged members copied raw, never recompressed), fsynced and renamed over it, so a crash at
+any moment leaves the old or the new archive. If another program changed the archive while we
+rewrote it, the rewrite is redone on top of their version; a member they changed during our
+batch keeps their version.
+
+Members with unsafe names (zip-slip: absolute, ``..``, drive letters, backslashes, NUL) are
+never listed nor written anywhere, and kept untouched on rewrite, as are internal names and
+directory entries. This module is POSIX-only (``pread``, ``copy_file_range``, rename over an
+open file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import re
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from app.errors import CorruptArchive, FileSyncError, FileVanished, LocationUnavailable, UnsafePath
+from app.locations.base import (
+    TEMP_PREFIX,
+    Capabilities,
+    FileMeta,
+    Listing,
+    Location,
+    check_relpath,
+    is_internal,
+)
+from app.locations.zipformat import (
+    Directory,
+    Entry,
+    end_records,
+    parse_directory,
+    read_local_header,
+)
+from app.locations.zipplan import Moved, Op, Staged, meta_of, new_entry, plan_members, renamed
+from app.locations.zipstream import Item, deflate_into, fsync_dir, open_member, rewrite
+
+if TYPE_CHECKING:
+    from app.locations import LocationOptions
+    from app.locations.spec import LocationSpec
+
+log = logging.getLogger(__name__)
+
+_Sig = tuple[int, int, int, int]
+_MAX_REDO = 5
+
+
+class ZipLocation(Location):
+    """A ZIP archive kept like a folder. See the module docstring for the guarantees."""
+
+    capabilities = Capabilities(
+        mtime_precision_ns=2_000_000_000, can_set_mtime=True, can_rename=True, native_events=False
+    )
+    kind = "zip"
+    #: Leftover rewrite temp files older than this (seconds) are removed by :meth:`open`.
+    stale_temp_age = 3600.0
+
+    def __init__(self, path: Path, key: str, name: str) -> None:
+        self.path = path
+        self._key = key
+        self._name = name
+        #: Number of archive rewrites done (tests and benchmarks count them).
+        self.rewrites = 0
+        self._lock = threading.Lock()  # guards everything below; scans come from the poller
+        self._batch_lock = threading.RLock()  # one batch at a time; held by the writer thread
+        self._depth = 0
+        self._fd: int | None = None
+        self._sig: _Sig | None = None
+        self._dir = Directory((), 0, b"")
+        self._by_name: dict[str, Entry] = {}
+        self._listing: Listing = {}
+        self._failure: tuple[_Sig, FileSyncError] | None = None
+        self._warned: set[bytes] = set()
+        self._pending: dict[str, Op] = {}
+        self._expected: dict[str, FileMeta | None] = {}
+        self._view: Listing | None = None
+        self._stage_fd: int | None = None
+        self._stage_pos = 0
+
+    @classmethod
+    def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> ZipLocation:
+        """Build the location for a parsed ``zip:`` spec (``options`` has nothing for ZIP)."""
+        return cls(Path(spec.path), key=spec.key, name=spec.redacted)
+
+    @property
+    def key(self) -> str:
+        """``zip:/abs/path/archive.zip``."""
+        return self._key
+
+    @property
+    def name(self) -> str:
+        """The spec as typed (a ZIP spec holds no password)."""
+        return self._name
+
+    @property
+    def label(self) -> str:
+        """The archive's file stem, reduced to ``[A-Za-z0-9_-]`` for conflict-copy names."""
+        return re.sub(r"[^A-Za-z0-9_-]+", "_", self.path.stem).strip("_") or "zip"
+
+    # --- opening and reading ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Read the archive, creating an empty one if it is missing (never over another file)."""
+        target = Path(os.path.realpath(self.path))
+        if not target.parent.is_dir():
+            raise LocationUnavailable(
+                f"the folder {target.parent} does not exist; create it or fix the path",
+                location=self.name,
+            )
+        with self._lock:
+            if not os.path.lexists(self.path):
+                self._create_empty(target)
+            self._refresh()
+        self._remove_stale_temps(target.parent)
+
+    def close(self) -> None:
+        """Close the archive; staged but uncommitted changes are dropped. Safe to call twice."""
+        with self._lock:
+            self._discard_staging()
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = None
+            self._sig = None
+
+    def scan(self, prefix: str = "") -> Listing:
+        """List the files; the same dict object comes back while the archive is unchanged."""
+        with self._lock:
+            self._refresh()
+            view = self._current_view()
+        if not prefix:
+            return view
+        start = prefix.rstrip("/") + "/"
+        return {p: m for p, m in view.items() if p.startswith(start)}
+
+    def stat(self, path: str) -> FileMeta | None:
+        """Return the file's meta as the archive reports it (staged changes included)."""
+        with self._lock:
+            self._refresh()
+            return self._current_view().get(path)
+
+    def stat_many(self, paths: Iterable[str]) -> dict[str, FileMeta | None]:
+        """Like :meth:`stat` for many paths, with one ``stat()`` of the archive."""
+        with self._lock:
+            self._refresh()
+            view = self._current_view()
+            return {p: view.get(p) for p in paths}
+
+    @contextlib.contextmanager
+    def open_read(self, path: str) -> Iterator[BinaryIO]:
+        """Stream a member's content, decompressed chunk by chunk and CRC-checked at the end."""
+        with self._lock:
+            self._refresh()
+            fd, entry, data_start = self._locate(path)
+        try:
+            if data_start < 0:
+                _, data_start = read_local_header(fd, entry)
+        except FileSyncError as exc:
+            os.close(fd)
+            exc.location, exc.path = self.name, path
+            raise
+        stream = open_member(fd, entry, data_start)
+        with stream:
+            yield stream
+
+    def _locate(self, path: str) -> tuple[int, Entry, int]:
+        """Return a private fd, the entry and its data start (-1: read the local header)."""
+        op = self._pending.get(path, False)
+        if isinstance(op, Staged) and self._stage_fd is not None:
+            return os.dup(self._stage_fd), op.entry, op.entry.offset
+        name = op.src if isinstance(op, Moved) else path
+        entry = None if op is None else self._by_name.get(name)
+        if entry is None or self._fd is None:
+            raise FileVanished("no such file in the archive", location=self.name, path=path)
+        return os.dup(self._fd), entry, -1
+
+    # --- staging writes ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Stage every write of the block and apply them with one rewrite at its end.
+
+        Changes staged before an exception are still applied (their metas were already handed
+        out), then the exception propagates.
+        """
+        with self._batch_lock:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._commit()
+
+    def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
+        """Deflate ``source`` into the staging file now; it lands in the archive at batch end."""
+        check_relpath(path)
+        if is_internal(path):
+            raise UnsafePath(f"{path!r} is a FileSync internal name", location=self.name)
+        with self.batch():
+            with self._lock:
+                self._refresh()
+                if self._stage_fd is None:
+                    self._stage_fd = self._open_temp(self.path.parent, ".stage", 0o600)[0]
+                    self._stage_pos = 0
+                fd, offset = self._stage_fd, self._stage_pos
+            blob = deflate_into(fd, offset, source)
+            with self._lock:
+                self._stage_pos = offset + blob.csize
+                entry = new_entry(path, blob, mtime_ns, self._by_name.get(path))
+                self._stage(path, Staged(entry))
+            return meta_of(entry)
+
+    def delete(self, path: str) -> None:
+        """Stage the removal of ``path``; a missing file is not an error."""
+        with self.batch(), self._lock:
+            self._refresh()
+            if path in self._current_view():
+                self._stage(path, None)
+
+    def rename(self, src: str, dst: str) -> FileMeta:
+        """Stage a rename; the member's compressed bytes are reused, never recompressed."""
+        check_relpath(dst)
+        with self.batch(), self._lock:
+            self._refresh()
+            op = self._pending.get(src, False)
+            new: Staged | Moved
+            if isinstance(op, Staged):
+                new = Staged(renamed(op.entry, dst))
+            elif isinstance(op, Moved):
+                new = Moved(op.src, renamed(op.entry, dst))
+            elif op is not None and src in self._by_name:
+                new = Moved(src, renamed(self._by_name[src], dst))
+            else:
+                raise FileVanished("no such file in the archive", location=self.name, path=src)
+            if src != dst:
+                self._stage(dst, new)
+                self._stage(src, None)
+            return meta_of(new.entry)
+
+    def _stage(self, path: str, op: Op) -> None:
+        self._expected.setdefault(path, self._listing.get(path))
+        if isinstance(op, Moved):
+            self._expected.setdefault(op.src, self._listing.get(op.src))
+        self._pending[path] = op
+        self._view = None
+
+    def _current_view(self) -> Listing:
+        if not self._pending:
+            return self._listing
+        if self._view is None:
+            view = dict(self._listing)
+            for path, op in self._pending.items():
+                if op is None:
+                    view.pop(path, None)
+                else:
+                    view[path] = meta_of(op.entry)
+            self._view = view
+        return self._view
+
+    def _discard_staging(self) -> None:
+        if self._stage_fd is not None:
+            os.close(self._stage_fd)
+        self._stage_fd = None
+        self._pending.clear()
+        self._expected.clear()
+        self._view = None
+
+    # --- the archive on disk -----------------------------------------------------------------
+
+    def _stat_sig(self) -> _Sig:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise LocationUnavailable(
+                "the archive has disappeared; restore it (FileSync will not assume it is empty)",
+                location=self.name,
+            ) from None
+        except OSError as exc:
+            raise LocationUnavailable(
+                f"cannot read the archive: {exc}", location=self.name
+            ) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise LocationUnavailable("the path is not a regular file", location=self.name)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _refresh(self) -> None:
+        """Re-read the central directory if the archive changed; one ``stat()`` otherwise."""
+        sig = self._stat_sig()
+        if sig == self._sig:
+            return
+        if self._failure is not None and self._failure[0] == sig:
+            raise self._failure[1]
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise LocationUnavailable(
+                f"cannot open the archive: {exc}", location=self.name
+            ) from exc
+        try:
+            st = os.fstat(fd)
+            sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            directory = parse_directory(fd, st.st_size)
+        except (CorruptArchive, OSError) as exc:
+            os.close(fd)
+            error = CorruptArchive(
+                f"{getattr(exc, 'message', exc)}; the file is left untouched - "
+                "move it away or repair it",
+                location=self.name,
+            )
+            self._failure = (sig, error)
+            raise error from None
+        self._install(fd, sig, directory)
+
+    def _install(self, fd: int, sig: _Sig, directory: Directory) -> None:
+        """Make ``directory`` (read from ``fd``) the archive we know; readers hold their dups."""
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._sig, self._dir, self._failure = fd, sig, directory, None
+        by_name: dict[str, Entry] = {}
+        for entry in directory.entries:
+            if entry.is_dir:
+                continue
+            try:
+                check_relpath(entry.name)
+            except UnsafePath:
+                if entry.raw_name not in self._warned:
+                    self._warned.add(entry.raw_name)
+                    log.warning("%s: refusing unsafe member name %r", self.name, entry.name)
+                continue
+            if not is_internal(entry.name):
+                by_name[entry.name] = entry
+        self._by_name = by_name
+        self._listing = {name: meta_of(e) for name, e in by_name.items()}
+        self._view = None
+
+    def _open_temp(self, folder: Path, suffix: str, mode: int) -> tuple[int, Path]:
+        """Create ``.filesync-tmp-*`` in ``folder``; a staging file is unlinked at once."""
+        path = folder / f"{TEMP_PREFIX}{self.path.name}-{secrets.token_hex(6)}{suffix}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+        if suffix == ".stage":
+            path.unlink()
+        return fd, path
+
+    def _create_empty(self, target: Path) -> None:
+        fd, tmp = self._open_temp(target.parent, ".zip", 0o666)
+        try:
+            os.write(fd, end_records(0, 0, 0, b""))
+            os.fsync(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, target)  # fails rather than replace a file created meanwhile
+        finally:
+            os.close(fd)
+            tmp.unlink()
+        log.info("%s: created an empty archive", self.name)
+
+    def _remove_stale_temps(self, folder: Path) -> None:
+        cutoff = time.time() - self.stale_temp_age
+        for leftover in folder.glob(f"{TEMP_PREFIX}{glob.escape(self.path.name)}-*.zip"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    log.info("%s: removed leftover %s", self.name, leftover.name)
+
+    # --- the one rewrite per batch -----------------------------------------------------------
+
+    def _commit(self) -> None:
+        with self._lock:
+            try:
+                if not self._pending:
+                    return
+                for _ in range(_MAX_REDO):
+                    self._refresh()
+                    items = self._plan()
+                    if items is None or self._write_and_replace(items):
+                        return
+                    log.info("%s: changed by another program during a rewrite; redoing", self.name)
+                raise LocationUnavailable(
+                    "the archive kept changing while FileSync rewrote it; will retry",
+                    location=self.name,
+                )
+            finally:
+                self._discard_staging()
+
+    def _plan(self) -> list[Item] | None:
+        """Drop staged operations whose names another program changed meanwhile; plan."""
+        assert self._fd is not None
+        ops: dict[str, Op] = {}
+        for path, op in self._pending.items():
+            src = op.src if isinstance(op, Moved) else path
+            if self._listing.get(path) != self._expected[path] or (
+                self._listing.get(src) != self._expected[src]
+            ):
+                log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
+                continue
+            ops[path] = op
+        return plan_members(self._dir, self._by_name, ops, self._fd, self._stage_fd)
+
+    def _write_and_replace(self, items: list[Item]) -> bool:
+        """Write the new archive beside the old and rename it over; False if it changed."""
+        assert self._fd is not None and self._sig is not None
+        target = Path(os.path.realpath(self.path))
+        fd, tmp = self._open_temp(target.parent, ".zip", 0o600)
+        done = False
+        try:
+            prefix = (self._fd, self._dir.prefix_end)
+            try:
+                entries = rewrite(fd, prefix, items, self._dir.comment)
+            except (CorruptArchive, OSError):
+                if self._stat_sig() != self._sig:
+                    return False
+                raise
+            os.fchmod(fd, stat.S_IMODE(os.fstat(self._fd).st_mode))
+            os.fsync(fd)
+            if self._stat_sig() != self._sig:
+                return False
+            st = os.fstat(fd)
+            os.replace(tmp, target)
+            done = True
+        except OSError as exc:
+            raise LocationUnavailable(
+                f"could not rewrite the archive: {exc}", location=self.name
+            ) from exc
+        finally:
+            if not done:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        fsync_dir(target.parent)
+        self.rewrites += 1
+        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        prefix_end = min((e.offset for e in entries), default=self._dir.prefix_end)
+        self._install(fd, sig, Directory(entries, prefix_end, self._dir.comment))
+        return True
