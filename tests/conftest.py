@@ -13,7 +13,7 @@ import pytest
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
 
-pytest_plugins = ["tests.ftp_server"]
+pytest_plugins = ["tests.ftp_server", "tests.engine_fixtures"]
 
 
 def _children() -> set[int]:
@@ -44,9 +44,7 @@ def no_leaked_threads_or_processes() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 10
     while True:
-        leaked = [
-            t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-        ]
+        leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
         procs = [p for p in _children() - children_before if _alive(p)]
         if not leaked and not procs:
             return

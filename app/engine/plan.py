@@ -110,9 +110,8 @@ def _newest(pool: Sequence[Side]) -> Side:
 
 def _beats(a: Side, b: Side) -> bool:
     assert a.current is not None and b.current is not None
-    if same_time(a, b) is not True:
-        if a.current.mtime_ns != b.current.mtime_ns:
-            return a.current.mtime_ns > b.current.mtime_ns
+    if same_time(a, b) is not True and a.current.mtime_ns != b.current.mtime_ns:
+        return a.current.mtime_ns > b.current.mtime_ns
     if a.current.size != b.current.size:
         return a.current.size > b.current.size
     return a.key < b.key
@@ -133,13 +132,14 @@ def plan_path(sides: Sequence[Side], same_content: SameContent | None = None) ->
                 delete_in=tuple(s.key for s in present),
                 forget=tuple(s.key for s in sides if s.indexed is not None),
             )
-        if not present:
+        absent = tuple(s.key for s in sides if s.current is None)
+        if not present or not absent:
             return Decision()
-        pool: list[Side] = present
-    elif any(s.state is SideState.CREATED for s in contenders):
+        # Nothing changed, but a location lacks the file (it was added later): fill it in.
+        return Decision(source=_newest(present).key, copy_to=absent)
+    pool: list[Side] = contenders
+    if any(s.state is SideState.CREATED for s in contenders):
         pool = present
-    else:
-        pool = contenders
 
     winner = _newest(pool)
     copy_to: list[str] = []

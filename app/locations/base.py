@@ -49,7 +49,7 @@ ChangeSink = Callable[["Change"], None]
 
 @dataclass(frozen=True, slots=True)
 class FileMeta:
-    """What a location reports about one file: size in bytes and mtime in ns since the epoch (UTC)."""
+    """What a location reports about one file: size in bytes, mtime in ns since the epoch (UTC)."""
 
     size: int
     mtime_ns: int

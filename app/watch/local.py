@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 from watchdog.events import (
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     from app.locations.folder import FolderLocation
 
 log = logging.getLogger(__name__)
+
+# watchdog re-registers the watch of a folder created inside a just-created folder and warns
+# about it from its own thread; the overwrite is harmless, the warning is only noise.
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
 _LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
 _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)

@@ -1,0 +1,37 @@
+"""Naming conflict copies: ``name.sync-conflict-YYYYMMDD-HHMMSS-<label>.ext``.
+
+The time is the losing version's own mtime (UTC), so the name says which version it is and the
+same conflict seen twice gets the same name. The label says which location it came from.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import time
+
+#: Keep names under common 255-byte file-name limits after the suffix is added.
+_MAX_NAME_BYTES = 255
+_CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+")
+
+
+def is_conflict_copy(path: str) -> bool:
+    """True when ``path`` was made by :func:`conflict_name`."""
+    return bool(_CONFLICT_RE.search(posixpath.basename(path)))
+
+
+def conflict_name(path: str, mtime_ns: int, label: str, attempt: int = 1) -> str:
+    """Return the conflict-copy path for the version of ``path`` with this mtime."""
+    folder, base = posixpath.split(path)
+    stem, ext = posixpath.splitext(base)
+    if not stem:  # a dot-file such as ".bashrc"
+        stem, ext = base, ""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
+    safe_label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "location"
+    suffix = f".sync-conflict-{stamp}-{safe_label}" + (f"-{attempt}" if attempt > 1 else "")
+    room = _MAX_NAME_BYTES - len((suffix + ext).encode())
+    stem_bytes = stem.encode()
+    if len(stem_bytes) > room:
+        stem = stem_bytes[:room].decode(errors="ignore")
+    name = stem + suffix + ext
+    return posixpath.join(folder, name) if folder else name

@@ -1,0 +1,69 @@
+"""The engine's bookkeeping for one location: its index mirror, state and counters."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from app.engine.status import LocationState, LocationStatus
+from app.locations.base import FileMeta, Location
+from app.watch.watcher import Watcher
+
+
+@dataclass
+class Slot:
+    """One location as the engine tracks it. Only the engine thread mutates a slot."""
+
+    location: Location
+    index: dict[str, FileMeta] = field(default_factory=dict)
+    watcher: Watcher | None = None
+    state: LocationState = LocationState.SYNCING
+    error: str = ""
+    last_sync: float | None = None
+    held_deletes: set[str] = field(default_factory=set)
+    writes: int = 0
+    deletes: int = 0
+    renames: int = 0
+    pending: int = 0
+    next_retry: float = 0.0
+    retry_delay: float = 1.0
+
+    @property
+    def key(self) -> str:
+        """The location's index key."""
+        return self.location.key
+
+    @property
+    def available(self) -> bool:
+        """True unless the location is unreachable (an ERROR location still syncs)."""
+        return self.state is not LocationState.UNAVAILABLE
+
+    def mark_unavailable(self, error: str) -> None:
+        """Stop using the location until a retry or the watcher says it is back."""
+        self.state = LocationState.UNAVAILABLE
+        self.error = error
+        self.next_retry = time.monotonic() + self.retry_delay
+        self.retry_delay = min(self.retry_delay * 2, 60.0)
+
+    def mark_ok(self) -> None:
+        """The location synced cleanly; an ERROR set by held deletes stays until confirmed."""
+        self.last_sync = time.time()
+        self.retry_delay = 1.0
+        if self.held_deletes:
+            self.state = LocationState.ERROR
+        else:
+            self.state = LocationState.OK
+            self.error = ""
+
+    def snapshot(self) -> LocationStatus:
+        """Plain-data status for the front ends."""
+        return LocationStatus(
+            key=self.key,
+            name=self.location.name,
+            kind=self.location.kind,
+            state=self.state,
+            last_sync=self.last_sync,
+            pending=self.pending,
+            last_error=self.error,
+            file_count=len(self.index),
+        )

@@ -1,0 +1,199 @@
+"""The engine over real folders with real watchdog observers: the behaviour users rely on."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tests.engine_fixtures import Rig
+from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
+
+T = 1_700_000_000  # a fixed past mtime, in seconds
+
+
+def converge(rig: Rig, timeout: float = 30) -> None:
+    wait_until(lambda: trees_equal(*rig.roots), timeout, lambda: describe_trees(*rig.roots))
+
+
+def test_first_run_copies_the_union_and_deletes_nothing(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / "only-a.txt", "A")
+    write_file(b / "sub/only-b.txt", "B")
+    write_file(c / "same.txt", "same", mtime=T)
+    write_file(a / "same.txt", "same", mtime=T)
+    assert rig.once()
+    assert (
+        tree(a)
+        == tree(b)
+        == tree(c)
+        == {
+            "only-a.txt": b"A",
+            "sub/only-b.txt": b"B",
+            "same.txt": b"same",
+        }
+    )
+
+
+def test_new_file_propagates_live(rig: Rig) -> None:
+    rig.start()
+    write_file(rig.roots[0] / "new.txt", "hello")
+    converge(rig)
+    assert tree(rig.roots[2]) == {"new.txt": b"hello"}
+
+
+def test_edit_and_delete_propagate_live(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / "f.txt", "v1", mtime=T)
+    rig.start()
+    converge(rig)
+    write_file(b / "f.txt", "version two")
+    wait_until(lambda: tree(c).get("f.txt") == b"version two", message="edit reaches c")
+    (c / "f.txt").unlink()
+    wait_until(lambda: tree(a) == {} and tree(b) == {}, message="delete reaches a and b")
+
+
+def test_mtime_is_preserved(rig: Rig) -> None:
+    a, b, _ = rig.roots
+    write_file(a / "old.txt", "x", mtime=T)
+    rig.start()
+    converge(rig)
+    assert os.stat(b / "old.txt").st_mtime_ns == T * 10**9
+
+
+def test_delete_made_while_stopped_is_propagated(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / "doomed.txt", "bye")
+    write_file(a / "kept.txt", "stay")
+    assert rig.once()
+    (b / "doomed.txt").unlink()
+    assert rig.once()
+    assert tree(a) == tree(c) == {"kept.txt": b"stay"}
+
+
+def test_new_file_made_while_stopped_is_copied(rig: Rig) -> None:
+    a, _, c = rig.roots
+    write_file(a / "x.txt", "x")
+    assert rig.once()
+    write_file(c / "later.txt", "later")
+    assert rig.once()
+    assert tree(a)["later.txt"] == b"later"
+
+
+def test_concurrent_edits_keep_loser_as_conflict_copy(rig: Rig) -> None:
+    a, b, _c = rig.roots
+    write_file(a / "doc.txt", "base", mtime=T)
+    assert rig.once()
+    write_file(a / "doc.txt", "edit in a (older)", mtime=T + 100)
+    write_file(b / "doc.txt", "edit in b (newer)", mtime=T + 200)
+    assert rig.once()
+    for root in rig.roots:
+        files = tree(root)
+        assert files["doc.txt"] == b"edit in b (newer)"
+        copies = [n for n in files if ".sync-conflict-" in n]
+        assert len(copies) == 1, files
+        assert files[copies[0]] == b"edit in a (older)"
+        assert copies[0].startswith("doc.sync-conflict-") and copies[0].endswith("-a.txt")
+
+
+def test_identical_edits_are_not_a_conflict(rig: Rig) -> None:
+    a, b, _ = rig.roots
+    write_file(a / "doc.txt", "base", mtime=T)
+    assert rig.once()
+    write_file(a / "doc.txt", "same edit", mtime=T + 100)
+    write_file(b / "doc.txt", "same edit", mtime=T + 200)
+    assert rig.once()
+    for root in rig.roots:
+        assert tree(root) == {"doc.txt": b"same edit"}
+
+
+def test_edit_beats_concurrent_delete(rig: Rig) -> None:
+    a, b, _c = rig.roots
+    write_file(a / "doc.txt", "base", mtime=T)
+    assert rig.once()
+    (a / "doc.txt").unlink()
+    write_file(b / "doc.txt", "edited", mtime=T + 50)
+    assert rig.once()
+    for root in rig.roots:
+        assert tree(root) == {"doc.txt": b"edited"}
+
+
+def test_old_copy_in_a_new_location_does_not_overwrite_newer_files(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / "doc.txt", "new", mtime=T + 100)
+    rig.roots = [a, b]
+    assert rig.once()
+    write_file(c / "doc.txt", "stale backup", mtime=T)
+    rig.roots = [a, b, c]
+    assert rig.once()
+    for root in rig.roots:
+        files = tree(root)
+        assert files["doc.txt"] == b"new"
+        assert any(".sync-conflict-" in n for n in files), files
+
+
+def test_engine_writes_do_not_echo(rig: Rig) -> None:
+    engine = rig.start()
+    a = rig.roots[0]
+    for i in range(20):
+        write_file(a / f"f{i}.txt", f"content {i}")
+    converge(rig)
+    assert engine.wait_idle(10)
+    time.sleep(0)  # nothing to wait for: the counters are read now and again after idling
+    keys = [loc.key for loc in rig.locations()]
+    counts = [engine.writes(k) for k in keys]
+    assert counts == [0, 20, 20]
+    # A quiet period: echoes of our own writes would show up as more writes.
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        engine.wait_idle(1)
+    assert [engine.writes(k) for k in keys] == [0, 20, 20]
+
+
+def test_overwritten_versions_go_to_trash(rig: Rig) -> None:
+    a, b, _ = rig.roots
+    write_file(a / "t.txt", "first", mtime=T)
+    assert rig.once()
+    write_file(a / "t.txt", "second", mtime=T + 10)
+    assert rig.once()
+    trashed = [p.read_bytes() for p in (b / ".filesync/trash").rglob("t.txt")]
+    assert trashed == [b"first"]
+
+
+def test_rename_is_propagated_without_recopy(rig: Rig) -> None:
+    a, b, _c = rig.roots
+    write_file(a / "dir/big.bin", os.urandom(100_000), mtime=T)
+    engine = rig.start()
+    converge(rig)
+    inode_b = os.stat(b / "dir/big.bin").st_ino
+    os.rename(a / "dir/big.bin", a / "dir/renamed.bin")
+    converge(rig)
+    assert os.stat(b / "dir/renamed.bin").st_ino == inode_b
+    keys = [loc.key for loc in rig.locations()]
+    assert [engine.writes(k) for k in keys] == [0, 1, 1]
+
+
+def test_new_subfolder_burst_is_fully_seen(rig: Rig) -> None:
+    rig.start()
+    a = rig.roots[0]
+    target = a / "burst"
+    target.mkdir()
+    for i in range(300):
+        write_file(target / f"{i:03}.txt", str(i))
+    wait_until(
+        lambda: len(tree(rig.roots[1])) == 300 and len(tree(rig.roots[2])) == 300,
+        message=lambda: f"300 files in b and c (have {len(tree(rig.roots[1]))})",
+    )
+
+
+def test_ignore_patterns_are_respected(rig: Rig) -> None:
+    a, b, _ = rig.roots
+    write_file(a / ".filesyncignore", "*.tmp\nbuild/\n")
+    write_file(a / "keep.txt", "k")
+    write_file(a / "skip.tmp", "s")
+    write_file(a / "build/out.o", "o")
+    assert rig.once(ignore=("*.log",))
+    write_file(b / "x.log", "log")
+    assert rig.once(ignore=("*.log",))
+    assert tree(b) == {"keep.txt": b"k", "x.log": b"log"}
+    assert set(tree(a)) == {"keep.txt", "skip.tmp", "build/out.o"}
+    assert not (b / ".filesyncignore").exists()
