@@ -1,0 +1,326 @@
+"""FTP and FTPS locations: a folder on a server, kept in sync by polling.
+
+How the contract of :mod:`app.locations.base` is met over FTP:
+
+* **Listing** uses ``MLSD`` (exact UTC times) when FEAT offers ``MLST``; otherwise ``LIST``
+  lines (Unix or DOS style) plus ``MDTM`` for exact times, asked only for lines that changed
+  since the previous scan, because one ``MDTM`` per file per poll would dominate a large tree.
+  A listing that fails raises :class:`LocationUnavailable`; it is never taken for "empty".
+* **Writes** go to a ``.filesync-tmp-*`` name in the target folder and are renamed onto the
+  real name, so no one ever sees half a file. The time is set with ``MFMT`` or, on servers
+  such as vsftpd, the ``MDTM YYYYMMDDHHMMSS path`` form (probed once at ``open()``). Where no
+  time can be set, ``write()`` returns the server's own time, which the engine records, so our
+  upload never looks like a newer remote edit.
+* **stat** always asks the server (one listing per folder, ``MLST`` for a single file): the
+  engine decides what to overwrite from it.
+
+The root is the path of the spec; ``/`` (or none) means the login folder. The connection,
+reconnects and backoff live in :mod:`app.locations.ftp_client`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import logging
+import posixpath
+import re
+import uuid
+from typing import TYPE_CHECKING, BinaryIO
+
+from app.errors import FileVanished, LocationUnavailable
+from app.locations.base import TEMP_PREFIX, Capabilities, FileMeta, Location
+from app.locations.ftp_client import FtpClient, is_not_found
+from app.locations.ftp_listing import (
+    ListingParseError,
+    format_ftp_time,
+    parse_ftp_time,
+    parse_mdtm_reply,
+    parse_mfmt_reply,
+)
+from app.locations.ftp_read import FtpReadOps
+from app.locations.ftp_stream import SourceFailed, upload
+
+if TYPE_CHECKING:
+    from app.locations import LocationOptions
+    from app.locations.spec import LocationSpec
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+#: What we may assume before ``open()`` has read FEAT: LIST-only times, nothing settable.
+CAUTIOUS = Capabilities(
+    mtime_precision_ns=60 * NS, can_set_mtime=False, can_rename=True, native_events=False
+)
+_PROBE_TIME = "20200102030405"
+
+
+class FtpLocation(FtpReadOps, Location):
+    """A folder on an FTP or FTPS server (``ftp://user:pass@host/path``)."""
+
+    kind = "ftp"
+
+    def __init__(self, spec: LocationSpec, *, timeout: float = 15.0) -> None:
+        self.spec = spec
+        self.capabilities = CAUTIOUS
+        self._client = FtpClient(spec, timeout)
+        self._client.on_connect = self._on_connect
+        self._root = spec.path
+        self._use_mlsd = False
+        self._use_mdtm = False
+        self._use_mfmt = False
+        self._mdtm_set = False
+        self._list_cmd = "LIST"
+        #: Folders (relative) known to exist, so a write sends MKD only for new ones.
+        self._known_dirs: set[str] = {""}
+        #: LIST mode: path -> (LIST line, MDTM time) from the last scan.
+        self._mdtm_cache: dict[str, tuple[str, int]] = {}
+
+    @classmethod
+    def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:
+        """Build a location for ``spec`` (call :meth:`open` to connect)."""
+        return cls(spec, timeout=options.connect_timeout)
+
+    @property
+    def key(self) -> str:
+        """``ftp://user@host:port/path`` (never the password)."""
+        return self.spec.key
+
+    @property
+    def name(self) -> str:
+        """The spec as typed, password shown as ``***``."""
+        return self.spec.redacted
+
+    @property
+    def label(self) -> str:
+        """The host name, reduced to characters safe in a file name."""
+        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.spec.host).strip("-") or "ftp"
+
+    @property
+    def request_count(self) -> int:
+        """Control commands sent so far (for benchmarks: requests per poll)."""
+        return self._client.commands
+
+    # --- connection -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Log in, read FEAT, check the root exists and declare what this server can do."""
+        self._client.run("login", self._setup)
+        if self._use_mfmt or self._mdtm_set:
+            how = "MFMT" if self._use_mfmt else "MDTM-set"
+        else:
+            how = "none (server times are recorded)"
+        listing = "MLSD" if self._use_mlsd else self._list_cmd + (" + MDTM" * self._use_mdtm)
+        self.capabilities = Capabilities(
+            mtime_precision_ns=NS if (self._use_mlsd or self._use_mdtm) else 60 * NS,
+            can_set_mtime=self._use_mfmt or self._mdtm_set,
+            can_rename=True,
+            native_events=False,
+        )
+        log.info("%s: listing with %s, setting times with %s", self.name, listing, how)
+
+    def close(self) -> None:
+        """Close the control connection. Safe to call twice."""
+        self._client.close()
+
+    def _setup(self, ftp: ftplib.FTP) -> None:
+        if self.spec.path == "/":
+            self._root = ftp.pwd()
+        try:
+            ftp.cwd(self._root)
+        except ftplib.error_perm as exc:
+            raise LocationUnavailable(
+                f"folder {self._root} does not exist on {self._client.address} or cannot be "
+                f"read ({self._client.scrub(str(exc))}); create it first",
+                location=self.name,
+            ) from None
+        features = self._client.features
+        self._use_mlsd = "MLST" in features
+        self._use_mdtm = "MDTM" in features
+        self._use_mfmt = "MFMT" in features
+        if not self._use_mlsd:
+            self._list_cmd = "LIST -a" if self._accepts_list_a(ftp) else "LIST"
+        self._mdtm_set = not self._use_mfmt and self._use_mdtm and self._probe_mdtm_set(ftp)
+
+    def _on_connect(self, ftp: ftplib.FTP) -> None:
+        """Ask for just the MLSD facts we read (less to send and parse on every poll)."""
+        if "MLST" in self._client.features:
+            with contextlib.suppress(ftplib.error_perm, ftplib.error_temp):
+                ftp.sendcmd("OPTS MLST type;size;modify;")
+
+    def _accepts_list_a(self, ftp: ftplib.FTP) -> bool:
+        """vsftpd hides dot-files from LIST unless given ``-a``; pyftpdlib takes it for a name."""
+        try:
+            self._read_lines(ftp, f"LIST -a {self._abs('')}")
+        except ftplib.error_perm:
+            return False
+        return True
+
+    def _probe_mdtm_set(self, ftp: ftplib.FTP) -> bool:
+        """Return True if ``MDTM YYYYMMDDHHMMSS path`` really sets a time (vsftpd does)."""
+        probe = self._abs(f"{TEMP_PREFIX}probe-{uuid.uuid4().hex[:12]}")
+        try:
+            upload(ftp, probe, io.BytesIO(b""))
+        except ftplib.error_perm:
+            return False
+        try:
+            ftp.sendcmd(f"MDTM {_PROBE_TIME} {probe}")
+            return parse_mdtm_reply(ftp.sendcmd(f"MDTM {probe}")) == parse_ftp_time(_PROBE_TIME)
+        except (ftplib.error_perm, ListingParseError):
+            return False
+        finally:
+            with contextlib.suppress(ftplib.error_perm):
+                ftp.delete(probe)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
+        """Upload to a temporary name beside ``path``, rename it into place, stamp the time.
+
+        A broken connection is retried once from the start if ``source`` can seek back;
+        a failing ``source`` leaves nothing behind and its error is re-raised unchanged.
+        """
+        self._check(path)
+        folder = posixpath.dirname(path)
+        temp = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+        start = source.tell() if source.seekable() else None
+        attempts = 0
+
+        def put(ftp: ftplib.FTP) -> FileMeta:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                if start is None:
+                    raise LocationUnavailable(
+                        "connection lost during the upload", location=self.name, path=path
+                    )
+                source.seek(start)
+            size = self._upload_new(ftp, folder, temp, source)
+            try:
+                self._move(ftp, temp, path)
+            except BaseException:
+                with contextlib.suppress(ftplib.Error, OSError, EOFError):
+                    ftp.delete(self._abs(temp))
+                raise
+            return self._stamp(ftp, path, mtime_ns, size)
+
+        try:
+            return self._call(f"upload of {path}", put, path)
+        except SourceFailed as exc:
+            with contextlib.suppress(ftplib.Error, LocationUnavailable):
+                self._call(f"cleanup of {temp}", lambda ftp: ftp.delete(self._abs(temp)))
+            raise exc.cause from None
+
+    def _upload_new(self, ftp: ftplib.FTP, folder: str, temp: str, source: BinaryIO) -> int:
+        """STOR ``temp``, creating its folders; a folder deleted behind our back is remade."""
+        created = self._make_dirs(ftp, folder)
+        try:
+            return upload(ftp, self._abs(temp), source)
+        except ftplib.error_perm as exc:
+            if created or not is_not_found(exc):
+                raise
+        self._known_dirs.difference_update(_ancestors(folder))
+        self._make_dirs(ftp, folder)
+        return upload(ftp, self._abs(temp), source)
+
+    def _make_dirs(self, ftp: ftplib.FTP, folder: str) -> bool:
+        """MKD each folder of ``folder`` not known to exist; return True if any was sent."""
+        if folder in self._known_dirs:
+            return False
+        for parent in reversed(_ancestors(folder)):
+            if parent not in self._known_dirs:
+                with contextlib.suppress(ftplib.error_perm):  # exists; or STOR will say why
+                    ftp.mkd(self._abs(parent))
+                self._known_dirs.add(parent)
+        return True
+
+    def _move(self, ftp: ftplib.FTP, src: str, dst: str) -> None:
+        """RNFR/RNTO ``src`` onto ``dst``; if the server will not overwrite, delete ``dst``."""
+        try:
+            ftp.sendcmd(f"RNFR {self._abs(src)}")
+        except ftplib.error_perm as exc:
+            if is_not_found(exc):
+                raise FileVanished(
+                    "the file is gone from the server", location=self.name, path=src
+                ) from None
+            raise
+        try:
+            ftp.voidcmd(f"RNTO {self._abs(dst)}")
+        except ftplib.error_perm:
+            log.debug("%s: RNTO onto existing %s refused; deleting it first", self.name, dst)
+            with contextlib.suppress(ftplib.error_perm):
+                ftp.delete(self._abs(dst))
+            ftp.sendcmd(f"RNFR {self._abs(src)}")
+            ftp.voidcmd(f"RNTO {self._abs(dst)}")
+
+    def _stamp(self, ftp: ftplib.FTP, path: str, mtime_ns: int, size: int) -> FileMeta:
+        """Set the time if the server can; return the meta a scan will report for the file."""
+        stamp = format_ftp_time(mtime_ns)
+        precise = self._use_mlsd or self._use_mdtm
+        try:
+            if self._use_mfmt:
+                reply = ftp.sendcmd(f"MFMT {stamp} {self._abs(path)}")
+                if precise:
+                    with contextlib.suppress(ListingParseError):
+                        return FileMeta(size, parse_mfmt_reply(reply))
+            elif self._mdtm_set:
+                ftp.sendcmd(f"MDTM {stamp} {self._abs(path)}")
+                if precise:
+                    return FileMeta(size, parse_ftp_time(stamp))
+        except ftplib.error_perm as exc:
+            log.warning("%s: could not set the time of %s: %s", self.name, path, exc)
+        meta = self._stat_one(ftp, path)
+        if meta is None:
+            raise FileVanished("the file vanished right after upload", location=self.name,
+                               path=path)  # fmt: skip
+        return meta
+
+    def delete(self, path: str) -> None:
+        """DELE ``path`` and RMD the folders it leaves empty; a missing file is fine."""
+        self._check(path)
+
+        def remove(ftp: ftplib.FTP) -> None:
+            try:
+                ftp.delete(self._abs(path))
+            except ftplib.error_perm as exc:
+                if not is_not_found(exc) or self._stat_one(ftp, path) is not None:
+                    raise
+            self._prune(ftp, posixpath.dirname(path))
+
+        self._call(f"delete of {path}", remove, path)
+
+    def _prune(self, ftp: ftplib.FTP, folder: str) -> None:
+        """RMD ``folder`` and its parents while empty (the server refuses non-empty ones)."""
+        while folder:
+            try:
+                ftp.rmd(self._abs(folder))
+            except ftplib.error_perm:
+                return
+            self._known_dirs.discard(folder)
+            folder = posixpath.dirname(folder)
+
+    def rename(self, src: str, dst: str) -> FileMeta:
+        """RNFR/RNTO on the server (no copy); missing folders of ``dst`` are created."""
+        self._check(src)
+        self._check(dst)
+
+        def move(ftp: ftplib.FTP) -> FileMeta:
+            self._make_dirs(ftp, posixpath.dirname(dst))
+            self._move(ftp, src, dst)
+            self._prune(ftp, posixpath.dirname(src))
+            meta = self._stat_one(ftp, dst)
+            if meta is None:
+                raise FileVanished("the renamed file is gone", location=self.name, path=dst)
+            return meta
+
+        return self._call(f"rename of {src}", move, src)
+
+
+def _ancestors(folder: str) -> list[str]:
+    """``"a/b/c"`` -> ``["a/b/c", "a/b", "a"]`` (``""`` for the root has none)."""
+    out: list[str] = []
+    while folder:
+        out.append(folder)
+        folder = posixpath.dirname(folder)
+    return out

@@ -1,0 +1,305 @@
+"""One FTP/FTPS control connection, shared by threads, that heals itself.
+
+The engine thread and the poller thread both call into an FTP location, and FTP allows one
+command at a time per control connection, so every use goes through :meth:`FtpClient.session`
+under one lock. Connection trouble is translated here, at the boundary, into FileSync errors:
+
+* a connection that breaks (reset, EOF, timeout, ``421``/``426``) is dropped; the call is
+  retried once on a fresh connection, because servers close idle control connections and that
+  must not look like an outage;
+* a failed (re)connect starts an exponential backoff (1 s doubling to 60 s). While it runs,
+  calls raise :class:`LocationUnavailable` at once instead of hammering the server;
+* ``530`` at login is :class:`AuthenticationFailed`; any other failure is
+  :class:`LocationUnavailable` naming ``host:port``.
+
+The password never leaves this module: server replies are scrubbed before they reach a
+message, and names are always ``spec.redacted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from app.errors import AuthenticationFailed, LocationUnavailable
+from app.locations.spec import LocationSpec
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
+#: Reply codes that mean "this connection is finished, make a new one".
+_BROKEN_CODES = ("421", "426")
+#: What a dying connection raises from inside ftplib.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes socket.timeout, ConnectionResetError, ssl.SSLError
+    EOFError,
+    ftplib.error_reply,
+    ftplib.error_proto,
+)
+#: Everything a conversation with a server can raise, refusals included.
+FTP_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, ftplib.Error)
+
+
+def reply_code(exc: BaseException) -> str:
+    """Return the three-digit FTP reply code an ftplib error carries (``""`` if none)."""
+    text = str(exc)
+    return text[:3] if text[:3].isdigit() else ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True for a ``550`` reply: no such file, or not a plain file (RFC 959)."""
+    return isinstance(exc, ftplib.error_perm) and reply_code(exc) == "550"
+
+
+class FtpClient:
+    """A lazily (re)connected FTP or FTPS session for one location.
+
+    ``features`` holds the FEAT lines of the current connection, upper-cased keys (``MLST``,
+    ``MFMT``, ``MDTM``, ``UTF8`` …) with their parameters. ``commands`` counts the control
+    commands sent, so benchmarks and tests can see what a scan costs.
+    """
+
+    def __init__(self, spec: LocationSpec, timeout: float) -> None:
+        self.spec = spec
+        self.timeout = timeout
+        self.features: dict[str, str] = {}
+        self.commands = 0
+        self.on_connect: Callable[[ftplib.FTP], None] | None = None
+        self._ftp: ftplib.FTP | None = None
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for messages (IPv6 hosts in brackets)."""
+        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
+        return f"{host}:{self.spec.port}"
+
+    def scrub(self, text: str) -> str:
+        """Return ``text`` with the password replaced by ``***`` (servers may echo input)."""
+        password = self.spec.password
+        return text.replace(password, "***") if password else text
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[ftplib.FTP]:
+        """Hold the connection (connecting first if needed) for one exchange.
+
+        Raises :class:`RuntimeError` if the same thread re-enters while it holds the session
+        (for example calling ``stat`` while streaming a download): FTP cannot interleave
+        commands with a transfer, and waiting would deadlock.
+        """
+        me = threading.get_ident()
+        if self._owner == me:
+            raise RuntimeError(f"{self.spec.redacted}: FTP connection re-entered by its holder")
+        with self._lock:
+            self._owner = me
+            try:
+                yield self._connected()
+            finally:
+                self._owner = None
+
+    def run(self, what: str, action: Callable[[ftplib.FTP], T]) -> T:
+        """Run ``action`` on the connection; on a broken connection retry once, fresh.
+
+        ``what`` names the operation in error messages. ``ftplib.error_perm`` (5xx other than
+        the broken codes) propagates unchanged: the caller knows what a ``550`` means for it.
+        """
+        with self.session() as first:
+            try:
+                return action(first)
+            except Exception as exc:
+                if not self.is_broken(exc):
+                    raise
+                self.drop(exc)
+                log.info("%s: connection lost during %s (%s); reconnecting", self.spec.redacted,
+                         what, self.scrub(str(exc)) or type(exc).__name__)  # fmt: skip
+            ftp = self._connected()
+            try:
+                return action(ftp)
+            except Exception as exc:
+                if not self.is_broken(exc):
+                    raise
+                self.drop(exc)
+                raise self.unavailable(what, exc) from None
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """True if ``exc`` means the connection is unusable (not a refusal of one command)."""
+        if isinstance(exc, ftplib.error_temp):
+            return reply_code(exc) in _BROKEN_CODES
+        return isinstance(exc, CONNECTION_ERRORS)
+
+    def unavailable(self, what: str, exc: BaseException) -> LocationUnavailable:
+        """Build the error for a failure the user can only wait out or fix on the server."""
+        detail = self.scrub(str(exc)) or type(exc).__name__
+        return LocationUnavailable(
+            f"{what} failed on {self.address}: {detail}", location=self.spec.redacted
+        )
+
+    def drop(self, reason: BaseException | None = None) -> None:
+        """Forget the current connection without talking to the server (it may be dead)."""
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            if reason is not None:
+                log.debug("%s: dropping connection: %r", self.spec.redacted, reason)
+            ftp.close()
+
+    def reconnect(self) -> ftplib.FTP:
+        """Inside a held :meth:`session`: drop the connection and make a new one (or raise)."""
+        self.drop()
+        return self._connected()
+
+    def close(self) -> None:
+        """Say goodbye politely and close the connection. Safe to call twice."""
+        with self._lock:
+            ftp, self._ftp = self._ftp, None
+            if ftp is None:
+                return
+            try:
+                ftp.quit()
+            except FTP_ERRORS:
+                pass
+            finally:
+                ftp.close()
+
+    def _connected(self) -> ftplib.FTP:
+        if self._ftp is not None:
+            return self._ftp
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise LocationUnavailable(
+                f"{self.address} unreachable; next attempt in {self._retry_at - now:.0f} s",
+                location=self.spec.redacted,
+            )
+        try:
+            self._ftp = self._login()
+        except LocationUnavailable:
+            self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
+            self._retry_at = time.monotonic() + self._backoff_s
+            raise
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+        return self._ftp
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self.spec.option("verify", "yes").lower() in ("no", "false", "0", "off"):
+            log.warning(
+                "%s: verify=no: the server's certificate is NOT checked; anyone between you and "
+                "the server can read and change the data", self.spec.redacted)  # fmt: skip
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        cafile = self.spec.option("cafile") or None
+        try:
+            return ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise LocationUnavailable(
+                f"cannot read cafile {cafile}: {exc}", location=self.spec.redacted
+            ) from None
+
+    def _login(self) -> ftplib.FTP:
+        spec = self.spec
+        ftp: ftplib.FTP
+        if spec.tls:
+            ftp = _CountingFTP_TLS(self, context=self._tls_context(), timeout=self.timeout)
+        else:
+            ftp = _CountingFTP(self, timeout=self.timeout)
+        try:
+            try:
+                ftp.connect(spec.host, spec.port, timeout=self.timeout)
+            except OSError as exc:
+                raise LocationUnavailable(
+                    f"cannot connect to {self.address}: {exc.strerror or exc}",
+                    location=spec.redacted,
+                ) from None
+            user = spec.user or "anonymous"
+            password = spec.password if spec.user else (spec.password or "anonymous@")
+            try:
+                ftp.login(user, password)
+            except ftplib.error_perm as exc:
+                if reply_code(exc) in ("530", "430"):
+                    raise AuthenticationFailed(
+                        f"{self.address} refused user {user!r} (wrong user name or password?)",
+                        location=spec.redacted,
+                    ) from None
+                raise
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()
+            self.features = self._feat(ftp)
+            if "UTF8" in self.features:
+                with contextlib.suppress(ftplib.error_perm, ftplib.error_temp):
+                    ftp.sendcmd("OPTS UTF8 ON")
+            ftp.voidcmd("TYPE I")
+            ftp.set_pasv(True)
+            if self.on_connect is not None:
+                self.on_connect(ftp)
+        except ssl.SSLCertVerificationError as exc:
+            ftp.close()
+            raise LocationUnavailable(
+                f"{self.address}: the server's certificate is not trusted ({exc.verify_message});"
+                " add cafile=PATH to trust it, or verify=no to skip the check",
+                location=spec.redacted,
+            ) from None
+        except LocationUnavailable:
+            ftp.close()
+            raise
+        except FTP_ERRORS as exc:
+            ftp.close()
+            raise self.unavailable("login", exc) from None
+        except BaseException:
+            ftp.close()
+            raise
+        log.debug("%s: connected, features %s", spec.redacted, sorted(self.features))
+        return ftp
+
+    @staticmethod
+    def _feat(ftp: ftplib.FTP) -> dict[str, str]:
+        """Return FEAT as {NAME: params}; a server without FEAT (RFC 959 only) has none."""
+        try:
+            reply = ftp.sendcmd("FEAT")
+        except ftplib.error_perm:
+            return {}
+        features: dict[str, str] = {}
+        for line in reply.splitlines()[1:-1]:
+            name, _, params = line.strip().partition(" ")
+            if name:
+                features[name.upper()] = params
+        return features
+
+
+class _CountingFTP(ftplib.FTP):
+    """ftplib.FTP that counts commands for its client (requests per poll, in benches)."""
+
+    def __init__(self, client: FtpClient, timeout: float) -> None:
+        super().__init__(timeout=timeout, encoding="utf-8")
+        self._client = client
+
+    def putcmd(self, line: str) -> None:
+        self._client.commands += 1
+        super().putcmd(line)
+
+
+class _CountingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 - mirrors ftplib's own class name
+    """ftplib.FTP_TLS that counts commands; see :class:`_CountingFTP`."""
+
+    def __init__(self, client: FtpClient, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(context=context, timeout=timeout, encoding="utf-8")
+        self._client = client
+
+    def putcmd(self, line: str) -> None:
+        self._client.commands += 1
+        super().putcmd(line)
+
+
+__all__ = ["CONNECTION_ERRORS", "FTP_ERRORS", "FtpClient", "is_not_found", "reply_code"]
