@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from app.errors import SpecError
+from app.logsetup import register_secret
 
 KINDS = ("folder", "zip", "ftp", "ftps")
 EXPECTED_FORMS = (
@@ -151,6 +152,12 @@ def _ftp_short(raw: str, rest: str) -> LocationSpec:
 
 def parse_spec(raw: str) -> LocationSpec:
     """Parse one location spec, or raise :class:`SpecError` naming it and the expected forms."""
+    spec = _parse(raw)
+    register_secret(spec.password)
+    return spec
+
+
+def _parse(raw: str) -> LocationSpec:
     text = raw.strip()
     if not text:
         raise SpecError(f"empty location; {EXPECTED_FORMS}")

@@ -1,0 +1,168 @@
+"""The headless command line, run as a real subprocess like a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import PROMPT, read_location_file
+from tests.helpers import tree, wait_until, write_file
+
+
+def filesync(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[Path, Path, Path]:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    return a, b, tmp_path / "state"
+
+
+def test_once_syncs_and_exits_zero(two: tuple[Path, Path, Path]) -> None:
+    a, b, state = two
+    write_file(a / "x/y.txt", "hello")
+    result = filesync("run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state))
+    assert result.returncode == 0, result.stderr
+    assert tree(b) == {"x/y.txt": b"hello"}
+    assert "converged" in result.stderr
+
+
+def test_version() -> None:
+    result = filesync("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("filesync ")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("bogus", "'bogus' is not a location"),
+        ("/some/path", "did you mean folder:/some/path?"),
+        ("ftp:", "no host"),
+        ("zip:", "path is empty"),
+        ("ftp://u:secret@host:99999/x", "out of range"),
+    ],
+)
+def test_bad_spec_is_one_clear_line_exit_2(
+    two: tuple[Path, Path, Path], spec: str, expected: str
+) -> None:
+    a, _, state = two
+    result = filesync("run", f"folder:{a}", spec, "--once", "--state", str(state))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "secret" not in result.stderr
+
+
+def test_missing_folder_is_a_clear_error(two: tuple[Path, Path, Path]) -> None:
+    a, _, state = two
+    result = filesync("run", f"folder:{a}", f"folder:{a}/nope", "--once", "--state", str(state))
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_one_location_is_a_usage_error(two: tuple[Path, Path, Path]) -> None:
+    a, _, state = two
+    result = filesync("run", f"folder:{a}", "--once", "--state", str(state))
+    assert result.returncode == 2
+    assert "at least two locations" in result.stderr
+
+
+def test_location_file_with_comments(two: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    a, b, state = two
+    listing = tmp_path / "locations.txt"
+    listing.write_text(f"# my folders\n\nfolder:{a}\n  folder:{b}  \n")
+    assert read_location_file(listing) == [f"folder:{a}", f"folder:{b}"]
+    write_file(a / "f.txt", "f")
+    result = filesync("run", "--file", str(listing), "--once", "--state", str(state))
+    assert result.returncode == 0, result.stderr
+    assert tree(b) == {"f.txt": b"f"}
+
+
+def test_interactive_prompt_until_end(two: tuple[Path, Path, Path]) -> None:
+    """On a terminal with no locations the original prompt asks for them (driven via a pty)."""
+    import pty
+
+    a, b, state = two
+    write_file(a / "p.txt", "prompted")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the real CLI on a terminal
+        os.execv(
+            sys.executable, [sys.executable, "-m", "app", "run", "--once", "--state", str(state)]
+        )
+    output = b""
+
+    def read_until(text: bytes) -> bool:
+        nonlocal output
+        try:
+            output += os.read(fd, 4096)
+        except OSError:
+            return False
+        return output.count(text) >= expected_count
+
+    try:
+        for expected_count, answer in enumerate(
+            ["bad", f"folder:{a}", f"folder:{b}", "end"], start=1
+        ):
+            wait_until(lambda: read_until(PROMPT.encode()), 30, f"prompt #{expected_count}")
+            os.write(fd, answer.encode() + b"\n")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"is not a location" in output
+    assert tree(b) == {"p.txt": b"prompted"}
+
+
+def test_run_watches_until_sigterm_then_exits_cleanly(two: tuple[Path, Path, Path]) -> None:
+    a, b, state = two
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--state", str(state)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until((state / "index.sqlite").exists, message="engine start")
+        write_file(a / "live.txt", "live")
+        wait_until(lambda: tree(b).get("live.txt") == b"live", message="live copy")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_second_instance_on_same_state_is_refused(two: tuple[Path, Path, Path]) -> None:
+    a, b, state = two
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--state", str(state)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until((state / "filesync.lock").exists, message="first instance lock")
+        wait_until((state / "index.sqlite").exists, message="first instance index")
+        result = filesync("run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state))
+        assert result.returncode == 1
+        assert "already running" in result.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
