@@ -283,7 +283,11 @@ def parse_directory(fd: int, file_size: int) -> Directory:
     end_pos = eocd_pos
     if (disk, cd_disk) != (0, 0) and 0xFFFF not in (disk, cd_disk):
         raise CorruptArchive("split (multi-disk) archives are not supported")
-    if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+    has_locator = (
+        eocd_pos >= LOCATOR_FMT.size
+        and os.pread(fd, 4, eocd_pos - LOCATOR_FMT.size) == EOCD64_LOCATOR_SIG
+    )
+    if has_locator or count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
         count, cd_size, cd_offset, end_pos = _zip64_end(fd, eocd_pos)
     # Data prepended without fixing the offsets (``cat stub a.zip``): shift everything.
     shift = end_pos - cd_size - cd_offset

@@ -162,7 +162,7 @@ def plan_members(
             changed = True
             items.append(item)
     dirs = {e.name for e in directory.entries if e.is_dir}
-    drop = _emptied_dirs((i.entry.name for i in items), dirs, removed)
+    drop = _emptied_dirs((i.entry.name for i in items if not i.entry.is_dir), dirs, removed)
     if drop:
         changed = True
         items = [i for i in items if not (i.entry.is_dir and i.entry.name in drop)]

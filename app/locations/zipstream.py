@@ -37,15 +37,16 @@ class _Decompressor(Protocol):
 
 
 class _Stored:
-    """Pass-through "decompressor" for stored members, with the same bounded interface."""
+    """Pass-through "decompressor" for stored members, bounded like zlib's."""
 
-    def __init__(self) -> None:
-        self._pending = b""
+    unconsumed_tail = b""
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
-        data = self._pending + data
-        self._pending = data[max_length:] if max_length > 0 else b""
-        return data[:max_length] if max_length > 0 else data
+        if max_length <= 0:
+            self.unconsumed_tail = b""
+            return data
+        self.unconsumed_tail = data[max_length:]
+        return data[:max_length]
 
 
 class MemberReader(io.RawIOBase):
@@ -84,29 +85,39 @@ class MemberReader(io.RawIOBase):
         """Fill ``buffer`` with at most its length of decompressed bytes; 0 at the end."""
         want = len(buffer)
         while True:
-            if self._tail:
-                out = self._dec.decompress(self._tail, want)
-            else:
-                chunk = b""
-                if self._left > 0:
-                    chunk = os.pread(self._fd, min(CHUNK_SIZE, self._left), self._pos)
-                    if not chunk:
-                        raise FileVanished("the archive was truncated while being read")
-                    self._pos += len(chunk)
-                    self._left -= len(chunk)
-                out = self._dec.decompress(chunk, want)
-            self._tail = getattr(self._dec, "unconsumed_tail", b"") or getattr(
-                self._dec, "_pending", b""
-            )
-            if out:
-                break
-            if self._left == 0 and not self._tail:
+            if self._at_end():
                 self._finish()
                 return 0
+            if self._tail:
+                data = self._tail
+            elif getattr(self._dec, "needs_input", True):
+                if self._left == 0:
+                    raise FileVanished("the member's compressed data ends early (damaged?)")
+                data = os.pread(self._fd, min(CHUNK_SIZE, self._left), self._pos)
+                if not data:
+                    raise FileVanished("the archive was truncated while being read")
+                self._pos += len(data)
+                self._left -= len(data)
+            else:
+                data = b""
+            try:
+                out = self._dec.decompress(data, want)
+            except (zlib.error, OSError, EOFError) as exc:
+                raise FileVanished(f"the member's data is damaged or changed: {exc}") from exc
+            self._tail = getattr(self._dec, "unconsumed_tail", b"")
+            if out:
+                break
         self._crc = zlib.crc32(out, self._crc)
         self._produced += len(out)
         buffer[: len(out)] = out
         return len(out)
+
+    def _at_end(self) -> bool:
+        if self._tail:
+            return False
+        if isinstance(self._dec, _Stored):
+            return self._left == 0
+        return bool(getattr(self._dec, "eof", False))
 
     def _finish(self) -> None:
         if self._produced != self._usize or self._crc != self._crc_expected:
