@@ -59,6 +59,10 @@ class FileVanished(FileSyncError):
     """A file disappeared between being listed and being read; the next event handles it."""
 
 
+class FileChanged(FileSyncError):
+    """A file changed between the engine's decision and its write; the path is planned again."""
+
+
 class UnsafePath(FileSyncError):
     """A name from a location would escape its root (``..``, absolute, NUL): it is refused."""
 

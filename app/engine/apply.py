@@ -79,7 +79,7 @@ class Applier:
         if decision.source is None:
             for key in decision.delete_in:
                 slot = slots[key]
-                slot.location.delete(path)
+                slot.location.guarded_delete(path, sides[key].current)
                 slot.deletes += 1
                 self._drop(slot, path)
                 self.record("deleted", path, slot.location.name, "")
@@ -87,14 +87,17 @@ class Applier:
         source = slots[decision.source]
         winner = sides[decision.source].current
         assert winner is not None
+        renamed_away: set[str] = set()
         for key in decision.conflicts:
-            copy = self._keep_conflict_copy(slots[key], path, sides[key])
-            if copy:
-                follow_ups.append(copy)
+            name, moved = self._keep_conflict_copy(slots[key], path, sides[key])
+            follow_ups.append(name)
+            if moved:
+                renamed_away.add(key)
         for key in decision.copy_to:
             slot = slots[key]
+            expected = None if key in renamed_away else sides[key].current
             with source.location.open_read(path) as stream:
-                meta = slot.location.write(path, stream, winner.mtime_ns)
+                meta = slot.location.guarded_write(path, stream, winner.mtime_ns, expected)
             slot.writes += 1
             self.files_copied += 1
             self.bytes_copied += meta.size
@@ -108,8 +111,11 @@ class Applier:
             self._put(source, path, winner)
         return follow_ups
 
-    def _keep_conflict_copy(self, slot: Slot, path: str, side: Side) -> str | None:
-        """Keep the losing version of ``path`` in ``slot`` under a conflict-copy name."""
+    def _keep_conflict_copy(self, slot: Slot, path: str, side: Side) -> tuple[str, bool]:
+        """Keep the losing version of ``path`` under a conflict-copy name in its location.
+
+        Returns the copy's path and whether the original was renamed away (rather than copied).
+        """
         current = side.current
         assert current is not None
         loc = slot.location
@@ -119,7 +125,8 @@ class Applier:
                 break
         else:  # pragma: no cover - a hundred conflict copies of one version in one second
             name = conflict_name(path, current.mtime_ns, f"{loc.label}-{id(side)}")
-        if loc.capabilities.can_rename:
+        moved = loc.capabilities.can_rename
+        if moved:
             meta = loc.rename(path, name)
         else:
             with loc.open_read(path) as stream:
@@ -127,4 +134,4 @@ class Applier:
         self._put(slot, name, meta)
         log.warning("conflict: %s in %s kept as %s", path, loc.name, name)
         self.record("conflict", path, loc.name, f"kept as {name}")
-        return name
+        return name, moved

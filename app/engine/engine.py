@@ -25,7 +25,13 @@ from app.engine.progress import Progress
 from app.engine.queue import ChangeQueue
 from app.engine.slot import Slot
 from app.engine.status import Activity, EngineStatus, LocationState
-from app.errors import FileSyncError, FileVanished, LocationUnavailable, MassDeleteHeld
+from app.errors import (
+    FileChanged,
+    FileSyncError,
+    FileVanished,
+    LocationUnavailable,
+    MassDeleteHeld,
+)
 from app.locations.base import IGNORE_FILE, FileMeta, Listing, Location
 from app.watch.change import Change, ChangeKind
 
@@ -512,6 +518,10 @@ class Engine:
             self._record("error", path, exc.location or "", str(exc))
         except FileVanished:
             log.debug("%s vanished while syncing; its own event will follow", path)
+        except FileChanged:
+            log.info("%s changed while it was being synced; planning it again", path)
+            for key in listings:
+                self._retry_paths[(key, path)] = time.monotonic() + self.settings.debounce
         except (FileSyncError, OSError) as exc:
             log.warning("cannot sync %s now (%s); will retry", path, exc)
             self._record("error", path, "", str(exc))

@@ -168,6 +168,29 @@ class Location(ABC):
     def delete(self, path: str) -> None:
         """Delete ``path`` (and folders it leaves empty). A missing file is not an error."""
 
+    def guarded_write(
+        self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
+    ) -> FileMeta:
+        """Like :meth:`write`, but only if ``path`` still holds ``expected`` (None: no file).
+
+        The engine decides from a ``stat`` taken a moment earlier; a user may save the file in
+        between. Raising :class:`FileChanged` instead of overwriting keeps that save. Kinds
+        that can check closer to the moment of replacing (folders) override this.
+        """
+        self._expect(path, expected)
+        return self.write(path, source, mtime_ns)
+
+    def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
+        """Like :meth:`delete`, but only if ``path`` still holds ``expected``."""
+        self._expect(path, expected)
+        self.delete(path)
+
+    def _expect(self, path: str, expected: FileMeta | None) -> None:
+        from app.errors import FileChanged
+
+        if self.stat(path) != expected:
+            raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
+
     def rename(self, src: str, dst: str) -> FileMeta:
         """Move ``src`` to ``dst`` without copying the content (only if ``can_rename``)."""
         from app.errors import NotSupported

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileSyncError, FileVanished, LocationUnavailable
+from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
 from app.locations.base import (
     CHUNK_SIZE,
     META_DIR,
@@ -186,6 +186,17 @@ class FolderLocation(Location):
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Temp file, fsync, set mtime, keep the old version in the trash, replace."""
+        return self._write(path, source, mtime_ns, check=False, expected=None)
+
+    def guarded_write(
+        self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
+    ) -> FileMeta:
+        """Write, checking ``expected`` after the (possibly long) copy, just before replacing."""
+        return self._write(path, source, mtime_ns, check=True, expected=expected)
+
+    def _write(
+        self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
+    ) -> FileMeta:
         full = self._full(path)
         try:
             full.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +214,10 @@ class FolderLocation(Location):
             if full.is_dir() and not full.is_symlink():
                 raise FileSyncError(
                     "a folder stands where the file should go", location=self.name, path=path
+                )
+            if check and self.stat(path) != expected:
+                raise FileChanged(
+                    "changed while syncing; will retry", location=self.name, path=path
                 )
             self._to_trash(path, keep=True)
             os.replace(tmp, full)
