@@ -30,6 +30,7 @@ from keyring.errors import PasswordDeleteError
 from app import paths
 from app.errors import ConfigError, SpecError
 from app.locations.spec import LocationSpec, parse_spec
+from app.logsetup import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def ftp_spec(
     cred = f"{quote(user, safe='')}@" if user else ""
     remote = quote("/" + path.strip().lstrip("/"), safe="/")
     spec = parse_spec(f"{scheme}://{cred}{netloc}:{port}{remote}")
+    register_secret(password)
     return replace(spec, password=password, options=options)
 
 

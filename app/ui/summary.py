@@ -1,0 +1,108 @@
+"""Turn an :class:`EngineStatus` into what a person reads: icon state, tooltip, row texts.
+
+Pure functions of plain data, shared by the tray and the status window so both always say
+the same thing, and tested without a display.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from app.engine.status import Activity, EngineStatus, LocationState, LocationStatus
+
+
+class TrayState(enum.Enum):
+    """The four pictures of the tray icon (file names in ``resources/icons``)."""
+
+    SYNCED = "synced"
+    SYNCING = "syncing"
+    PAUSED = "paused"
+    ERROR = "error"
+
+
+STATE_WORDS = {
+    LocationState.OK: "synced",
+    LocationState.SYNCING: "syncing",
+    LocationState.UNAVAILABLE: "unavailable",
+    LocationState.ERROR: "error",
+}
+
+
+def clock(timestamp: float | None) -> str:
+    """``12:04`` for today, ``3 Nov 12:04`` before, ``never`` for None (local time)."""
+    if timestamp is None:
+        return "never"
+    moment = time.localtime(timestamp)
+    if time.strftime("%Y%m%d", moment) == time.strftime("%Y%m%d"):
+        return time.strftime("%H:%M", moment)
+    return f"{moment.tm_mday} {time.strftime('%b %H:%M', moment)}"
+
+
+def _troubled(status: EngineStatus) -> list[LocationStatus]:
+    bad = (LocationState.UNAVAILABLE, LocationState.ERROR)
+    return [loc for loc in status.locations if loc.state in bad]
+
+
+def tray_state(status: EngineStatus) -> TrayState:
+    """Paused wins (the user chose it), then errors, then syncing; otherwise synced."""
+    if status.paused:
+        return TrayState.PAUSED
+    if _troubled(status):
+        return TrayState.ERROR
+    if not status.locations:
+        return TrayState.SYNCED
+    syncing = any(loc.state is LocationState.SYNCING for loc in status.locations)
+    if status.syncing or status.pending or syncing:
+        return TrayState.SYNCING
+    return TrayState.SYNCED
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def tooltip(status: EngineStatus) -> str:
+    """The tooltip and the menu's status line, e.g. ``Synced · 3 locations · 12:04``."""
+    count = len(status.locations)
+    if count == 0:
+        return "No locations yet — add one"
+    if status.paused:
+        return f"Paused · {_plural(count, 'location')}"
+    troubled = _troubled(status)
+    if troubled:
+        first = troubled[0]
+        if first.state is LocationState.UNAVAILABLE:
+            text = f"{first.name} unavailable — retrying"
+        else:
+            text = f"{first.name}: {first.last_error or 'error'}"
+        if len(troubled) > 1:
+            text += f" (+{len(troubled) - 1} more)"
+        return text
+    if tray_state(status) is TrayState.SYNCING:
+        pending = status.pending or sum(loc.pending for loc in status.locations)
+        return f"Syncing {_plural(pending, 'file')}" if pending else "Syncing"
+    return f"Synced · {_plural(count, 'location')} · {clock(status.last_sync)}"
+
+
+def location_line(loc: LocationStatus) -> str:
+    """A location's menu label: its name and state in words."""
+    return f"{loc.name} — {STATE_WORDS[loc.state]}"
+
+
+def notification(activity: Activity) -> tuple[str, str] | None:
+    """Title and text of the desktop notification for a conflict or error, else None."""
+    if activity.action == "conflict":
+        detail = f" ({activity.detail})" if activity.detail else ""
+        return "FileSync: conflict", f"{activity.path} in {activity.location}{detail}"
+    if activity.action in ("error", "held"):
+        title = "FileSync: error" if activity.action == "error" else "FileSync: deletes held"
+        where = f"{activity.location}: {activity.path}" if activity.path else activity.location
+        return title, f"{where} — {activity.detail}" if activity.detail else where
+    return None
+
+
+def activity_line(activity: Activity) -> str:
+    """A row of the status window's recent-activity list."""
+    text = f"{clock(activity.time)}  {activity.action:<8} {activity.path}  ({activity.location})"
+    return f"{text} — {activity.detail}" if activity.detail else text
