@@ -123,7 +123,7 @@ class ZipLocation(Location):
                 location=self.name,
             )
         with self._lock:
-            if not os.path.lexists(self.path):
+            if not os.path.exists(self.path):  # a dangling symlink: create its target
                 self._create_empty(target)
             self._refresh()
         self._remove_stale_temps(target.parent)
