@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import FileVanished
-from app.locations import zip as zipmod
-from app.locations import zipformat, zipstream
+from app.errors import FileChanged, FileVanished, LocationUnavailable
+from app.locations import ziparchive, zipformat, zipstream
 from app.watch.change import Change
 from tests.helpers import wait_until, write_file
 from tests.test_zip_helpers import T0, put, raw_members, read, run_zip, unzip_test, zip_location
@@ -100,10 +99,10 @@ def test_idle_scan_is_one_stat_and_returns_the_same_dict(
         first = loc.scan()
         stats: list[object] = []
         parses: list[object] = []
-        real_stat, real_parse = os.stat, zipmod.parse_directory
-        monkeypatch.setattr(zipmod.os, "stat", lambda *a, **k: stats.append(a) or real_stat(*a))
+        real_stat, real_parse = os.stat, ziparchive.parse_directory
+        monkeypatch.setattr(os, "stat", lambda *a, **k: stats.append(a) or real_stat(*a))
         monkeypatch.setattr(
-            zipmod, "parse_directory", lambda *a: parses.append(a) or real_parse(*a)
+            ziparchive, "parse_directory", lambda *a: parses.append(a) or real_parse(*a)
         )
         for _ in range(10):
             assert loc.scan() is first
@@ -173,7 +172,7 @@ def test_external_edit_during_rewrite_is_not_clobbered(
         put(loc, "ours-before.txt", b"1")
         write_file(tmp_path / "theirs.txt", "added by zip while we rewrote")
         calls: list[int] = []
-        real_rewrite = zipmod.rewrite
+        real_rewrite = ziparchive.rewrite
 
         def rewrite_racing_with_zip(*args: object) -> object:
             result = real_rewrite(*args)  # type: ignore[arg-type]
@@ -182,7 +181,7 @@ def test_external_edit_during_rewrite_is_not_clobbered(
                 run_zip(archive, "theirs.txt", cwd=tmp_path)
             return result
 
-        monkeypatch.setattr(zipmod, "rewrite", rewrite_racing_with_zip)
+        monkeypatch.setattr(ziparchive, "rewrite", rewrite_racing_with_zip)
         put(loc, "ours.txt", b"2")
         assert len(calls) == 2  # noticed, re-read, redone
         assert set(loc.scan()) == {"ours-before.txt", "ours.txt", "theirs.txt"}
@@ -494,3 +493,71 @@ def test_zip64_limits_can_be_crossed_by_offsets(
     with zipfile.ZipFile(archive) as zf:
         assert zf.getinfo("late.txt").header_offset > 50_000
     assert zipstream.CHUNK_SIZE > 0
+
+
+# --- what the engine relies on ---------------------------------------------------------------
+
+
+def test_adopt_refuses_an_archive_created_for_a_known_location(archive: Path) -> None:
+    loc = zip_location(archive)  # the archive did not exist: created empty
+    try:
+        with pytest.raises(LocationUnavailable, match="missing"):
+            loc.adopt(has_history=True)
+        assert not archive.exists()
+    finally:
+        loc.close()
+    fresh = zip_location(archive)
+    try:
+        fresh.adopt(has_history=False)
+        fresh.adopt(has_history=True)  # it exists now: nothing to refuse
+        assert archive.exists()
+        fresh.check_available()
+        archive.unlink()
+        with pytest.raises(LocationUnavailable):
+            fresh.check_available()
+    finally:
+        fresh.close()
+
+
+def test_guarded_write_and_delete_refuse_a_changed_file(archive: Path) -> None:
+    loc = zip_location(archive)
+    try:
+        put(loc, "f.txt", b"v1")
+        seen = loc.stat("f.txt")
+        put(loc, "f.txt", b"v2 saved by someone", T0 + 4_000_000_000)
+        with pytest.raises(FileChanged), loc.batch():
+            loc.guarded_write("f.txt", io.BytesIO(b"engine"), T0, seen)
+        with pytest.raises(FileChanged), loc.batch():
+            loc.guarded_delete("f.txt", seen)
+        assert read(loc, "f.txt") == b"v2 saved by someone"
+        with loc.batch():
+            loc.guarded_write("new.txt", io.BytesIO(b"n"), T0, None)
+            loc.guarded_delete("f.txt", loc.stat("f.txt"))
+        assert set(loc.scan()) == {"new.txt"}
+    finally:
+        loc.close()
+
+
+def test_a_failed_rewrite_keeps_the_staged_changes_for_the_next_batch(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loc = zip_location(archive)
+    try:
+        real_replace = ziparchive.ArchiveFile.replace
+        failures = [LocationUnavailable("disk full")]
+
+        def replace_failing_once(self: ziparchive.ArchiveFile, items: object) -> bool:
+            if failures:
+                raise failures.pop()
+            return real_replace(self, items)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(ziparchive.ArchiveFile, "replace", replace_failing_once)
+        with pytest.raises(LocationUnavailable):
+            put(loc, "first.txt", b"1")
+        assert "first.txt" in loc.scan()  # still staged: the engine already recorded it
+        put(loc, "second.txt", b"2")
+        assert loc.rewrites == 1
+    finally:
+        loc.close()
+    with zipfile.ZipFile(archive) as zf:
+        assert sorted(zf.namelist()) == ["first.txt", "second.txt"]

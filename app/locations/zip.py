@@ -18,21 +18,22 @@ open file).
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import re
-import secrets
-import stat
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import CorruptArchive, FileSyncError, FileVanished, LocationUnavailable, UnsafePath
+from app.errors import (
+    FileChanged,
+    FileSyncError,
+    FileVanished,
+    LocationUnavailable,
+    UnsafePath,
+)
 from app.locations.base import (
-    TEMP_PREFIX,
     Capabilities,
     FileMeta,
     Listing,
@@ -40,15 +41,10 @@ from app.locations.base import (
     check_relpath,
     is_internal,
 )
-from app.locations.zipformat import (
-    Directory,
-    Entry,
-    end_records,
-    parse_directory,
-    read_local_header,
-)
+from app.locations.ziparchive import ArchiveFile, Sig
+from app.locations.zipformat import Entry, read_local_header
 from app.locations.zipplan import Moved, Op, Staged, meta_of, new_entry, plan_members, renamed
-from app.locations.zipstream import Item, deflate_into, fsync_dir, open_member, rewrite
+from app.locations.zipstream import Item, deflate_into, open_member
 
 if TYPE_CHECKING:
     from app.locations import LocationOptions
@@ -56,8 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_Sig = tuple[int, int, int, int]
 _MAX_REDO = 5
+_UNCHECKED = object()
 
 
 class ZipLocation(Location):
@@ -79,18 +75,16 @@ class ZipLocation(Location):
         self._lock = threading.Lock()  # guards everything below; scans come from the poller
         self._batch_lock = threading.RLock()  # one batch at a time; held by the writer thread
         self._depth = 0
-        self._fd: int | None = None
-        self._sig: _Sig | None = None
-        self._dir = Directory((), 0, b"")
+        self._disk = ArchiveFile(path, name)
         self._by_name: dict[str, Entry] = {}
         self._listing: Listing = {}
-        self._failure: tuple[_Sig, FileSyncError] | None = None
         self._warned: set[bytes] = set()
         self._pending: dict[str, Op] = {}
         self._expected: dict[str, FileMeta | None] = {}
         self._view: Listing | None = None
         self._stage_fd: int | None = None
         self._stage_pos = 0
+        self._created: Sig | None = None
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> ZipLocation:
@@ -116,26 +110,50 @@ class ZipLocation(Location):
 
     def open(self) -> None:
         """Read the archive, creating an empty one if it is missing (never over another file)."""
-        target = Path(os.path.realpath(self.path))
-        if not target.parent.is_dir():
+        folder = self._disk.folder
+        if not folder.is_dir():
             raise LocationUnavailable(
-                f"the folder {target.parent} does not exist; create it or fix the path",
+                f"the folder {folder} does not exist; create it or fix the path",
                 location=self.name,
             )
         with self._lock:
-            if not os.path.exists(self.path):  # a dangling symlink: create its target
-                self._create_empty(target)
+            created = not os.path.exists(self.path)  # a dangling symlink: create its target
+            if created:
+                self._disk.create_empty()
             self._refresh()
-        self._remove_stale_temps(target.parent)
+            self._created = self._disk.sig if created else None
+        self._disk.remove_stale_temps(self.stale_temp_age)
+
+    def adopt(self, has_history: bool) -> None:
+        """Refuse an archive that :meth:`open` just created for a location the index knows.
+
+        Its files are in the index, so the archive was deleted or moved: an empty new one
+        would make every file look deleted. The empty archive is removed again.
+        """
+        with self._lock:
+            created, self._created = self._created, None
+            if has_history and created is not None:
+                with contextlib.suppress(OSError):
+                    if self._disk.stat_sig() == created:
+                        os.unlink(self.path)
+                raise LocationUnavailable(
+                    "the archive is missing; restore it (FileSync will not take its files "
+                    "as deleted), or remove and re-add this location to start afresh",
+                    location=self.name,
+                )
+
+    def check_available(self) -> None:
+        """Raise unless the archive is there and readable; one ``stat()`` if it is unchanged."""
+        with self._lock:
+            self._refresh()
 
     def close(self) -> None:
-        """Close the archive; staged but uncommitted changes are dropped. Safe to call twice."""
+        """Close the archive. Safe to call twice."""
         with self._lock:
+            if self._pending:
+                log.warning("%s: %d staged changes not written", self.name, len(self._pending))
             self._discard_staging()
-            if self._fd is not None:
-                os.close(self._fd)
-            self._fd = None
-            self._sig = None
+            self._disk.close()
 
     def scan(self, prefix: str = "") -> Listing:
         """List the files; the same dict object comes back while the archive is unchanged."""
@@ -184,9 +202,9 @@ class ZipLocation(Location):
             return os.dup(self._stage_fd), op.entry, op.entry.offset
         name = op.src if isinstance(op, Moved) else path
         entry = None if op is None else self._by_name.get(name)
-        if entry is None or self._fd is None:
+        if entry is None or self._disk.fd is None:
             raise FileVanished("no such file in the archive", location=self.name, path=path)
-        return os.dup(self._fd), entry, -1
+        return os.dup(self._disk.fd), entry, -1
 
     # --- staging writes ----------------------------------------------------------------------
 
@@ -208,29 +226,56 @@ class ZipLocation(Location):
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Deflate ``source`` into the staging file now; it lands in the archive at batch end."""
+        return self._write(path, source, mtime_ns, _UNCHECKED)
+
+    def guarded_write(
+        self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
+    ) -> FileMeta:
+        """:meth:`write` if ``path`` still holds ``expected``, checked as the write is staged.
+
+        The commit checks again against the archive on disk: a member another program changed
+        in the meantime keeps that program's version.
+        """
+        return self._write(path, source, mtime_ns, expected)
+
+    def _write(self, path: str, source: BinaryIO, mtime_ns: int, expected: object) -> FileMeta:
         check_relpath(path)
         if is_internal(path):
             raise UnsafePath(f"{path!r} is a FileSync internal name", location=self.name)
         with self.batch():
             with self._lock:
                 self._refresh()
+                self._check_expected(path, expected)
                 if self._stage_fd is None:
-                    self._stage_fd = self._open_temp(self.path.parent, ".stage", 0o600)[0]
+                    self._stage_fd = self._disk.open_staging()
                     self._stage_pos = 0
                 fd, offset = self._stage_fd, self._stage_pos
             blob = deflate_into(fd, offset, source)
             with self._lock:
                 self._stage_pos = offset + blob.csize
+                self._check_expected(path, expected)
                 entry = new_entry(path, blob, mtime_ns, self._by_name.get(path))
                 self._stage(path, Staged(entry))
             return meta_of(entry)
 
     def delete(self, path: str) -> None:
         """Stage the removal of ``path``; a missing file is not an error."""
+        self._delete(path, _UNCHECKED)
+
+    def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
+        """Stage the removal of ``path`` if it still holds ``expected``."""
+        self._delete(path, expected)
+
+    def _delete(self, path: str, expected: object) -> None:
         with self.batch(), self._lock:
             self._refresh()
+            self._check_expected(path, expected)
             if path in self._current_view():
                 self._stage(path, None)
+
+    def _check_expected(self, path: str, expected: object) -> None:
+        if expected is not _UNCHECKED and self._current_view().get(path) != expected:
+            raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
 
     def rename(self, src: str, dst: str) -> FileMeta:
         """Stage a rename; the member's compressed bytes are reused, never recompressed."""
@@ -282,57 +327,15 @@ class ZipLocation(Location):
 
     # --- the archive on disk -----------------------------------------------------------------
 
-    def _stat_sig(self) -> _Sig:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            raise LocationUnavailable(
-                "the archive has disappeared; restore it (FileSync will not assume it is empty)",
-                location=self.name,
-            ) from None
-        except OSError as exc:
-            raise LocationUnavailable(
-                f"cannot read the archive: {exc}", location=self.name
-            ) from exc
-        if not stat.S_ISREG(st.st_mode):
-            raise LocationUnavailable("the path is not a regular file", location=self.name)
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
     def _refresh(self) -> None:
-        """Re-read the central directory if the archive changed; one ``stat()`` otherwise."""
-        sig = self._stat_sig()
-        if sig == self._sig:
-            return
-        if self._failure is not None and self._failure[0] == sig:
-            raise self._failure[1]
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError as exc:
-            raise LocationUnavailable(
-                f"cannot open the archive: {exc}", location=self.name
-            ) from exc
-        try:
-            st = os.fstat(fd)
-            sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            directory = parse_directory(fd, st.st_size)
-        except (CorruptArchive, OSError) as exc:
-            os.close(fd)
-            error = CorruptArchive(
-                f"{getattr(exc, 'message', exc)}; the file is left untouched - "
-                "move it away or repair it",
-                location=self.name,
-            )
-            self._failure = (sig, error)
-            raise error from None
-        self._install(fd, sig, directory)
+        """One ``stat()``; if the archive changed, its directory is re-read and re-indexed."""
+        if self._disk.refresh():
+            self._index()
 
-    def _install(self, fd: int, sig: _Sig, directory: Directory) -> None:
-        """Make ``directory`` (read from ``fd``) the archive we know; readers hold their dups."""
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd, self._sig, self._dir, self._failure = fd, sig, directory, None
+    def _index(self) -> None:
+        """List the safe file names of the directory just read (last duplicate wins)."""
         by_name: dict[str, Entry] = {}
-        for entry in directory.entries:
+        for entry in self._disk.directory.entries:
             if entry.is_dir:
                 continue
             try:
@@ -348,57 +351,36 @@ class ZipLocation(Location):
         self._listing = {name: meta_of(e) for name, e in by_name.items()}
         self._view = None
 
-    def _open_temp(self, folder: Path, suffix: str, mode: int) -> tuple[int, Path]:
-        """Create ``.filesync-tmp-*`` in ``folder``; a staging file is unlinked at once."""
-        path = folder / f"{TEMP_PREFIX}{self.path.name}-{secrets.token_hex(6)}{suffix}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
-        if suffix == ".stage":
-            path.unlink()
-        return fd, path
-
-    def _create_empty(self, target: Path) -> None:
-        fd, tmp = self._open_temp(target.parent, ".zip", 0o666)
-        try:
-            os.write(fd, end_records(0, 0, 0, b""))
-            os.fsync(fd)
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, target)  # fails rather than replace a file created meanwhile
-        finally:
-            os.close(fd)
-            tmp.unlink()
-        log.info("%s: created an empty archive", self.name)
-
-    def _remove_stale_temps(self, folder: Path) -> None:
-        cutoff = time.time() - self.stale_temp_age
-        for leftover in folder.glob(f"{TEMP_PREFIX}{glob.escape(self.path.name)}-*.zip"):
-            with contextlib.suppress(OSError):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-                    log.info("%s: removed leftover %s", self.name, leftover.name)
-
     # --- the one rewrite per batch -----------------------------------------------------------
 
     def _commit(self) -> None:
+        """Apply everything staged with one rewrite.
+
+        If that fails, the staged changes stay staged (and visible to scans) and the next batch
+        tries again: the engine has already recorded their metas, so dropping them would make
+        files it wrote look deleted by someone else.
+        """
         with self._lock:
-            try:
-                if not self._pending:
+            if not self._pending:
+                return
+            for _ in range(_MAX_REDO):
+                self._refresh()
+                items = self._plan()
+                if items is None or self._disk.replace(items):
+                    if items is not None:
+                        self.rewrites += 1
+                        self._index()
+                    self._discard_staging()
                     return
-                for _ in range(_MAX_REDO):
-                    self._refresh()
-                    items = self._plan()
-                    if items is None or self._write_and_replace(items):
-                        return
-                    log.info("%s: changed by another program during a rewrite; redoing", self.name)
-                raise LocationUnavailable(
-                    "the archive kept changing while FileSync rewrote it; will retry",
-                    location=self.name,
-                )
-            finally:
-                self._discard_staging()
+                log.info("%s: changed by another program during a rewrite; redoing", self.name)
+            raise LocationUnavailable(
+                "the archive kept changing while FileSync rewrote it; will retry",
+                location=self.name,
+            )
 
     def _plan(self) -> list[Item] | None:
         """Drop staged operations whose names another program changed meanwhile; plan."""
-        assert self._fd is not None
+        assert self._disk.fd is not None
         ops: dict[str, Op] = {}
         for path, op in self._pending.items():
             src = op.src if isinstance(op, Moved) else path
@@ -408,41 +390,4 @@ class ZipLocation(Location):
                 log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
                 continue
             ops[path] = op
-        return plan_members(self._dir, self._by_name, ops, self._fd, self._stage_fd)
-
-    def _write_and_replace(self, items: list[Item]) -> bool:
-        """Write the new archive beside the old and rename it over; False if it changed."""
-        assert self._fd is not None and self._sig is not None
-        target = Path(os.path.realpath(self.path))
-        fd, tmp = self._open_temp(target.parent, ".zip", 0o600)
-        done = False
-        try:
-            prefix = (self._fd, self._dir.prefix_end)
-            try:
-                entries = rewrite(fd, prefix, items, self._dir.comment)
-            except (CorruptArchive, OSError):
-                if self._stat_sig() != self._sig:
-                    return False
-                raise
-            os.fchmod(fd, stat.S_IMODE(os.fstat(self._fd).st_mode))
-            os.fsync(fd)
-            if self._stat_sig() != self._sig:
-                return False
-            st = os.fstat(fd)
-            os.replace(tmp, target)
-            done = True
-        except OSError as exc:
-            raise LocationUnavailable(
-                f"could not rewrite the archive: {exc}", location=self.name
-            ) from exc
-        finally:
-            if not done:
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-        fsync_dir(target.parent)
-        self.rewrites += 1
-        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        prefix_end = min((e.offset for e in entries), default=self._dir.prefix_end)
-        self._install(fd, sig, Directory(entries, prefix_end, self._dir.comment))
-        return True
+        return plan_members(self._disk.directory, self._by_name, ops, self._disk.fd, self._stage_fd)
