@@ -10,13 +10,14 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from app.errors import AuthenticationFailed, LocationUnavailable
+from app.errors import AuthenticationFailed, FileChanged, LocationUnavailable
 from app.locations import LocationOptions, open_location
 from app.locations.base import TEMP_PREFIX, FileMeta, Location
 from app.locations.ftp import FtpLocation
@@ -337,3 +338,40 @@ def test_written_time_is_set_with_mfmt(ftp_location: Location, tmp_path: Path) -
     meta = _write(ftp_location, "m.txt", b"m", T0 + 123)
     assert meta.mtime_ns == T0
     assert ftp_location.scan()["m.txt"] == meta
+
+
+def test_adopt_marks_the_root_and_a_replaced_root_is_unavailable(
+    ftp_server: ThreadedFtpServer,
+) -> None:
+    loc = ftp_server.location()
+    try:
+        loc.adopt(False)
+        assert (ftp_server.root / ".filesync").is_dir()
+        _write(loc, "a.txt", b"a")
+        assert set(loc.scan()) == {"a.txt"}
+        shutil.rmtree(ftp_server.root / ".filesync")
+        (ftp_server.root / "a.txt").unlink()  # the folder was emptied behind our back
+        with pytest.raises(LocationUnavailable, match="vanished"):
+            loc.scan()  # not {}: that would delete a.txt everywhere else
+    finally:
+        loc.close()
+    again = ftp_server.location()
+    try:
+        with pytest.raises(LocationUnavailable, match=r"create an empty \.filesync"):
+            again.adopt(True)
+    finally:
+        again.close()
+
+
+def test_guarded_write_keeps_a_save_made_on_the_server_meanwhile(
+    ftp_location: Location, ftp_server: ThreadedFtpServer
+) -> None:
+    seen = _write(ftp_location, "doc.txt", b"version 1")
+    write_file(ftp_server.root / "doc.txt", "saved on the server meanwhile")
+    with pytest.raises(FileChanged):
+        ftp_location.guarded_write("doc.txt", io.BytesIO(b"version 2"), T0, seen)
+    assert (ftp_server.root / "doc.txt").read_text() == "saved on the server meanwhile"
+    assert os.listdir(ftp_server.root) == ["doc.txt"]
+    current = ftp_location.stat("doc.txt")
+    meta = ftp_location.guarded_write("doc.txt", io.BytesIO(b"version 2"), T0, current)
+    assert meta.size == 9

@@ -29,8 +29,8 @@ import re
 import uuid
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileVanished, LocationUnavailable
-from app.locations.base import TEMP_PREFIX, Capabilities, FileMeta, Location
+from app.errors import FileChanged, FileVanished, LocationUnavailable
+from app.locations.base import META_DIR, TEMP_PREFIX, Capabilities, FileMeta, Location
 from app.locations.ftp_client import FtpClient, is_not_found
 from app.locations.ftp_listing import (
     ListingParseError,
@@ -76,6 +76,8 @@ class FtpLocation(FtpReadOps, Location):
         self._known_dirs: set[str] = {""}
         #: LIST mode: path -> (LIST line, MDTM time) from the last scan.
         self._mdtm_cache: dict[str, tuple[str, int]] = {}
+        #: True once the root is known to hold ``.filesync/``: full scans then insist on it.
+        self._marked = False
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:
@@ -123,6 +125,33 @@ class FtpLocation(FtpReadOps, Location):
     def close(self) -> None:
         """Close the control connection. Safe to call twice."""
         self._client.close()
+
+    def adopt(self, has_history: bool) -> None:
+        """Mark the root with ``.filesync/`` on first use; refuse a known root without it.
+
+        A server folder that was replaced or emptied (a remount, a restore) must not look like
+        "the user deleted everything". Later full scans check the mark too, at no extra cost.
+        """
+
+        def mark(ftp: ftplib.FTP) -> None:
+            if any(e.name == META_DIR and e.is_dir for e, _ in self._list_dir(ftp, "")):
+                self._marked = True
+                return
+            if has_history:
+                raise LocationUnavailable(
+                    f"the {META_DIR} folder is gone from {self._root} on the server (folder "
+                    f"replaced or emptied?); its files are not deleted elsewhere. If this is the "
+                    f"right folder, create an empty {META_DIR} folder in it to resume",
+                    location=self.name,
+                )
+            try:
+                ftp.mkd(self._abs(META_DIR))
+                self._marked = True
+            except ftplib.error_perm as exc:
+                log.warning("%s: cannot create %s (%s); a replaced root folder will not be "
+                            "noticed", self.name, META_DIR, exc)  # fmt: skip
+
+        self._call("checking the root folder", mark)
 
     def _setup(self, ftp: ftplib.FTP) -> None:
         if self.spec.path == "/":
@@ -181,6 +210,21 @@ class FtpLocation(FtpReadOps, Location):
         A broken connection is retried once from the start if ``source`` can seek back;
         a failing ``source`` leaves nothing behind and its error is re-raised unchanged.
         """
+        return self._write(path, source, mtime_ns, check=False, expected=None)
+
+    def guarded_write(
+        self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
+    ) -> FileMeta:
+        """Like :meth:`write`, checking ``expected`` after the upload, just before the rename.
+
+        The upload may take minutes; checking then (one ``MLST``) leaves the smallest window
+        for a save on the server to be overwritten.
+        """
+        return self._write(path, source, mtime_ns, check=True, expected=expected)
+
+    def _write(
+        self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
+    ) -> FileMeta:
         self._check(path)
         folder = posixpath.dirname(path)
         temp = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
@@ -198,6 +242,12 @@ class FtpLocation(FtpReadOps, Location):
                 source.seek(start)
             size = self._upload_new(ftp, folder, temp, source)
             try:
+                if check and self._stat_one(ftp, path) != expected:
+                    raise FileChanged(
+                        "changed on the server while syncing; will retry",
+                        location=self.name,
+                        path=path,
+                    )
                 self._move(ftp, temp, path)
             except BaseException:
                 with contextlib.suppress(ftplib.Error, OSError, EOFError):

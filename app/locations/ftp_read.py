@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
 from app.errors import FileSyncError, FileVanished, LocationUnavailable, UnsafePath
-from app.locations.base import CHUNK_SIZE, FileMeta, Listing, check_relpath, is_internal
+from app.locations.base import CHUNK_SIZE, META_DIR, FileMeta, Listing, check_relpath, is_internal
 from app.locations.ftp_client import FTP_ERRORS, FtpClient, is_not_found
 from app.locations.ftp_listing import (
     ListingParseError,
@@ -62,6 +62,7 @@ class FtpReadOps:
     _list_cmd: str
     _known_dirs: set[str]
     _mdtm_cache: Cache
+    _marked: bool
 
     @property
     def name(self) -> str:
@@ -150,7 +151,14 @@ class FtpReadOps:
         subdirs: list[str] = []
         cache: Cache = {}
         now_ns = time.time_ns()
-        for entry, line in self._list_dir(ftp, folder):
+        entries = self._list_dir(ftp, folder)
+        if not folder and self._marked and not any(e.name == META_DIR for e, _ in entries):
+            raise LocationUnavailable(
+                f"the {META_DIR} folder vanished from {self._root}: the folder was replaced or "
+                "emptied on the server; holding its deletes",
+                location=self.name,
+            )
+        for entry, line in entries:
             rel = f"{folder}/{entry.name}" if folder else entry.name
             if is_internal(rel):
                 continue
