@@ -78,7 +78,7 @@ class ZipLocation(Location):
         self._disk = ArchiveFile(path, name)
         self._by_name: dict[str, Entry] = {}
         self._listing: Listing = {}
-        self._warned: set[bytes] = set()
+        self._listable: dict[str, bool] = {}  # name checks, memoized across re-reads
         self._pending: dict[str, Op] = {}
         self._expected: dict[str, FileMeta | None] = {}
         self._view: Listing | None = None
@@ -332,21 +332,28 @@ class ZipLocation(Location):
         if self._disk.refresh():
             self._index()
 
+    def _is_listable(self, entry: Entry) -> bool:
+        """A regular file with a safe, non-internal name; unsafe names are logged once."""
+        if entry.is_dir:
+            return False
+        try:
+            check_relpath(entry.name)
+        except UnsafePath:
+            log.warning("%s: refusing unsafe member name %r", self.name, entry.name)
+            return False
+        return not is_internal(entry.name)
+
     def _index(self) -> None:
         """List the safe file names of the directory just read (last duplicate wins)."""
         by_name: dict[str, Entry] = {}
+        listable = self._listable
         for entry in self._disk.directory.entries:
-            if entry.is_dir:
-                continue
-            try:
-                check_relpath(entry.name)
-            except UnsafePath:
-                if entry.raw_name not in self._warned:
-                    self._warned.add(entry.raw_name)
-                    log.warning("%s: refusing unsafe member name %r", self.name, entry.name)
-                continue
-            if not is_internal(entry.name):
-                by_name[entry.name] = entry
+            name = entry.name
+            ok = listable.get(name)
+            if ok is None:
+                ok = listable[name] = self._is_listable(entry)
+            if ok:
+                by_name[name] = entry
         self._by_name = by_name
         self._listing = {name: meta_of(e) for name, e in by_name.items()}
         self._view = None

@@ -8,7 +8,6 @@ directory entries are kept untouched, except directory entries a delete left emp
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -60,7 +59,7 @@ def renamed(entry: Entry, name: str) -> Entry:
     raw, utf8 = encode_name(name)
     flags = (entry.flags & ~FLAG_UTF8) | utf8
     extra = strip_extra(entry.extra, EXTRA_UNICODE_PATH)
-    return dataclasses.replace(entry, name=name, raw_name=raw, flags=flags, extra=extra)
+    return entry._replace(name=name, raw_name=raw, flags=flags, extra=extra)
 
 
 def new_entry(name: str, blob: Blob, mtime_ns: int, template: Entry | None) -> Entry:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import dataclasses
 import io
 import os
 import zlib
@@ -273,15 +272,13 @@ def rewrite(
                 run[:] = [item.src_fd, entry.offset, entry.offset]
             start = writer.pos + pending
             run[2] = entry.span_end
-            new = dataclasses.replace(
-                entry, offset=start, span_end=start + entry.span_end - entry.offset
-            )
+            new = entry._replace(offset=start, span_end=start + entry.span_end - entry.offset)
         else:
             flush_run()
             start = writer.pos
             writer.write(item.header)
             writer.copy(item.src_fd, item.data_start, entry.span_end - item.data_start)
-            new = dataclasses.replace(entry, offset=start, span_end=writer.pos)
+            new = entry._replace(offset=start, span_end=writer.pos)
         out.append(new)
     flush_run()
     for entry in out:
