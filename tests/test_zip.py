@@ -81,6 +81,25 @@ def test_missing_parent_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "no").exists()
 
 
+def test_filesystems_without_links_or_chmod_still_work(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAT and exFAT (USB sticks) refuse hard links and chmod."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    monkeypatch.setattr(os, "fchmod", refuse)
+    loc = zip_location(archive)
+    try:
+        put(loc, "a.txt", b"a")
+        assert read(loc, "a.txt") == b"a"
+    finally:
+        loc.close()
+    unzip_test(archive)
+
+
 def _damaged(kind: str, archive: Path, tmp_path: Path) -> None:
     good = tmp_path / "good.zip"
     with zipfile.ZipFile(good, "w") as zf:

@@ -280,6 +280,8 @@ class ZipLocation(Location):
     def rename(self, src: str, dst: str) -> FileMeta:
         """Stage a rename; the member's compressed bytes are reused, never recompressed."""
         check_relpath(dst)
+        if is_internal(dst):
+            raise UnsafePath(f"{dst!r} is a FileSync internal name", location=self.name)
         with self.batch(), self._lock:
             self._refresh()
             op = self._pending.get(src, False)
@@ -347,6 +349,8 @@ class ZipLocation(Location):
         """List the safe file names of the directory just read (last duplicate wins)."""
         by_name: dict[str, Entry] = {}
         listable = self._listable
+        if len(listable) > 2 * len(self._disk.directory.entries) + 10_000:
+            listable.clear()  # names come and go; do not grow without bound
         for entry in self._disk.directory.entries:
             name = entry.name
             ok = listable.get(name)

@@ -118,31 +118,65 @@ class ArchiveFile:
 
     def open_staging(self) -> int:
         """A temp file for staged content, unlinked at once so a crash leaves nothing behind."""
-        fd, path = self.open_temp(".stage", 0o600)
-        path.unlink()
+        try:
+            fd, path = self.open_temp(".stage", 0o600)
+            path.unlink()
+        except OSError as exc:
+            raise LocationUnavailable(
+                f"cannot write beside the archive: {exc}", location=self.name
+            ) from exc
         return fd
 
     def create_empty(self) -> None:
-        """Create an empty archive, atomically and never over a file that appeared meanwhile."""
-        fd, tmp = self.open_temp(".zip", 0o666)
+        """Create an empty archive, atomically and never over a file that appeared meanwhile.
+
+        A hard link does both; filesystems without links (FAT, exFAT) get an exclusive create
+        of the 22-byte archive instead.
+        """
+        empty = end_records(0, 0, 0, b"")
+        target = os.path.realpath(self.path)
         try:
-            os.write(fd, end_records(0, 0, 0, b""))
+            fd, tmp = self.open_temp(".zip", 0o666)
+            try:
+                os.write(fd, empty)
+                os.fsync(fd)
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    return
+                except OSError:
+                    self._create_exclusive(target, empty)
+            finally:
+                os.close(fd)
+                tmp.unlink()
+        except OSError as exc:
+            raise LocationUnavailable(
+                f"cannot create the archive: {exc}", location=self.name
+            ) from exc
+        log.info("%s: created an empty archive", self.name)
+
+    @staticmethod
+    def _create_exclusive(target: str, data: bytes) -> None:
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return
+        try:
+            os.write(fd, data)
             os.fsync(fd)
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, os.path.realpath(self.path))
         finally:
             os.close(fd)
-            tmp.unlink()
-        log.info("%s: created an empty archive", self.name)
 
     def remove_stale_temps(self, max_age: float) -> None:
         """Remove rewrite temp files of this archive left by a crash more than ``max_age`` ago."""
         cutoff = time.time() - max_age
-        for leftover in self.folder.glob(f"{TEMP_PREFIX}{glob.escape(self.path.name)}-*.zip"):
-            with contextlib.suppress(OSError):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-                    log.info("%s: removed leftover %s", self.name, leftover.name)
+        pattern = f"{TEMP_PREFIX}{glob.escape(self.path.name)}-*.zip"
+        with contextlib.suppress(OSError):
+            for leftover in self.folder.glob(pattern):
+                with contextlib.suppress(OSError):
+                    if leftover.stat().st_mtime < cutoff:
+                        leftover.unlink()
+                        log.info("%s: removed leftover %s", self.name, leftover.name)
 
     def replace(self, items: Iterable[Item]) -> bool:
         """Write a new archive of ``items`` and rename it over this one.
@@ -153,7 +187,12 @@ class ArchiveFile:
         """
         assert self.fd is not None and self.sig is not None
         old = self.directory
-        fd, tmp = self.open_temp(".zip", 0o600)
+        try:
+            fd, tmp = self.open_temp(".zip", 0o600)
+        except OSError as exc:
+            raise LocationUnavailable(
+                f"cannot write beside the archive: {exc}", location=self.name
+            ) from exc
         done = False
         try:
             try:
@@ -162,7 +201,8 @@ class ArchiveFile:
                 if self.stat_sig() != self.sig:
                     return False
                 raise
-            os.fchmod(fd, stat.S_IMODE(os.fstat(self.fd).st_mode))
+            with contextlib.suppress(OSError):  # FAT cannot; the archive still gets written
+                os.fchmod(fd, stat.S_IMODE(os.fstat(self.fd).st_mode))
             os.fsync(fd)
             if self.stat_sig() != self.sig:
                 return False
