@@ -77,6 +77,23 @@ def test_staged_changes_are_visible_inside_the_batch(archive: Path) -> None:
         loc.close()
 
 
+def test_a_listing_handed_out_by_scan_never_changes_afterwards(archive: Path) -> None:
+    loc = zip_location(archive)
+    try:
+        with loc.batch():
+            put(loc, "a.txt", b"a")
+            during = loc.scan()
+            snapshot = dict(during)
+            put(loc, "b.txt", b"b")
+            loc.delete("a.txt")
+            assert loc.stat("b.txt") is not None and loc.stat("a.txt") is None
+            assert during == snapshot
+            assert set(loc.scan()) == {"b.txt"}
+        assert during == snapshot
+    finally:
+        loc.close()
+
+
 def test_changes_staged_before_an_error_still_land(archive: Path) -> None:
     loc = zip_location(archive)
     try:

@@ -82,6 +82,7 @@ class ZipLocation(Location):
         self._pending: dict[str, Op] = {}
         self._expected: dict[str, FileMeta | None] = {}
         self._view: Listing | None = None
+        self._view_shared = False
         self._stage_fd: int | None = None
         self._stage_pos = 0
         self._created: Sig | None = None
@@ -159,7 +160,7 @@ class ZipLocation(Location):
         """List the files; the same dict object comes back while the archive is unchanged."""
         with self._lock:
             self._refresh()
-            view = self._current_view()
+            view = self._current_view(share=True)
         if not prefix:
             return view
         start = prefix.rstrip("/") + "/"
@@ -304,12 +305,24 @@ class ZipLocation(Location):
         if isinstance(op, Moved):
             self._expected.setdefault(op.src, self._listing.get(op.src))
         self._pending[path] = op
-        self._view = None
+        if self._view is None or self._view_shared:
+            self._view = None
+        elif op is None:
+            self._view.pop(path, None)
+        else:
+            self._view[path] = meta_of(op.entry)
 
-    def _current_view(self) -> Listing:
+    def _current_view(self, share: bool = False) -> Listing:
+        """The listing with staged changes applied.
+
+        Kept up to date in place while staging (the engine stats and writes thousands of files
+        in one batch), unless :meth:`scan` handed it out: a dict handed out never changes.
+        """
         if not self._pending:
             return self._listing
+        self._view_shared |= share
         if self._view is None:
+            self._view_shared = share
             view = dict(self._listing)
             for path, op in self._pending.items():
                 if op is None:
