@@ -100,6 +100,14 @@ def test_filesystems_without_links_or_chmod_still_work(
     unzip_test(archive)
 
 
+def test_a_folder_at_the_path_is_a_clear_error(archive: Path) -> None:
+    archive.mkdir()
+    loc = ZipLocation(archive, key=f"zip:{archive}", name=f"zip:{archive}")
+    with pytest.raises(LocationUnavailable, match="folder, not a ZIP archive"):
+        loc.open()
+    assert archive.is_dir() and not any(archive.iterdir())
+
+
 def _damaged(kind: str, archive: Path, tmp_path: Path) -> None:
     good = tmp_path / "good.zip"
     with zipfile.ZipFile(good, "w") as zf:

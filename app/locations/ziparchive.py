@@ -67,6 +67,11 @@ class ArchiveFile:
             raise LocationUnavailable(
                 f"cannot read the archive: {exc}", location=self.name
             ) from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise LocationUnavailable(
+                f"this is a folder, not a ZIP archive (for a folder use folder:{self.path})",
+                location=self.name,
+            )
         if not stat.S_ISREG(st.st_mode):
             raise LocationUnavailable("the path is not a regular file", location=self.name)
         return _sig(st)
