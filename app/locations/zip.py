@@ -42,7 +42,8 @@ from app.locations.base import (
     is_internal,
 )
 from app.locations.ziparchive import ArchiveFile, Sig
-from app.locations.zipformat import Entry, read_local_header
+from app.locations.zipformat import Entry
+from app.locations.zipparse import read_local_header
 from app.locations.zipplan import Moved, Op, Staged, meta_of, new_entry, plan_members, renamed
 from app.locations.zipstream import Item, deflate_into, open_member
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from app.errors import CorruptArchive, FileSyncError, LocationUnavailable
 from app.locations.base import TEMP_PREFIX
-from app.locations.zipformat import Directory, end_records, parse_directory
+from app.locations.zipformat import Directory, end_records
+from app.locations.zipparse import parse_directory
 from app.locations.zipstream import Item, fsync_dir, rewrite
 
 log = logging.getLogger(__name__)

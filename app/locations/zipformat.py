@@ -1,11 +1,10 @@
-"""The ZIP file format, read and written at the level of records (no :mod:`zipfile`).
+"""The ZIP file format at the level of records: entries, extra fields, times, names, headers.
 
-:mod:`zipfile` cannot copy a member's compressed bytes into a new archive, and it re-parses
-the whole central directory on every open. A ZIP location needs both: unchanged members are
-copied raw when the archive is rewritten, and the parsed directory is kept between batches.
-This module therefore parses the central directory into :class:`Entry` records (ZIP64 aware),
-and builds local and central headers. Streaming member data in and out lives in
-:mod:`app.locations.zipstream`.
+We handle records ourselves instead of using :mod:`zipfile`, which cannot copy a member's
+compressed bytes into a new archive and re-parses the whole central directory on every open.
+A ZIP location needs both: unchanged members are copied raw when the archive is rewritten,
+and the parsed directory is kept between batches. Parsing lives in
+:mod:`app.locations.zipparse`, streaming member data in :mod:`app.locations.zipstream`.
 
 Each entry owns the byte *span* from its local header to the next member's local header (or
 the central directory). A span includes any data descriptor, so a member that is kept is copied
@@ -15,14 +14,11 @@ as one opaque range of bytes; only its central record changes (its offset).
 from __future__ import annotations
 
 import calendar
-import os
 import struct
 import time
 import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
-
-from app.errors import CorruptArchive
 
 LOCAL_SIG = b"PK\x03\x04"
 CENTRAL_SIG = b"PK\x01\x02"
@@ -51,7 +47,7 @@ EXTRA_UNICODE_PATH = 0x7075
 ZIP64_LIMIT = 0xFFFFFFFF
 #: Entry counts at or above this need a ZIP64 end record.
 ZIP64_COUNT_LIMIT = 0xFFFF
-_MAX_EOCD_SEARCH = 0xFFFF + EOCD_FMT.size
+
 #: ``version made by``: Unix (3) and spec version 2.0 / 4.5 (ZIP64).
 MADE_BY_UNIX = 3 << 8
 DEFAULT_EXT_ATTR = 0o100644 << 16
@@ -165,8 +161,14 @@ def _dos_to_ns(dos_date: int, dos_time: int) -> int:
     return int(secs) * 1_000_000_000
 
 
-def entry_mtime_ns(dos_date: int, dos_time: int, extra: bytes) -> int:
-    """Return a member's mtime: extended timestamp, else NTFS time, else the local DOS time."""
+def entry_mtime_ns(
+    dos_date: int, dos_time: int, extra: bytes, dos_cache: dict[int, int] | None = None
+) -> int:
+    """Return a member's mtime: extended timestamp, else NTFS time, else the local DOS time.
+
+    ``dos_cache`` memoizes DOS conversions within one parse: each ``mktime`` makes glibc stat
+    ``/etc/localtime``, which adds up over 10,000s of members.
+    """
     ntfs: int | None = None
     for hid, data in iter_extra(extra):
         if hid == EXTRA_UNIX_TIME and len(data) >= 5 and data[0] & 1:
@@ -175,7 +177,15 @@ def entry_mtime_ns(dos_date: int, dos_time: int, extra: bytes) -> int:
             tag, size = struct.unpack_from("<HH", data, 4)
             if tag == 1 and size >= 24:
                 ntfs = (struct.unpack_from("<Q", data, 8)[0] - _NTFS_EPOCH_OFFSET) * 100
-    return ntfs if ntfs is not None else _dos_to_ns(dos_date, dos_time)
+    if ntfs is not None:
+        return ntfs
+    if dos_cache is None:
+        return _dos_to_ns(dos_date, dos_time)
+    key = dos_date << 16 | dos_time
+    found = dos_cache.get(key)
+    if found is None:
+        found = dos_cache[key] = _dos_to_ns(dos_date, dos_time)
+    return found
 
 
 # --- names ------------------------------------------------------------------------------
@@ -210,151 +220,6 @@ def encode_name(name: str) -> tuple[bytes, int]:
     """Return the name's bytes and the flag bits it needs (UTF-8 unless plain ASCII)."""
     raw = name.encode("utf-8", "surrogateescape")
     return raw, (0 if raw.isascii() else FLAG_UTF8)
-
-
-# --- parsing ----------------------------------------------------------------------------
-
-
-def _pread_exact(fd: int, size: int, offset: int, what: str) -> bytes:
-    data = os.pread(fd, size, offset)
-    if len(data) != size:
-        raise CorruptArchive(f"not a readable ZIP archive: the file ends inside the {what}")
-    return data
-
-
-def _find_eocd(fd: int, file_size: int) -> tuple[int, bytes]:
-    """Return the position and bytes of the end-of-central-directory record."""
-    if file_size < EOCD_FMT.size:
-        raise CorruptArchive("not a ZIP archive (too short to hold a central directory)")
-    start = max(0, file_size - _MAX_EOCD_SEARCH)
-    tail = os.pread(fd, file_size - start, start)
-    pos = tail.rfind(EOCD_SIG)
-    while pos >= 0:
-        comment_len = struct.unpack_from("<H", tail, pos + 20)[0] if pos + 22 <= len(tail) else -1
-        if pos + EOCD_FMT.size + comment_len == len(tail):
-            return start + pos, tail[pos:]
-        pos = tail.rfind(EOCD_SIG, 0, pos)
-    raise CorruptArchive("not a ZIP archive, or truncated (no end-of-central-directory record)")
-
-
-def _zip64_end(fd: int, eocd_pos: int) -> tuple[int, int, int, int]:
-    """Return ``(entry count, cd size, cd offset, record position)`` from the ZIP64 end."""
-    if eocd_pos < LOCATOR_FMT.size:
-        raise CorruptArchive("truncated ZIP64 archive (no ZIP64 end locator)")
-    loc = _pread_exact(fd, LOCATOR_FMT.size, eocd_pos - LOCATOR_FMT.size, "ZIP64 locator")
-    sig, disk, rec_off, disks = LOCATOR_FMT.unpack(loc)
-    if sig != EOCD64_LOCATOR_SIG:
-        raise CorruptArchive("ZIP64 end locator missing where the end record says it is")
-    if disk != 0 or disks > 1:
-        raise CorruptArchive("split (multi-disk) archives are not supported")
-    # Look where the record should be, before the locator (handles a prepended stub too).
-    rec_pos = eocd_pos - LOCATOR_FMT.size - EOCD64_FMT.size
-    rec = _pread_exact(fd, EOCD64_FMT.size, rec_pos, "ZIP64 end record")
-    if rec[:4] != EOCD64_SIG:
-        rec_pos = rec_off
-        rec = _pread_exact(fd, EOCD64_FMT.size, rec_pos, "ZIP64 end record")
-        if rec[:4] != EOCD64_SIG:
-            raise CorruptArchive("ZIP64 end record is missing or damaged")
-    fields = EOCD64_FMT.unpack(rec)
-    return fields[7], fields[8], fields[9], rec_pos
-
-
-def _apply_zip64(
-    extra: bytes, usize: int, csize: int, offset: int, name: str
-) -> tuple[int, int, int]:
-    for hid, data in iter_extra(extra):
-        if hid != EXTRA_ZIP64:
-            continue
-        pos = 0
-        values = [usize, csize, offset]
-        for i, value in enumerate(values):
-            if value == 0xFFFFFFFF:
-                if pos + 8 > len(data):
-                    raise CorruptArchive(f"member {name!r} has a torn ZIP64 field")
-                values[i] = struct.unpack_from("<Q", data, pos)[0]
-                pos += 8
-        return values[0], values[1], values[2]
-    return usize, csize, offset
-
-
-def parse_directory(fd: int, file_size: int) -> Directory:
-    """Parse the central directory of the archive open at ``fd``; raise CorruptArchive."""
-    eocd_pos, eocd = _find_eocd(fd, file_size)
-    _, disk, cd_disk, _, count, cd_size, cd_offset, _ = EOCD_FMT.unpack_from(eocd)
-    comment = eocd[EOCD_FMT.size :]
-    end_pos = eocd_pos
-    if (disk, cd_disk) != (0, 0) and 0xFFFF not in (disk, cd_disk):
-        raise CorruptArchive("split (multi-disk) archives are not supported")
-    has_locator = (
-        eocd_pos >= LOCATOR_FMT.size
-        and os.pread(fd, 4, eocd_pos - LOCATOR_FMT.size) == EOCD64_LOCATOR_SIG
-    )
-    if has_locator or count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
-        count, cd_size, cd_offset, end_pos = _zip64_end(fd, eocd_pos)
-    # Data prepended without fixing the offsets (``cat stub a.zip``): shift everything.
-    shift = end_pos - cd_size - cd_offset
-    if shift < 0 or cd_offset + shift < 0:
-        raise CorruptArchive("the central directory lies outside the file (truncated?)")
-    cd_start = cd_offset + shift
-    cd = _pread_exact(fd, cd_size, cd_start, "central directory")
-    entries: list[Entry] = []
-    pos = 0
-    for _ in range(count):
-        if cd[pos : pos + 4] != CENTRAL_SIG:
-            raise CorruptArchive("the central directory is damaged (bad record signature)")
-        f = CENTRAL_FMT.unpack_from(cd, pos)
-        name_end = pos + CENTRAL_FMT.size + f[10]
-        extra_end = name_end + f[11]
-        raw_name = cd[pos + CENTRAL_FMT.size : name_end]
-        extra = cd[name_end:extra_end]
-        comment_b = cd[extra_end : extra_end + f[12]]
-        if extra_end + f[12] > len(cd):
-            raise CorruptArchive("the central directory is damaged (record overruns it)")
-        pos = extra_end + f[12]
-        name = decode_name(raw_name, f[3], extra)
-        usize, csize, offset = _apply_zip64(extra, f[9], f[8], f[16], name)
-        entries.append(
-            Entry(
-                name=name,
-                raw_name=raw_name,
-                made_by=f[1],
-                needed=f[2],
-                flags=f[3],
-                method=f[4],
-                dos_time=f[5],
-                dos_date=f[6],
-                crc=f[7],
-                csize=csize,
-                usize=usize,
-                int_attr=f[14],
-                ext_attr=f[15],
-                offset=offset + shift,
-                extra=strip_extra(extra, EXTRA_ZIP64),
-                comment=comment_b,
-                mtime_ns=entry_mtime_ns(f[6], f[5], extra),
-            )
-        )
-    return Directory(_with_spans(entries, cd_start), _prefix_end(entries, cd_start), comment)
-
-
-def _prefix_end(entries: list[Entry], cd_start: int) -> int:
-    return min((e.offset for e in entries), default=cd_start)
-
-
-def _with_spans(entries: list[Entry], cd_start: int) -> tuple[Entry, ...]:
-    """Give each entry the span up to the next member; refuse overlapping members."""
-    order = sorted(range(len(entries)), key=lambda i: entries[i].offset)
-    out = list(entries)
-    for rank, i in enumerate(order):
-        entry = entries[i]
-        end = entries[order[rank + 1]].offset if rank + 1 < len(order) else cd_start
-        if entry.offset + LOCAL_FMT.size + entry.csize > end:
-            raise CorruptArchive(
-                f"member {entry.name!r} overlaps the next member or the central directory "
-                "(damaged or malicious archive)"
-            )
-        out[i] = entry._replace(span_end=end)
-    return tuple(out)
 
 
 # --- building headers -------------------------------------------------------------------
@@ -412,18 +277,3 @@ def end_records(count: int, cd_offset: int, cd_size: int, comment: bytes) -> byt
     comment = comment[:0xFFFF]
     out += EOCD_FMT.pack(EOCD_SIG, 0, 0, count, count, cd_size, cd_offset, len(comment))
     return out + comment
-
-
-def read_local_header(fd: int, entry: Entry) -> tuple[bytes, int]:
-    """Return the local extra field of ``entry`` and the offset where its data starts."""
-    head = _pread_exact(fd, LOCAL_FMT.size, entry.offset, f"local header of {entry.name!r}")
-    fields = LOCAL_FMT.unpack(head)
-    if fields[0] != LOCAL_SIG:
-        raise CorruptArchive(f"member {entry.name!r} has a damaged local header")
-    name_len, extra_len = fields[9], fields[10]
-    start = entry.offset + LOCAL_FMT.size
-    extra = _pread_exact(fd, extra_len, start + name_len, "local extra field")
-    data_start = start + name_len + extra_len
-    if data_start + entry.csize > entry.span_end:
-        raise CorruptArchive(f"member {entry.name!r} runs past its end (damaged archive)")
-    return extra, data_start

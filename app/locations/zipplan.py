@@ -24,10 +24,10 @@ from app.locations.zipformat import (
     encode_name,
     entry_mtime_ns,
     local_header,
-    read_local_header,
     strip_extra,
     unix_time_extra,
 )
+from app.locations.zipparse import read_local_header
 from app.locations.zipstream import Blob, Item
 
 
