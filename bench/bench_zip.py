@@ -169,6 +169,60 @@ def bench_idle(base: Path, seconds: float) -> list[Row]:
     return rows
 
 
+_POLL_CHILD = """
+import sys, threading
+sys.path.insert(0, sys.argv[3])
+from app.locations import open_location
+from app.watch.poller import PollingWatcher
+loc = open_location("zip:" + sys.argv[1]); loc.open()
+polls = [0]
+scan = loc.scan
+def counted(prefix=""):
+    polls[0] += 1
+    return scan(prefix)
+loc.scan = counted
+w = PollingWatcher(loc, lambda c: None, 0.02); w.start()
+threading.Event().wait(float(sys.argv[2]))
+w.stop(); loc.close()
+print(polls[0])
+"""
+
+
+def _strace_counts(base: Path, seconds: float, work: Path) -> tuple[dict[str, int], int]:
+    out = work / f"strace-{seconds}.txt"
+    repo = str(Path(__file__).resolve().parents[1])
+    run = subprocess.run(
+        ["strace", "-f", "-c", "-o", str(out), sys.executable, "-c", _POLL_CHILD,
+         str(base), str(seconds), repo],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            counts[parts[-1]] = int(parts[3])
+    return counts, int(run.stdout.strip())
+
+
+def bench_idle_syscalls(base: Path, work: Path) -> list[Row]:
+    """Real syscalls per poll: a polling run minus an identical run with one poll, by strace."""
+    if shutil.which("strace") is None:
+        return [("(b) syscalls per poll (strace)", "skipped", "strace not installed")]
+    try:
+        short, polls_short = _strace_counts(base, 0.0, work)
+        long, polls_long = _strace_counts(base, 2.0, work)
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        return [("(b) syscalls per poll (strace)", "skipped", str(exc)[:60])]
+    polls = max(polls_long - polls_short, 1)
+    per_poll = {
+        name: (long.get(name, 0) - short.get(name, 0)) / polls
+        for name in set(long) | set(short)
+        if abs(long.get(name, 0) - short.get(name, 0)) / polls >= 0.05
+    }
+    text = ", ".join(f"{v:.2f} {k}" for k, v in sorted(per_poll.items(), key=lambda kv: -kv[1]))
+    return [(f"(b) syscalls per poll, strace ({polls} polls)", text or "none", "futex = sleep")]
+
+
 def bench_engine(work: Path) -> list[Row]:
     try:
         from app.engine.engine import Engine, EngineSettings
@@ -202,9 +256,11 @@ def bench_engine(work: Path) -> list[Row]:
             threading.Event().wait(0.02)
         return time.perf_counter() - start
 
+    start = time.perf_counter()
     engine.start()
     try:
-        t_initial = wait(archive_matches)
+        wait(archive_matches)
+        t_initial = time.perf_counter() - start
         initial_rewrites = zloc.rewrites
         start_rewrites = zloc.rewrites
         for i in range(100):
@@ -236,6 +292,7 @@ def main() -> None:
         print(f"archive: {args.entries} entries, {size_mb:.1f} MB, zip tool {zip_version()}")
         rows = bench_replace(work, base, args.member_size, args.repeat)
         rows += bench_idle(base, args.idle_seconds)
+        rows += bench_idle_syscalls(base, work)
         if not args.skip_engine:
             rows += bench_engine(work)
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
