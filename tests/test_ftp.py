@@ -375,3 +375,13 @@ def test_guarded_write_keeps_a_save_made_on_the_server_meanwhile(
     current = ftp_location.stat("doc.txt")
     meta = ftp_location.guarded_write("doc.txt", io.BytesIO(b"version 2"), T0, current)
     assert meta.size == 9
+
+
+def test_commands_one_at_a_time_when_pipelining_is_off(ftp_server: ThreadedFtpServer) -> None:
+    loc = ftp_server.location(pipeline="no")
+    try:
+        meta = _write(loc, "p/q.txt", b"sequential")
+        assert meta == FileMeta(10, T0)
+        assert loc.scan() == {"p/q.txt": meta}
+    finally:
+        loc.close()

@@ -248,12 +248,11 @@ class FtpLocation(FtpReadOps, Location):
                         location=self.name,
                         path=path,
                     )
-                self._move(ftp, temp, path)
+                return self._commit(ftp, temp, path, mtime_ns, size)
             except BaseException:
                 with contextlib.suppress(ftplib.Error, OSError, EOFError):
                     ftp.delete(self._abs(temp))
                 raise
-            return self._stamp(ftp, path, mtime_ns, size)
 
         try:
             return self._call(f"upload of {path}", put, path)
@@ -304,26 +303,47 @@ class FtpLocation(FtpReadOps, Location):
             ftp.sendcmd(f"RNFR {self._abs(src)}")
             ftp.voidcmd(f"RNTO {self._abs(dst)}")
 
-    def _stamp(self, ftp: ftplib.FTP, path: str, mtime_ns: int, size: int) -> FileMeta:
-        """Set the time if the server can; return the meta a scan will report for the file."""
+    def _commit(self, ftp: ftplib.FTP, temp: str, path: str, mtime_ns: int, size: int) -> FileMeta:
+        """Stamp the uploaded temp file and rename it into place, in one pipelined exchange.
+
+        The time goes on the temp file first (a rename keeps it), so a failure part-way never
+        touches the file already at ``path``.
+        """
         stamp = format_ftp_time(mtime_ns)
-        precise = self._use_mlsd or self._use_mdtm
-        try:
-            if self._use_mfmt:
-                reply = ftp.sendcmd(f"MFMT {stamp} {self._abs(path)}")
-                if precise:
-                    with contextlib.suppress(ListingParseError):
-                        return FileMeta(size, parse_mfmt_reply(reply))
-            elif self._mdtm_set:
-                ftp.sendcmd(f"MDTM {stamp} {self._abs(path)}")
-                if precise:
-                    return FileMeta(size, parse_ftp_time(stamp))
-        except ftplib.error_perm as exc:
-            log.warning("%s: could not set the time of %s: %s", self.name, path, exc)
+        commands = [f"RNFR {self._abs(temp)}", f"RNTO {self._abs(path)}"]
+        if self._use_mfmt:
+            commands.insert(0, f"MFMT {stamp} {self._abs(temp)}")
+        elif self._mdtm_set:
+            commands.insert(0, f"MDTM {stamp} {self._abs(temp)}")
+        replies = self._client.pipeline(ftp, commands)
+        stamped = replies[0] if len(commands) == 3 else None
+        rnfr, rnto = replies[-2:]
+        if isinstance(rnfr, ftplib.Error):
+            raise rnfr
+        if isinstance(rnto, ftplib.Error):
+            self._move(ftp, temp, path)  # the server will not overwrite: delete, then rename
+        return self._stamped_meta(ftp, path, stamp, size, stamped)
+
+    def _stamped_meta(
+        self, ftp: ftplib.FTP, path: str, stamp: str, size: int, reply: str | ftplib.Error | None
+    ) -> FileMeta:
+        """Return the meta a scan will report for the file just written.
+
+        That is the time we set when the listing is exact (MLSD/MDTM) and setting worked;
+        otherwise whatever the server lists now (its own clock, or LIST minutes).
+        """
+        if isinstance(reply, ftplib.Error):
+            log.warning("%s: could not set the time of %s: %s", self.name, path, reply)
+        elif reply is not None and (self._use_mlsd or self._use_mdtm):
+            if not self._use_mfmt:
+                return FileMeta(size, parse_ftp_time(stamp))
+            with contextlib.suppress(ListingParseError):
+                return FileMeta(size, parse_mfmt_reply(reply))
         meta = self._stat_one(ftp, path)
         if meta is None:
-            raise FileVanished("the file vanished right after upload", location=self.name,
-                               path=path)  # fmt: skip
+            raise FileVanished(
+                "the file vanished right after upload", location=self.name, path=path
+            )
         return meta
 
     def delete(self, path: str) -> None:

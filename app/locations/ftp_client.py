@@ -79,6 +79,9 @@ class FtpClient:
         self._owner: int | None = None
         self._backoff_s = 0.0
         self._retry_at = 0.0
+        #: Send short command sequences without waiting for each reply (``pipeline=no`` in the
+        #: URL turns it off; a timeout while pipelining turns it off for good).
+        self.pipelining = spec.option("pipeline", "yes").lower() not in ("no", "false", "0", "off")
 
     @property
     def address(self) -> str:
@@ -132,6 +135,42 @@ class FtpClient:
                     raise
                 self.drop(exc)
                 raise self.unavailable(what, exc) from None
+
+    def pipeline(self, ftp: ftplib.FTP, commands: list[str]) -> list[str | ftplib.Error]:
+        """Send ``commands`` at once; return each reply, or the refusal, in order.
+
+        One round trip instead of one per command: over a WAN that halves the time of a small
+        upload. Some servers and routers lose pipelined commands, so a timeout while waiting
+        turns pipelining off for this client before it propagates (the caller's retry, on a
+        fresh connection, then goes one command at a time). A reply that means the connection
+        is finished (421) is raised, not returned.
+        """
+        replies: list[str | ftplib.Error] = []
+        if not self.pipelining:
+            for command in commands:
+                try:
+                    replies.append(ftp.sendcmd(command))
+                except ftplib.Error as exc:
+                    if self.is_broken(exc):
+                        raise
+                    replies.append(exc)
+            return replies
+        assert ftp.sock is not None
+        ftp.sock.sendall("".join(f"{c}\r\n" for c in commands).encode(ftp.encoding))
+        self.commands += len(commands)
+        for _ in commands:
+            try:
+                replies.append(ftp.getresp())
+            except ftplib.Error as exc:
+                if self.is_broken(exc):
+                    raise
+                replies.append(exc)
+            except TimeoutError:
+                self.pipelining = False
+                log.warning("%s: no reply to pipelined commands; sending one at a time from now",
+                            self.spec.redacted)  # fmt: skip
+                raise
+        return replies
 
     def is_broken(self, exc: BaseException) -> bool:
         """True if ``exc`` means the connection is unusable (not a refusal of one command)."""
