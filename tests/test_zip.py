@@ -373,6 +373,22 @@ def test_delete_drops_directory_entries_it_leaves_empty(tmp_path: Path) -> None:
         assert sorted(zf.namelist()) == ["empty-dir/", "kept/", "kept/b.txt"]
 
 
+def test_symlink_members_are_skipped_and_kept(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_file(src / "real.txt", "real")
+    (src / "link.txt").symlink_to("real.txt")
+    run_zip("-y", tmp_path / "a.zip", "real.txt", "link.txt", cwd=src)  # -y: store the link
+    loc = zip_location(tmp_path / "a.zip")
+    try:
+        assert set(loc.scan()) == {"real.txt"}
+        put(loc, "new.txt", b"n")
+    finally:
+        loc.close()
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.read("link.txt") == b"real.txt"
+        assert (zf.getinfo("link.txt").external_attr >> 16) & 0o170000 == 0o120000
+
+
 # --- odd but valid layouts -------------------------------------------------------------------
 
 

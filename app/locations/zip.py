@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _MAX_REDO = 5
 _UNCHECKED = object()
+_UNIX = 3  # 'version made by' host system whose external attributes hold st_mode
 
 
 class ZipLocation(Location):
@@ -349,8 +351,17 @@ class ZipLocation(Location):
             self._index()
 
     def _is_listable(self, entry: Entry) -> bool:
-        """A regular file with a safe, non-internal name; unsafe names are logged once."""
+        """A regular file with a safe, non-internal name; unsafe names are logged once.
+
+        Unix symlinks (``zip -y``) are skipped like a folder skips them: their content is
+        the link target, which must not become a regular file elsewhere.
+        """
         if entry.is_dir:
+            return False
+        kind = stat.S_IFMT(entry.ext_attr >> 16) if entry.made_by >> 8 == _UNIX else 0
+        if kind not in (0, stat.S_IFREG):
+            if kind != stat.S_IFDIR:
+                log.warning("%s: skipping %s (not a regular file)", self.name, entry.name)
             return False
         try:
             check_relpath(entry.name)
