@@ -409,6 +409,29 @@ def test_data_descriptor_members_survive_rewrite_and_rename(archive: Path) -> No
     unzip_test(archive)
 
 
+def test_archive_streamed_by_zip_to_stdout_is_read_and_rewritten(tmp_path: Path) -> None:
+    """``zip - files > out.zip`` cannot seek, so every member carries a data descriptor."""
+    src = tmp_path / "src"
+    write_file(src / "one.txt", "one " * 1000)
+    write_file(src / "two.txt", "two")
+    archive = tmp_path / "streamed.zip"
+    piped = subprocess.run(  # through a pipe: zip cannot seek back to fill in sizes
+        ["zip", "-q", "-", "one.txt", "two.txt"], cwd=src, capture_output=True, check=True
+    )
+    archive.write_bytes(piped.stdout)
+    with zipfile.ZipFile(archive) as zf:
+        assert all(i.flag_bits & 0x8 for i in zf.infolist())
+    loc = zip_location(archive)
+    try:
+        assert read(loc, "one.txt") == b"one " * 1000
+        with loc.batch():
+            loc.rename("two.txt", "sub/two.txt")
+            put(loc, "three.txt", b"three")
+    finally:
+        loc.close()
+    unzip_test(archive)
+
+
 def test_self_extractor_stub_is_kept(tmp_path: Path) -> None:
     inner = tmp_path / "inner.zip"
     with zipfile.ZipFile(inner, "w") as zf:
