@@ -45,7 +45,16 @@ from app.locations.base import (
 from app.locations.ziparchive import ArchiveFile, Sig
 from app.locations.zipformat import Entry
 from app.locations.zipparse import read_local_header
-from app.locations.zipplan import Moved, Op, Staged, meta_of, new_entry, plan_members, renamed
+from app.locations.zipplan import (
+    Moved,
+    Op,
+    Staged,
+    StagedOps,
+    meta_of,
+    new_entry,
+    plan_members,
+    renamed,
+)
 from app.locations.zipstream import Item, deflate_into, open_member
 
 if TYPE_CHECKING:
@@ -82,10 +91,7 @@ class ZipLocation(Location):
         self._by_name: dict[str, Entry] = {}
         self._listing: Listing = {}
         self._listable: dict[str, bool] = {}  # name checks, memoized across re-reads
-        self._pending: dict[str, Op] = {}
-        self._expected: dict[str, FileMeta | None] = {}
-        self._view: Listing | None = None
-        self._view_shared = False
+        self._staged = StagedOps()
         self._stage_fd: int | None = None
         self._stage_pos = 0
         self._created: Sig | None = None
@@ -154,8 +160,8 @@ class ZipLocation(Location):
     def close(self) -> None:
         """Close the archive. Safe to call twice."""
         with self._lock:
-            if self._pending:
-                log.warning("%s: %d staged changes not written", self.name, len(self._pending))
+            if self._staged:
+                log.warning("%s: %d staged changes not written", self.name, len(self._staged))
             self._discard_staging()
             self._disk.close()
 
@@ -163,7 +169,7 @@ class ZipLocation(Location):
         """List the files; the same dict object comes back while the archive is unchanged."""
         with self._lock:
             self._refresh()
-            view = self._current_view(share=True)
+            view = self._staged.view(self._listing, share=True)
         if not prefix:
             return view
         start = prefix.rstrip("/") + "/"
@@ -173,13 +179,13 @@ class ZipLocation(Location):
         """Return the file's meta as the archive reports it (staged changes included)."""
         with self._lock:
             self._refresh()
-            return self._current_view().get(path)
+            return self._staged.view(self._listing).get(path)
 
     def stat_many(self, paths: Iterable[str]) -> dict[str, FileMeta | None]:
         """Like :meth:`stat` for many paths, with one ``stat()`` of the archive."""
         with self._lock:
             self._refresh()
-            view = self._current_view()
+            view = self._staged.view(self._listing)
             return {p: view.get(p) for p in paths}
 
     @contextlib.contextmanager
@@ -201,7 +207,7 @@ class ZipLocation(Location):
 
     def _locate(self, path: str) -> tuple[int, Entry, int]:
         """Return a private fd, the entry and its data start (-1: read the local header)."""
-        op = self._pending.get(path, False)
+        op = self._staged.ops.get(path, False)
         if isinstance(op, Staged) and self._stage_fd is not None:
             return os.dup(self._stage_fd), op.entry, op.entry.offset
         name = op.src if isinstance(op, Moved) else path
@@ -274,11 +280,11 @@ class ZipLocation(Location):
         with self.batch(), self._lock:
             self._refresh()
             self._check_expected(path, expected)
-            if path in self._current_view():
+            if path in self._staged.view(self._listing):
                 self._stage(path, None)
 
     def _check_expected(self, path: str, expected: object) -> None:
-        if expected is not _UNCHECKED and self._current_view().get(path) != expected:
+        if expected is not _UNCHECKED and self._staged.view(self._listing).get(path) != expected:
             raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
 
     def rename(self, src: str, dst: str) -> FileMeta:
@@ -288,7 +294,7 @@ class ZipLocation(Location):
             raise UnsafePath(f"{dst!r} is a FileSync internal name", location=self.name)
         with self.batch(), self._lock:
             self._refresh()
-            op = self._pending.get(src, False)
+            op = self._staged.ops.get(src, False)
             new: Staged | Moved
             if isinstance(op, Staged):
                 new = Staged(renamed(op.entry, dst))
@@ -304,44 +310,13 @@ class ZipLocation(Location):
             return meta_of(new.entry)
 
     def _stage(self, path: str, op: Op) -> None:
-        self._expected.setdefault(path, self._listing.get(path))
-        if isinstance(op, Moved):
-            self._expected.setdefault(op.src, self._listing.get(op.src))
-        self._pending[path] = op
-        if self._view is None or self._view_shared:
-            self._view = None
-        elif op is None:
-            self._view.pop(path, None)
-        else:
-            self._view[path] = meta_of(op.entry)
-
-    def _current_view(self, share: bool = False) -> Listing:
-        """The listing with staged changes applied.
-
-        Kept up to date in place while staging (the engine stats and writes thousands of files
-        in one batch), unless :meth:`scan` handed it out: a dict handed out never changes.
-        """
-        if not self._pending:
-            return self._listing
-        self._view_shared |= share
-        if self._view is None:
-            self._view_shared = share
-            view = dict(self._listing)
-            for path, op in self._pending.items():
-                if op is None:
-                    view.pop(path, None)
-                else:
-                    view[path] = meta_of(op.entry)
-            self._view = view
-        return self._view
+        self._staged.stage(path, op, self._listing)
 
     def _discard_staging(self) -> None:
         if self._stage_fd is not None:
             os.close(self._stage_fd)
         self._stage_fd = None
-        self._pending.clear()
-        self._expected.clear()
-        self._view = None
+        self._staged.clear()
 
     # --- the archive on disk -----------------------------------------------------------------
 
@@ -385,7 +360,7 @@ class ZipLocation(Location):
                 by_name[name] = entry
         self._by_name = by_name
         self._listing = {name: meta_of(e) for name, e in by_name.items()}
-        self._view = None
+        self._staged.forget_view()
 
     # --- the one rewrite per batch -----------------------------------------------------------
 
@@ -397,7 +372,7 @@ class ZipLocation(Location):
         files it wrote look deleted by someone else.
         """
         with self._lock:
-            if not self._pending:
+            if not self._staged:
                 return
             for _ in range(_MAX_REDO):
                 self._refresh()
@@ -417,13 +392,7 @@ class ZipLocation(Location):
     def _plan(self) -> list[Item] | None:
         """Drop staged operations whose names another program changed meanwhile; plan."""
         assert self._disk.fd is not None
-        ops: dict[str, Op] = {}
-        for path, op in self._pending.items():
-            src = op.src if isinstance(op, Moved) else path
-            if self._listing.get(path) != self._expected[path] or (
-                self._listing.get(src) != self._expected[src]
-            ):
-                log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
-                continue
-            ops[path] = op
+        ops, changed = self._staged.still_valid(self._listing)
+        for path in changed:
+            log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
         return plan_members(self._disk.directory, self._by_name, ops, self._disk.fd, self._stage_fd)

@@ -4,6 +4,8 @@ Pure apart from reading local headers of renamed members, so the rules are easy 
 members keep their order, a replaced member keeps its place, new members go at the end,
 earlier duplicates of a name disappear (the last one counts), unsafe and internal names and
 directory entries are kept untouched, except directory entries a delete left empty.
+:class:`StagedOps` holds a batch's operations until then, with what the engine expected each
+path to hold, so a member another program changed meanwhile keeps that program's version.
 """
 
 from __future__ import annotations
@@ -166,3 +168,75 @@ def plan_members(
         changed = True
         items = [i for i in items if not (i.entry.is_dir and i.entry.name in drop)]
     return items if changed else None
+
+
+class StagedOps:
+    """The operations of the current batch, what the engine expected, and the resulting view.
+
+    The view (listing with the operations applied) is kept up to date in place while staging,
+    because the engine stats and writes thousands of files in one batch; once :meth:`view`
+    has handed it out with ``share=True`` (to a poller) it is never changed again.
+    """
+
+    def __init__(self) -> None:
+        self.ops: dict[str, Op] = {}
+        self._expected: dict[str, FileMeta | None] = {}
+        self._view: dict[str, FileMeta] | None = None
+        self._shared = False
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def stage(self, path: str, op: Op, listing: Mapping[str, FileMeta]) -> None:
+        """Record ``op`` for ``path``; the first touch remembers what ``listing`` held then."""
+        self._expected.setdefault(path, listing.get(path))
+        if isinstance(op, Moved):
+            self._expected.setdefault(op.src, listing.get(op.src))
+        self.ops[path] = op
+        if self._view is None or self._shared:
+            self._view = None
+        elif op is None:
+            self._view.pop(path, None)
+        else:
+            self._view[path] = meta_of(op.entry)
+
+    def view(self, listing: dict[str, FileMeta], share: bool = False) -> dict[str, FileMeta]:
+        """``listing`` with the staged operations applied."""
+        if not self.ops:
+            return listing
+        self._shared |= share
+        if self._view is None:
+            self._shared = share
+            view = dict(listing)
+            for path, op in self.ops.items():
+                if op is None:
+                    view.pop(path, None)
+                else:
+                    view[path] = meta_of(op.entry)
+            self._view = view
+        return self._view
+
+    def forget_view(self) -> None:
+        """The listing underneath changed: rebuild the view on next use."""
+        self._view = None
+
+    def clear(self) -> None:
+        """Forget everything (after a commit)."""
+        self.ops.clear()
+        self._expected.clear()
+        self._view = None
+
+    def still_valid(self, listing: Mapping[str, FileMeta]) -> tuple[dict[str, Op], list[str]]:
+        """Split the operations: those whose names (and rename sources) still hold what they
+        held when first staged, and the paths another program changed in the meantime."""
+        valid: dict[str, Op] = {}
+        changed: list[str] = []
+        for path, op in self.ops.items():
+            src = op.src if isinstance(op, Moved) else path
+            if listing.get(path) != self._expected[path] or (
+                listing.get(src) != self._expected[src]
+            ):
+                changed.append(path)
+            else:
+                valid[path] = op
+        return valid, changed
