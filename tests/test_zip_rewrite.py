@@ -329,7 +329,8 @@ def test_kill_at_random_points_never_leaves_a_broken_archive(tmp_path: Path) -> 
     archive = tmp_path / "arch.zip"
     _seed_archive(archive)
     big = random.Random(1).randbytes(8_000_000)
-    rng = random.Random()
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)  # printed on failure, so a failing sequence can be replayed
     for round_ in range(8):
         progress = tmp_path / f"progress{round_}"
         if round_ % 2:
@@ -353,7 +354,10 @@ def test_kill_at_random_points_never_leaves_a_broken_archive(tmp_path: Path) -> 
             finally:
                 child.kill()
                 child.wait(timeout=30)
-        _assert_intact(archive, big)
+        try:
+            _assert_intact(archive, big)
+        except AssertionError as exc:
+            raise AssertionError(f"seed {seed}, round {round_}: {exc}") from exc
 
 
 @pytest.mark.parametrize("kill_at", ["mid-copy", "before-fsync", "before-replace", "after-replace"])
