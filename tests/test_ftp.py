@@ -87,6 +87,8 @@ def test_wrong_password_is_authentication_failed_in_one_line(
     assert "\n" not in message
     assert "password" in message and "alice" in message
     assert SECRET not in message
+    with pytest.raises(AuthenticationFailed, match="next attempt"):
+        loc.scan()  # backing off: no second guess sent to the server right away
     loc.close()
 
 

@@ -54,6 +54,9 @@ CAUTIOUS = Capabilities(
     mtime_precision_ns=60 * NS, can_set_mtime=False, can_rename=True, native_events=False
 )
 _PROBE_TIME = "20200102030405"
+#: Bytes per read and send while uploading: large enough for full-speed sends, small enough
+#: to stay clear of the allocator's mmap threshold.
+UPLOAD_CHUNK = 256 * 1024
 
 
 class FtpLocation(FtpReadOps, Location):
@@ -76,6 +79,8 @@ class FtpLocation(FtpReadOps, Location):
         self._known_dirs: set[str] = {""}
         #: LIST mode: path -> (LIST line, MDTM time) from the last scan.
         self._mdtm_cache: dict[str, tuple[str, int]] = {}
+        #: Upload buffer, reused (uploads are serialised by the connection lock).
+        self._buffer = bytearray(UPLOAD_CHUNK)
         #: True once the root is known to hold ``.filesync/``: full scans then insist on it.
         self._marked = False
 
@@ -190,7 +195,7 @@ class FtpLocation(FtpReadOps, Location):
         """Return True if ``MDTM YYYYMMDDHHMMSS path`` really sets a time (vsftpd does)."""
         probe = self._abs(f"{TEMP_PREFIX}probe-{uuid.uuid4().hex[:12]}")
         try:
-            upload(ftp, probe, io.BytesIO(b""))
+            upload(ftp, probe, io.BytesIO(b""), self._buffer)
         except ftplib.error_perm:
             return False
         try:
@@ -265,13 +270,13 @@ class FtpLocation(FtpReadOps, Location):
         """STOR ``temp``, creating its folders; a folder deleted behind our back is remade."""
         created = self._make_dirs(ftp, folder)
         try:
-            return upload(ftp, self._abs(temp), source)
+            return upload(ftp, self._abs(temp), source, self._buffer)
         except ftplib.error_perm as exc:
             if created or not is_not_found(exc):
                 raise
         self._known_dirs.difference_update(_ancestors(folder))
         self._make_dirs(ftp, folder)
-        return upload(ftp, self._abs(temp), source)
+        return upload(ftp, self._abs(temp), source, self._buffer)
 
     def _make_dirs(self, ftp: ftplib.FTP, folder: str) -> bool:
         """MKD each folder of ``folder`` not known to exist; return True if any was sent."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -79,6 +80,8 @@ class FtpClient:
         self._owner: int | None = None
         self._backoff_s = 0.0
         self._retry_at = 0.0
+        self._last_failure: LocationUnavailable | None = None
+        self._warned_unverified = False
         #: Send short command sequences without waiting for each reply (``pipeline=no`` in the
         #: URL turns it off; a timeout while pipelining turns it off for good).
         self.pipelining = spec.option("pipeline", "yes").lower() not in ("no", "false", "0", "off")
@@ -215,26 +218,32 @@ class FtpClient:
         if self._ftp is not None:
             return self._ftp
         now = time.monotonic()
-        if now < self._retry_at:
-            raise LocationUnavailable(
-                f"{self.address} unreachable; next attempt in {self._retry_at - now:.0f} s",
+        last = self._last_failure
+        if last is not None and now < self._retry_at:
+            # Same type as the real failure (a wrong password stays AuthenticationFailed).
+            raise type(last)(
+                f"{last.message} (next attempt in {self._retry_at - now:.0f} s)",
                 location=self.spec.redacted,
             )
         try:
             self._ftp = self._login()
-        except LocationUnavailable:
+        except LocationUnavailable as exc:
+            self._last_failure = exc
             self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
             self._retry_at = time.monotonic() + self._backoff_s
             raise
+        self._last_failure = None
         self._backoff_s = 0.0
         self._retry_at = 0.0
         return self._ftp
 
     def _tls_context(self) -> ssl.SSLContext:
         if self.spec.option("verify", "yes").lower() in ("no", "false", "0", "off"):
-            log.warning(
-                "%s: verify=no: the server's certificate is NOT checked; anyone between you and "
-                "the server can read and change the data", self.spec.redacted)  # fmt: skip
+            if not self._warned_unverified:
+                self._warned_unverified = True
+                log.warning(
+                    "%s: verify=no: the server's certificate is NOT checked; anyone between you "
+                    "and the server can read and change the data", self.spec.redacted)  # fmt: skip
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -330,7 +339,12 @@ class _CountingFTP(ftplib.FTP):
 
 
 class _CountingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 - mirrors ftplib's own class name
-    """ftplib.FTP_TLS that counts commands; see :class:`_CountingFTP`."""
+    """ftplib.FTP_TLS that counts commands and resumes the TLS session on data connections.
+
+    vsftpd (``require_ssl_reuse=YES``, its default) and others refuse a data connection that
+    does not resume the control connection's TLS session, so a transfer proves it comes from
+    the same client; plain ftplib starts a new session each time.
+    """
 
     def __init__(self, client: FtpClient, context: ssl.SSLContext, timeout: float) -> None:
         super().__init__(context=context, timeout=timeout, encoding="utf-8")
@@ -339,6 +353,16 @@ class _CountingFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 - mirrors ftplib's own cla
     def putcmd(self, line: str) -> None:
         self._client.commands += 1
         super().putcmd(line)
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            control = self.sock
+            session = control.session if isinstance(control, ssl.SSLSocket) else None
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+        return conn, size
 
 
 __all__ = ["CONNECTION_ERRORS", "FTP_ERRORS", "FtpClient", "is_not_found", "reply_code"]

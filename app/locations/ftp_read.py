@@ -203,8 +203,12 @@ class FtpReadOps:
             try:
                 files, subdirs, cache = self._client.run(f"listing {folder or '/'}", list_one)
             except ftplib.error_perm as exc:
-                if folder == start and start and is_not_found(exc) and not self._is_dir(start):
-                    return {}
+                # A folder deleted since its parent was listed is simply gone; any other
+                # refusal must not be read as "no files here".
+                if folder and is_not_found(exc) and not self._is_dir(folder):
+                    if folder == start:
+                        return {}
+                    continue
                 raise LocationUnavailable(
                     f"cannot list {self._abs(folder)}: {self._client.scrub(str(exc))}",
                     location=self.name,

@@ -17,7 +17,6 @@ import ssl
 from collections.abc import Callable
 from typing import BinaryIO
 
-from app.locations.base import CHUNK_SIZE
 from app.locations.ftp_client import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -31,26 +30,34 @@ class SourceFailed(Exception):  # noqa: N818 - a wrapper, unwrapped by the calle
         self.cause = cause
 
 
-def upload(ftp: ftplib.FTP, abs_path: str, source: BinaryIO) -> int:
-    """STOR ``source`` to ``abs_path`` and return the number of bytes sent.
+def upload(ftp: ftplib.FTP, abs_path: str, source: BinaryIO, buffer: bytearray) -> int:
+    """STOR ``source`` to ``abs_path`` through ``buffer`` and return the number of bytes sent.
 
-    If the source fails, the data connection is closed (the server keeps a truncated file,
-    which is why callers upload to a temporary name) and :class:`SourceFailed` is raised.
+    ``buffer`` is reused from upload to upload (no allocation per chunk). If the source fails,
+    the data connection is closed (the server keeps a truncated file, which is why callers
+    upload to a temporary name) and :class:`SourceFailed` is raised.
     """
     size = 0
+    view = memoryview(buffer)
+    readinto = getattr(source, "readinto", None)
     with ftp.transfercmd(f"STOR {abs_path}") as conn:
         while True:
             try:
-                chunk = source.read(CHUNK_SIZE)
+                if readinto is not None:
+                    count = readinto(view)
+                    chunk: bytes | memoryview = view[:count]
+                else:
+                    chunk = source.read(len(buffer))
+                    count = len(chunk)
             except BaseException as exc:
                 conn.close()
                 with contextlib.suppress(*CONNECTION_ERRORS, ftplib.Error):
                     ftp.voidresp()
                 raise SourceFailed(exc) from exc
-            if not chunk:
+            if not count:
                 break
             conn.sendall(chunk)
-            size += len(chunk)
+            size += count
         if isinstance(conn, ssl.SSLSocket):
             conn.unwrap()
     ftp.voidresp()
