@@ -197,3 +197,16 @@ def test_ignore_patterns_are_respected(rig: Rig) -> None:
     assert tree(b) == {"keep.txt": b"k", "x.log": b"log"}
     assert set(tree(a)) == {"keep.txt", "skip.tmp", "build/out.o"}
     assert not (b / ".filesyncignore").exists()
+
+
+def test_rename_onto_an_existing_file_propagates_the_moved_content(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / "target.txt", "old target", mtime=T)
+    write_file(a / "source.txt", "the moved content", mtime=T + 10)
+    rig.start()
+    converge(rig)
+    os.replace(a / "source.txt", a / "target.txt")
+    wait_until(
+        lambda: all(tree(r) == {"target.txt": b"the moved content"} for r in rig.roots),
+        message=lambda: describe_trees(*rig.roots),
+    )

@@ -542,24 +542,28 @@ class Engine:
         old = origin.index.get(src)
         try:
             moved = origin.location.stat(dst)
-            if old is None or moved is None or origin.location.stat(src) is not None:
-                return
-            if moved.size != old.size:
-                return
+            if moved is None or moved != old or origin.location.stat(src) is not None:
+                return  # not a plain rename of a synced file: the planner handles it
+            everywhere = True
             for slot in self._available():
                 loc = slot.location
-                if slot is origin or not loc.capabilities.can_rename:
+                if slot is origin:
                     continue
-                if slot.index.get(src) is None or loc.stat(src) != slot.index.get(src):
-                    continue
-                if loc.stat(dst) is not None:
+                if (
+                    not loc.capabilities.can_rename
+                    or slot.index.get(src) is None
+                    or loc.stat(src) != slot.index.get(src)
+                    or loc.stat(dst) is not None
+                ):
+                    everywhere = False  # the planner copies and deletes there instead
                     continue
                 with loc.batch():
                     meta = loc.rename(src, dst)
                 slot.renames += 1
                 self._move_row(slot, src, dst, meta)
                 self._record("renamed", dst, loc.name, f"from {src}")
-            self._move_row(origin, src, dst, moved)
+            if everywhere:
+                self._move_row(origin, src, dst, moved)
         except FileSyncError as exc:
             log.info("rename %s -> %s not propagated (%s); copying instead", src, dst, exc)
 

@@ -1,0 +1,187 @@
+"""Convergence, the core property: random creates, edits, deletes and renames in several
+locations always end with identical locations, and no version that was the newest is lost.
+
+Two layers: many examples through the real engine over in-memory locations (fast), and fewer
+over real folders with real watchdog observers and the running engine (with and without pauses
+between operations).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.engine.conflicts import is_conflict_copy
+from app.engine.engine import Engine, EngineSettings
+from app.engine.index import StateIndex
+from tests.engine_fixtures import Rig
+from tests.helpers import describe_trees, tree, trees_equal, wait_until
+from tests.memory_location import MemoryLocation
+
+NAMES = ["a.txt", "b.txt", "dir/c.txt", "dir/sub/d.txt", "é ü.txt"]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One user action in location ``where``."""
+
+    kind: str  # write | delete | rename
+    where: int
+    path: str
+    dest: str = ""
+
+
+def ops_strategy(n_locations: int, max_ops: int) -> st.SearchStrategy[list[Op]]:
+    where = st.integers(0, n_locations - 1)
+    name = st.sampled_from(NAMES)
+    op = st.one_of(
+        st.builds(Op, st.just("write"), where, name),
+        st.builds(Op, st.just("delete"), where, name),
+        st.builds(Op, st.just("rename"), where, name, name),
+    )
+    return st.lists(op, min_size=1, max_size=max_ops)
+
+
+# ----- the fast layer: real engine, in-memory locations ------------------------------------
+
+
+class MemoryWorld:
+    """Locations, an index on disk and a clock that gives every write a distinct mtime."""
+
+    def __init__(self, n: int, state: Path) -> None:
+        self.locations = [MemoryLocation(f"m{i}") for i in range(n)]
+        self.state = state
+        self.clock = 1_700_000_000 * 10**9
+        self.counter = 0
+
+    def apply(self, op: Op) -> None:
+        files = self.locations[op.where].files
+        if op.kind == "write":
+            self.counter += 1
+            self.clock += 3 * 10**9
+            files[op.path] = (f"v{self.counter}@{op.where}:{op.path}".encode(), self.clock)
+        elif op.kind == "delete":
+            files.pop(op.path, None)
+        elif op.path in files and op.dest != op.path:
+            files[op.dest] = files.pop(op.path)
+
+    def sync(self) -> None:
+        index = StateIndex(self.state)
+        try:
+            Engine(self.locations, index, EngineSettings()).start(watch=False)
+        finally:
+            index.close()
+
+    def snapshot(self) -> list[dict[str, tuple[bytes, int]]]:
+        return [dict(loc.files) for loc in self.locations]
+
+
+def check_round(
+    before: list[dict[str, tuple[bytes, int]]],
+    after_ops: list[dict[str, tuple[bytes, int]]],
+    result: dict[str, bytes],
+) -> None:
+    """The newest changed version of each path is at the path; every other changed version
+    survives somewhere (as a conflict copy); a path deleted and not edited is gone."""
+    contents = set(result.values())
+    paths = set().union(*before, *after_ops)
+    for path in paths:
+        changed = [
+            after[path]
+            for b, after in zip(before, after_ops, strict=True)
+            if path in after and b.get(path) != after[path]
+        ]
+        deleted = any(path in b and path not in a for b, a in zip(before, after_ops, strict=True))
+        if changed:
+            newest = max(changed, key=lambda v: v[1])
+            assert result.get(path) == newest[0], f"{path}: newest version lost"
+            for data, _ in changed:
+                assert data in contents, f"{path}: a changed version vanished"
+        elif deleted and not is_conflict_copy(path):
+            assert path not in result, f"{path}: delete not propagated"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rounds=st.lists(ops_strategy(3, 12), min_size=1, max_size=4))
+def test_engine_converges_on_random_operations_in_memory(rounds: list[list[Op]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        world = MemoryWorld(3, Path(tmp) / "index.sqlite")
+        world.sync()
+        for ops in rounds:
+            before = world.snapshot()
+            for op in ops:
+                world.apply(op)
+            after_ops = world.snapshot()
+            world.sync()
+            final = [{p: d for p, (d, _) in loc.files.items()} for loc in world.locations]
+            assert final[0] == final[1] == final[2], "locations differ after sync"
+            check_round(before, after_ops, final[0])
+
+
+# ----- the real layer: real folders, real watchers, the running engine ---------------------
+
+
+def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
+    """Apply ``op`` to a real folder; return the bytes written to the op's final path."""
+    root = roots[op.where]
+    src = root / op.path
+    if op.kind == "write":
+        data = f"live {n} in {op.where}: {op.path}".encode()
+        src.parent.mkdir(parents=True, exist_ok=True)
+        tmp = src.with_name(f".~{src.name}.tmp")  # save like an editor: write, then rename
+        tmp.write_bytes(data)
+        os.replace(tmp, src)
+        return data
+    if op.kind == "delete":
+        if src.is_file():
+            src.unlink()
+        return None
+    if src.is_file() and op.dest != op.path:
+        dest = root / op.dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = src.read_bytes()
+        os.replace(src, dest)
+        return data
+    return None
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=ops_strategy(3, 15), pause=st.booleans())
+def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = [Path(tmp, n) for n in "abc"]
+        for root in roots:
+            root.mkdir()
+        rig = Rig(Path(tmp), roots)
+        rig.start(ignore=(".~*",))
+        try:
+            last_write: dict[str, bytes | None] = {}
+            for n, op in enumerate(ops):
+                data = apply_to_folder(roots, op, n)
+                if op.kind == "write" and data is not None:
+                    last_write[op.path] = data
+                elif op.kind == "rename" and data is not None:
+                    last_write[op.dest] = data
+                    last_write[op.path] = None
+                elif op.kind == "delete":
+                    last_write[op.path] = None
+                if pause:
+                    wait_until(lambda: trees_equal(*roots), 30, lambda: describe_trees(*roots))
+                    time.sleep(0.002)  # distinct mtimes on coarse-clock filesystems
+            wait_until(lambda: trees_equal(*roots), 60, lambda: describe_trees(*roots))
+            final = tree(roots[0])
+            for path, data in last_write.items():
+                if data is None:
+                    continue
+                if pause:
+                    assert final.get(path) == data, f"{path}: last write lost"
+                else:
+                    assert data in final.values(), f"{path}: last write lost"
+        finally:
+            rig.stop()
