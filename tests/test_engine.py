@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
@@ -210,3 +211,132 @@ def test_rename_onto_an_existing_file_propagates_the_moved_content(rig: Rig) -> 
         lambda: all(tree(r) == {"target.txt": b"the moved content"} for r in rig.roots),
         message=lambda: describe_trees(*rig.roots),
     )
+
+
+def test_mass_delete_is_held_until_confirmed(rig: Rig) -> None:
+    a, b, c = rig.roots
+    for i in range(20):
+        write_file(a / f"f{i}.txt", str(i))
+    assert rig.once()
+    for path in b.iterdir():
+        if path.is_file():
+            path.unlink()
+    engine = rig.start(watch=False)
+    status = {s.key: s for s in engine.status().locations}[f"folder:{b}"]
+    assert status.state.value == "error"
+    assert "--allow-mass-delete" in status.last_error
+    assert len(tree(a)) == 20 and len(tree(c)) == 20, "held deletes must not propagate"
+    rig.stop()
+    assert len(tree(a)) == 20
+    assert rig.once(allow_mass_delete=True)
+    assert tree(a) == tree(b) == tree(c) == {}
+
+
+def test_removed_root_mark_holds_deletes(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / "precious.txt", "keep me")
+    assert rig.once()
+    for root in (b,):  # the "drive" vanishes: its content and its mark are gone
+        for path in sorted(root.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    assert not rig.once()
+    assert tree(a) == tree(c) == {"precious.txt": b"keep me"}
+    engine = rig.start(watch=False)
+    row = {s.key: s for s in engine.status().locations}[f"folder:{b}"]
+    assert row.state.value == "unavailable"
+    assert ".filesync" in row.last_error
+
+
+def test_root_vanishing_while_running_deletes_nothing_elsewhere(rig: Rig) -> None:
+    import shutil
+
+    a, b, c = rig.roots
+    for i in range(3):
+        write_file(a / f"d/f{i}.txt", str(i))
+    engine = rig.start()
+    converge(rig)
+    shutil.rmtree(b)
+    wait_until(
+        lambda: {s.key: s for s in engine.status().locations}[f"folder:{b}"].state.value
+        == "unavailable",
+        message="b reported unavailable",
+    )
+    assert engine.wait_idle(10)
+    assert len(tree(a)) == 3 and len(tree(c)) == 3
+
+
+def test_odd_names_survive(rig: Rig) -> None:
+    a, b, c = rig.roots
+    names = [
+        "unicode/日本語 ファイル.txt",
+        "spaces in name/and more.txt",
+        "émojis 🙂/ok.txt",
+        "x" * 240 + ".txt",
+        "deep/" * 20 + "leaf.txt",
+        "#percent%20&quote'.txt",
+    ]
+    for i, name in enumerate(names):
+        write_file(a / name, f"n{i}")
+    rig.start()
+    converge(rig)
+    assert sorted(tree(c)) == sorted(names)
+    os.rename(a / names[0], a / "unicode/改名.txt")
+    wait_until(lambda: "unicode/改名.txt" in tree(b), message="unicode rename")
+
+
+def test_symlinks_are_skipped_not_followed(rig: Rig, tmp_path: Path) -> None:
+    a, b, _ = rig.roots
+    secret = write_file(tmp_path / "outside.txt", "outside the root")
+    os.symlink(secret, a / "link.txt")
+    write_file(a / "real.txt", "real")
+    assert rig.once()
+    assert tree(b) == {"real.txt": b"real"}
+
+
+def test_unreadable_file_is_retried_and_does_not_stop_the_engine(rig: Rig) -> None:
+    if os.geteuid() == 0:
+        # root reads anything; simulate "unreadable" with a file that vanishes instead
+        a, b, _ = rig.roots
+        rig.start()
+        for i in range(50):
+            p = write_file(a / f"flash{i}.txt", "x")
+            p.unlink()
+        write_file(a / "after.txt", "still syncing")
+        wait_until(lambda: tree(b).get("after.txt") == b"still syncing", message="after.txt")
+        wait_until(lambda: trees_equal(*rig.roots), message=lambda: describe_trees(*rig.roots))
+        return
+    a, b, _ = rig.roots
+    locked = write_file(a / "locked.txt", "secret")
+    locked.chmod(0)
+    write_file(a / "open.txt", "open")
+    rig.start()
+    wait_until(lambda: tree(b).get("open.txt") == b"open", message="open.txt copied")
+    locked.chmod(0o644)
+    wait_until(lambda: tree(b).get("locked.txt") == b"secret", 30, "locked.txt after retry")
+
+
+def test_inotify_exhaustion_falls_back_to_polling(rig: Rig) -> None:
+    """With no inotify instance left the folder is polled, with a warning, and still syncs."""
+    limit = Path("/proc/sys/fs/inotify/max_user_instances")
+    if not os.access(limit, os.W_OK):
+        import pytest
+
+        pytest.skip("needs root to lower fs.inotify.max_user_instances")
+    in_use = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            in_use += sum(
+                1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify"
+            )
+        except OSError:
+            continue
+    original = limit.read_text()
+    limit.write_text(str(max(in_use, 1)))
+    try:
+        engine = rig.start()
+    finally:
+        limit.write_text(original)
+    polling = [s.watcher for s in engine._slots.values()]
+    assert all(getattr(w, "polling", False) for w in polling), "expected polling fallback"
+    write_file(rig.roots[0] / "polled.txt", "polled")
+    converge(rig)

@@ -491,12 +491,18 @@ class Engine:
         with contextlib.ExitStack() as stack:
             for key in listings:
                 stack.enter_context(self._slots[key].location.batch())
+            slots = [self._slots[key] for key in listings]
             for n, path in enumerate(paths):
+                if n % 100 == 0:
+                    for slot in slots:
+                        slot.pending = len(paths) - n
                 follow_ups += self._apply_one(path, listings)
                 if progress is not None:
                     progress.step(n + 1, self._applier.files_copied, self._applier.bytes_copied)
                     if n % 2000 == 1999:
                         self.index.commit()
+            for slot in slots:
+                slot.pending = 0
         if follow_ups:
             self._sync_paths(set(follow_ups), "conflict copies")
 

@@ -96,8 +96,9 @@ class LocalWatcher(Watcher):
 
     def start(self) -> None:
         """Schedule the recursive watch; fall back to polling if the OS refuses."""
-        observer = Observer()
+        observer: BaseObserver | None = None
         try:
+            observer = Observer()  # creates the inotify instance: may hit the limit too
             observer.schedule(
                 _Handler(self.location, self.sink), os.fspath(self.location.root), recursive=True
             )
@@ -112,7 +113,7 @@ class LocalWatcher(Watcher):
                 exc.strerror,
                 self.poll_interval,
             )
-            if observer.is_alive():
+            if observer is not None and observer.is_alive():
                 observer.stop()
                 observer.join()
             self._fallback = PollingWatcher(self.location, self.sink, self.poll_interval)
