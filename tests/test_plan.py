@@ -116,3 +116,32 @@ def test_conflict_names() -> None:
     assert conflict_name(".bashrc", 0, "x") == ".bashrc.sync-conflict-19700101-000000-x"
     long = conflict_name("é" * 200 + ".txt", 0, "lbl")
     assert len(long.encode()) <= 255 and long.endswith("-lbl.txt")
+
+
+def test_stale_location_that_did_not_change_receives_the_edit() -> None:
+    """FTP was down while a changed (and was recorded in a's and b's index)."""
+    d = plan_path(
+        [side("a", NEW, NEW), side("b", NEW, NEW), side("ftp", OLD, OLD)],
+        stale=frozenset({"ftp"}),
+    )
+    assert d.source in ("a", "b") and d.copy_to == ("ftp",) and not d.conflicts
+
+
+def test_stale_location_receives_a_delete_made_meanwhile() -> None:
+    d = plan_path([side("a", None, None), side("ftp", OLD, OLD)], stale=frozenset({"ftp"}))
+    assert d.source is None and d.delete_in == ("ftp",) and d.forget == ("ftp",)
+
+
+def test_stale_location_that_changed_too_is_a_conflict() -> None:
+    d = plan_path([side("a", NEW, NEW), side("ftp", NEWER, OLD)], stale=frozenset({"ftp"}))
+    assert d.source == "ftp" and d.conflicts == ("a",)
+
+
+def test_stale_location_edit_older_than_the_others_loses_but_is_kept() -> None:
+    d = plan_path([side("a", NEWER, NEWER), side("ftp", NEW, OLD)], stale=frozenset({"ftp"}))
+    assert d.source == "a" and d.conflicts == ("ftp",)
+
+
+def test_stale_location_deleted_while_others_edited_gets_the_edit() -> None:
+    d = plan_path([side("a", NEW, NEW), side("ftp", None, OLD)], stale=frozenset({"ftp"}))
+    assert d.source == "a" and d.copy_to == ("ftp",)

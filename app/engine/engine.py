@@ -292,12 +292,14 @@ class Engine:
             loc.open()
             loc.adopt(self.index.has_history(loc.key))
             slot.index = self.index.load(loc.key)
+            slot.stale = self.index.load_stale(loc.key)
             if watch and slot.watcher is None:
                 slot.watcher = loc.watcher(self.queue.put, self.settings.poll_interval)
                 slot.watcher.start()
             slot.state = LocationState.SYNCING
         except FileSyncError as exc:
             slot.index = self.index.load(loc.key)
+            slot.stale = self.index.load_stale(loc.key)
             slot.mark_unavailable(str(exc))
             log.error("%s", exc)
             self._record("error", "", loc.name, str(exc))
@@ -466,7 +468,8 @@ class Engine:
 
     def _plan(self, path: str, listings: dict[str, Listing]) -> Decision:
         sides = self._sides(path, listings)
-        return plan_path(list(sides.values()), self._applier.same_content(self._slots, path))
+        same = self._applier.same_content(self._slots, path)
+        return plan_path(list(sides.values()), same, self._stale_keys(path, listings))
 
     def _sides(self, path: str, listings: dict[str, Listing]) -> dict[str, Side]:
         sides = {}
@@ -506,15 +509,24 @@ class Engine:
         if follow_ups:
             self._sync_paths(set(follow_ups), "conflict copies")
 
+    def _stale_keys(self, path: str, listings: dict[str, Listing]) -> frozenset[str]:
+        return frozenset(k for k in listings if path in self._slots[k].stale)
+
     def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
         sides = self._sides(path, listings)
         try:
+            stale = self._stale_keys(path, listings)
             decision = plan_path(
-                list(sides.values()), self._applier.same_content(self._slots, path)
+                list(sides.values()), self._applier.same_content(self._slots, path), stale
             )
-            if decision.is_noop:
-                return []
-            return self._applier.apply(path, decision, self._slots, sides)
+            follow_ups = []
+            if not decision.is_noop:
+                follow_ups = self._applier.apply(path, decision, self._slots, sides)
+                self._remember_missed(path, listings)
+            for key in stale:
+                self._slots[key].stale.discard(path)
+                self.index.clear_stale(key, path)
+            return follow_ups
         except LocationUnavailable as exc:
             slot = self._slots.get(exc.location or "") or self._slot_by_name(exc.location)
             if slot is not None:
@@ -534,6 +546,13 @@ class Engine:
             for key in listings:
                 self._retry_paths[(key, path)] = time.monotonic() + RETRY_FAILED_PATH_AFTER
         return []
+
+    def _remember_missed(self, path: str, listings: dict[str, Listing]) -> None:
+        """Mark ``path`` stale for every location that was not part of this decision."""
+        for slot in self._slots.values():
+            if slot.key not in listings and path not in slot.stale:
+                slot.stale.add(path)
+                self.index.mark_stale(slot.key, path)
 
     def _slot_by_name(self, name: str | None) -> Slot | None:
         for slot in self._slots.values():

@@ -2,7 +2,8 @@
 
 It is what tells "deleted here while FileSync was off" (in the index, gone from the location)
 from "new elsewhere" (not in the index). Rows are kept per location, so adding or removing a
-location later keeps the others' history.
+location later keeps the others' history. A second table remembers, per location, the paths
+that changed elsewhere while that location was unreachable, so it catches up when it is back.
 
 SQLite in WAL mode with ``synchronous=NORMAL``: a kill -9 loses at most the last uncommitted
 batch, and a lost row only means that on restart a copy is recognised as in sync by its size and
@@ -27,6 +28,11 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    PRIMARY KEY (location, path)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stale (
+    location TEXT NOT NULL,
+    path TEXT NOT NULL,
     PRIMARY KEY (location, path)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS locations (
@@ -91,10 +97,29 @@ class StateIndex:
             self._db.execute("DELETE FROM files WHERE location = ? AND path = ?", (location, path))
             self._dirty = True
 
+    def load_stale(self, location: str) -> set[str]:
+        """Paths that changed elsewhere while ``location`` was unavailable."""
+        with self._lock:
+            rows = self._db.execute("SELECT path FROM stale WHERE location = ?", (location,))
+            return {row[0] for row in rows}
+
+    def mark_stale(self, location: str, path: str) -> None:
+        """Remember that ``path`` changed elsewhere while ``location`` could not be reached."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO stale VALUES (?, ?)", (location, path))
+            self._dirty = True
+
+    def clear_stale(self, location: str, path: str) -> None:
+        """``location`` has caught up on ``path``."""
+        with self._lock:
+            self._db.execute("DELETE FROM stale WHERE location = ? AND path = ?", (location, path))
+            self._dirty = True
+
     def forget_location(self, location: str) -> None:
         """Drop all history of a location the user removed."""
         with self._lock:
             self._db.execute("DELETE FROM files WHERE location = ?", (location,))
+            self._db.execute("DELETE FROM stale WHERE location = ?", (location,))
             self._db.execute("DELETE FROM locations WHERE key = ?", (location,))
             self._dirty = True
 

@@ -117,12 +117,69 @@ def _beats(a: Side, b: Side) -> bool:
     return a.key < b.key
 
 
-def plan_path(sides: Sequence[Side], same_content: SameContent | None = None) -> Decision:
+def plan_path(
+    sides: Sequence[Side],
+    same_content: SameContent | None = None,
+    stale: frozenset[str] = frozenset(),
+) -> Decision:
     """Decide what happens to one path, given every available location's view of it.
 
     ``same_content(a, b)`` is asked (it may read both files) only when two differing metas
     might still hold the same bytes; without it such versions are treated as different.
+
+    ``stale`` names locations that were unavailable when the path last changed elsewhere:
+    their index row is older than the others'. One that did not change since is simply behind
+    and receives the others' outcome; one that changed too made a concurrent change, so every
+    other present version competes with it (the loser becomes a conflict copy).
     """
+    stale_keys = {s.key for s in sides} & stale
+    if stale_keys:
+        return _plan_with_stale(sides, same_content, stale_keys)
+    return _plan(sides, same_content)
+
+
+def _plan_with_stale(
+    sides: Sequence[Side], same_content: SameContent | None, stale: set[str]
+) -> Decision:
+    behind = [s for s in sides if s.key in stale and s.state is SideState.UNCHANGED]
+    others = [s for s in sides if s not in behind]
+    if not others:
+        return Decision()
+    if any(s.key in stale for s in others):  # a stale location changed: concurrent changes
+        others = [
+            Side(s.key, s.current, None, s.precision_ns, s.comparable)
+            if s.key not in stale and s.state is SideState.UNCHANGED and s.current is not None
+            else s
+            for s in others
+        ]
+    decision = _plan(others, same_content)
+    if not behind:
+        return decision
+    present = [s for s in others if s.current is not None]
+    if decision.source is None and (decision.delete_in or not present):
+        return Decision(
+            delete_in=decision.delete_in + tuple(s.key for s in behind if s.current),
+            forget=decision.forget + tuple(s.key for s in behind if s.indexed),
+        )
+    source = decision.source or _newest(present).key
+    winner = next(s for s in others if s.key == source)
+    copy_to, record = list(decision.copy_to), list(decision.record)
+    for side in behind:
+        if side.current is not None and same_version(side, winner):
+            record.append(side.key)
+        else:
+            copy_to.append(side.key)
+    return Decision(
+        source=source,
+        copy_to=tuple(copy_to),
+        delete_in=decision.delete_in,
+        conflicts=decision.conflicts,
+        record=tuple(record),
+        forget=decision.forget,
+    )
+
+
+def _plan(sides: Sequence[Side], same_content: SameContent | None) -> Decision:
     present = [s for s in sides if s.current is not None]
     contenders = [s for s in present if s.state in (SideState.CREATED, SideState.EDITED)]
 

@@ -21,6 +21,7 @@ class Slot:
     error: str = ""
     last_sync: float | None = None
     held_deletes: set[str] = field(default_factory=set)
+    stale: set[str] = field(default_factory=set)
     writes: int = 0
     deletes: int = 0
     renames: int = 0
