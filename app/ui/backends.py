@@ -7,13 +7,11 @@ is then imported on its own, so a failure is reported per backend.
 
 Linux facts this module encodes:
 
-* ``xorg`` docks through XEmbed but has no menu and its window does not ask for button
-  presses, so it never sees a click; :func:`load_backend` subclasses it to listen for them.
-  A click runs the default menu item, which opens the status window.
+* ``xorg`` docks through XEmbed but has no menu; :mod:`app.ui.xorg_icon` fixes its clicks,
+  docking and titles. A click runs the default menu item, which opens the status window.
 * ``gtk`` and ``appindicator`` give a real menu but need PyGObject and a D-Bus session
   (they connect to the notification service when they start); without a session bus they
   are skipped rather than failing later in their thread.
-* ``xorg`` puts the title into WM_NAME as Latin-1 and raises on anything else.
 * ``gtk`` sets the icon's title but no tooltip; the subclass sets the tooltip too. Both GTK
   backends hide their last notification when they stop, which raises when no notification
   service runs; the subclass ignores that, and notifications count as supported only when
@@ -28,6 +26,8 @@ import os
 import sys
 from dataclasses import dataclass
 from typing import Any
+
+from app.ui.xorg_icon import fixed_xorg_icon
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def load_backend(name: str) -> Backend:
         notifications = _session_bus_reachable()
         icon_class = _fixed_gtk_icon(icon_class, tooltip=name == "gtk")
     elif name == "xorg":
-        icon_class = _clickable_xorg_icon(icon_class)
+        icon_class = fixed_xorg_icon(icon_class)
     return Backend(
         name=name,
         icon_class=icon_class,
@@ -143,34 +143,6 @@ def choose_backend(preferred: str | None = None) -> Backend:
         log.info("tray backend: %s (menu: %s)", name, backend.has_menu)
         return backend
     raise TrayBackendError("no tray backend works here (" + "; ".join(reasons) + ")")
-
-
-def latin1(text: str) -> str:
-    """``text`` with dashes made ASCII and other non-Latin-1 characters replaced by ``?``."""
-    text = text.replace("\u2014", "-").replace("\u2013", "-").replace("\u2026", "...")
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-def _clickable_xorg_icon(base: Any) -> Any:
-    xlib_x: Any = importlib.import_module("Xlib.X")
-
-    class ClickableXorgIcon(base):  # type: ignore[misc]
-        """pystray's X icon, whose window also selects ButtonPress so clicks arrive.
-
-        The title becomes the window's WM_NAME, which python-xlib encodes as Latin-1, so
-        characters outside it (the dash in "unavailable — retrying") are replaced.
-        """
-
-        title = property(lambda self: latin1(base.title.fget(self)), base.title.fset)
-
-        def _create_window(self) -> Any:
-            window = super()._create_window()
-            window.change_attributes(
-                event_mask=xlib_x.ExposureMask | xlib_x.StructureNotifyMask | xlib_x.ButtonPressMask
-            )
-            return window
-
-    return ClickableXorgIcon
 
 
 def _fixed_gtk_icon(base: Any, *, tooltip: bool) -> Any:

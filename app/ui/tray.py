@@ -57,6 +57,7 @@ class Tray:
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._icon: Any = None
+        self._visible = False
 
     @property
     def has_menu(self) -> bool:
@@ -77,7 +78,6 @@ class Tray:
                 self._icon = self.backend.icon_class(
                     APP_NAME, icon=load_icon(model.state), title=model.text, menu=self._build_menu()
                 )
-                self._shown_state, self._shown_text = model.state, model.text
             self._icon.run(setup=self._setup)
         except Exception:
             log.exception("the tray icon stopped with an error")
@@ -85,8 +85,18 @@ class Tray:
             self._ready.set()
 
     def _setup(self, icon: Any) -> None:
-        icon.visible = True
-        self._ready.set()
+        # pystray drops title and picture changes made before the icon is visible, so the
+        # latest snapshot is applied again once it is.
+        try:
+            icon.visible = True
+            with self._lock:
+                self._visible = True
+                self._shown_state, self._shown_text, self._shown_menu = None, "", ()
+                self._apply(self.model)
+        except Exception:
+            log.exception("the tray icon could not be shown")
+        finally:
+            self._ready.set()
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the icon is shown (or failed); True if it is running."""
@@ -96,23 +106,25 @@ class Tray:
         """Show a new snapshot: picture, tooltip and menu change only when they differ."""
         with self._lock:
             self.model = model
-            if self._icon is None:
-                return
-            if model.state is not self._shown_state:
-                self._icon.icon = load_icon(model.state)
-                self._shown_state = model.state
-            if model.text != self._shown_text:
-                self._icon.title = model.text
-                self._shown_text = model.text
-            menu_facts = (
-                model.text,
-                model.status.paused,
-                model.autostart,
-                tuple((loc.key, loc.name, loc.state) for loc in model.status.locations),
-            )
-            if menu_facts != self._shown_menu and self.has_menu:
-                self._icon.update_menu()
-            self._shown_menu = menu_facts
+            if self._visible and self._thread is not None and self._thread.is_alive():
+                self._apply(model)
+
+    def _apply(self, model: TrayModel) -> None:
+        if model.state is not self._shown_state:
+            self._icon.icon = load_icon(model.state)
+            self._shown_state = model.state
+        if model.text != self._shown_text:
+            self._icon.title = model.text
+            self._shown_text = model.text
+        menu_facts = (
+            model.text,
+            model.status.paused,
+            model.autostart,
+            tuple((loc.key, loc.name, loc.state) for loc in model.status.locations),
+        )
+        if menu_facts != self._shown_menu and self.has_menu:
+            self._icon.update_menu()
+        self._shown_menu = menu_facts
 
     @property
     def shown_state(self) -> TrayState | None:
@@ -142,6 +154,8 @@ class Tray:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the tray thread did not stop within %.0f s", timeout)
+        elif self._icon is not None and hasattr(self._icon, "release"):
+            self._icon.release()
         self._thread = None
 
     def _post(self, action: Action, key: str = "") -> Callable[[Any, Any], None]:
