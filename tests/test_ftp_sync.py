@@ -122,11 +122,6 @@ def test_server_stopped_mid_sync_and_restarted_loses_nothing(sync: SyncRig) -> N
     assert (sync.server.root / "before.txt").read_text() == "on the server before"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a change handled while the FTP location is unavailable is recorded in "
-    "the index of the available side only, so the catch-up after the outage sees nothing",
-)
 def test_edit_made_during_an_outage_reaches_the_server(sync: SyncRig) -> None:
     write_file(sync.server.root / "before.txt", "on the server before", mtime=T_OLD)
     sync.engine.start()

@@ -1,0 +1,323 @@
+"""Syncing paths: scan or stat the locations, plan each path, apply, keep the index in step.
+
+The engine thread owns a :class:`Syncer` and calls it for the initial and periodic full syncs
+and for every batch of changes; nothing here runs on another thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from app.engine.apply import Applier
+from app.engine.ignore import IgnoreRules
+from app.engine.index import StateIndex
+from app.engine.plan import Decision, Side, plan_path
+from app.engine.progress import Progress
+from app.engine.slot import Slot
+from app.engine.status import LocationState
+from app.errors import (
+    FileChanged,
+    FileSyncError,
+    FileVanished,
+    LocationUnavailable,
+    MassDeleteHeld,
+)
+from app.locations.base import FileMeta, Listing
+from app.watch.change import Change, ChangeKind
+
+log = logging.getLogger(__name__)
+
+#: A scan may miss this many indexed files before the mass-delete guard looks at the ratio.
+MASS_DELETE_MIN = 5
+#: A path that failed for a reason other than a vanished location is tried again after this.
+RETRY_FAILED_PATH_AFTER = 5.0
+
+Recorder = Callable[[str, str, str, str], None]
+
+
+class Syncer:
+    """Turns "these paths (or everything) may have changed" into the right copies and deletes."""
+
+    def __init__(
+        self,
+        slots: dict[str, Slot],
+        index: StateIndex,
+        record: Recorder,
+        debounce: float,
+        allow_mass_delete: bool,
+    ) -> None:
+        self.slots = slots
+        self.index = index
+        self.record = record
+        self.debounce = debounce
+        self.allow_mass_delete_always = allow_mass_delete
+        self.applier = Applier(index, record)
+        self.ignore = IgnoreRules()
+        self.retry_paths: dict[tuple[str, str], float] = {}
+
+    def converged(self) -> bool:
+        """Rescan everything and report whether all locations hold the same files."""
+        if any(not s.available or s.held_deletes for s in self.slots.values()):
+            return False
+        listings = self._scan_all()
+        return all(self._plan(path, listings).is_noop for path in self._all_paths(listings))
+
+    def available(self) -> list[Slot]:
+        return [s for s in self.slots.values() if s.available]
+
+    def _scan_all(self) -> dict[str, Listing]:
+        listings: dict[str, Listing] = {}
+        for slot in self.available():
+            try:
+                slot.location.check_available()
+                listings[slot.key] = {
+                    p: m for p, m in slot.location.scan().items() if not self.ignore.ignored(p)
+                }
+            except FileSyncError as exc:
+                slot.mark_unavailable(str(exc))
+                log.error("%s", exc)
+                self.record("error", "", slot.location.name, str(exc))
+        return listings
+
+    def _all_paths(self, listings: dict[str, Listing]) -> list[str]:
+        paths: set[str] = set()
+        for key, listing in listings.items():
+            paths.update(listing)
+            paths.update(p for p in self.slots[key].index if not self.ignore.ignored(p))
+        return sorted(paths)
+
+    def _guard_mass_delete(
+        self, slot: Slot, missing: Iterable[str], allow: bool, detail: str = ""
+    ) -> set[str]:
+        """Return the deletes to hold for ``slot`` (empty when they may proceed)."""
+        missing = set(missing)
+        if allow or self.allow_mass_delete_always:
+            return set()
+        threshold = max(MASS_DELETE_MIN, len(slot.index) // 2)
+        if len(missing) <= threshold:
+            return set()
+        error = MassDeleteHeld(
+            f"{len(missing)} of {len(slot.index)} files vanished at once{detail}; their deletes "
+            "are held. If that was intended, run again with --allow-mass-delete",
+            location=slot.location.name,
+        )
+        if slot.held_deletes != missing:
+            log.error("%s", error)
+            self.record("held", "", slot.location.name, str(error))
+        slot.held_deletes = missing
+        slot.state = LocationState.ERROR
+        slot.error = str(error)
+        return missing
+
+    def full_sync(self, reason: str, allow_mass_delete: bool = False) -> None:
+        listings = self._scan_all()
+        for key, listing in listings.items():
+            slot = self.slots[key]
+            missing = [p for p in slot.index if p not in listing and not self.ignore.ignored(p)]
+            held = self._guard_mass_delete(slot, missing, allow_mass_delete)
+            if not held:
+                slot.held_deletes = set()
+            for path in held:  # held files look unchanged, so nothing is deleted elsewhere
+                listing[path] = slot.index[path]
+        paths = self._all_paths(listings)
+        progress = Progress(reason, len(paths), log)
+        self._apply_all(paths, listings, progress)
+        progress.finish(self.applier.files_copied, self.applier.bytes_copied)
+        for key in listings:
+            slot = self.slots[key]
+            if slot.available:
+                self.index.mark_known(key)
+                slot.mark_ok()
+        self.index.commit()
+
+    def sync_changes(self, changes: list[Change]) -> None:
+        paths: set[str] = set()
+        scan_deletes: dict[str, set[str]] = {}
+        for change in changes:
+            slot = self.slots.get(change.location)
+            if slot is None or not slot.available:
+                continue
+            if change.kind is ChangeKind.MOVED:
+                self._propagate_rename(slot, change.path, change.dest)
+                paths.update((change.path, change.dest))
+            elif change.kind is ChangeKind.TREE:
+                paths.update(self._expand_tree(slot, change.path))
+            elif change.kind is ChangeKind.FILE:
+                paths.add(change.path)
+                if change.from_scan and change.path in slot.index:
+                    scan_deletes.setdefault(slot.key, set()).add(change.path)
+        self.sync_paths(paths, "changes", scan_deletes)
+
+    def _expand_tree(self, slot: Slot, prefix: str) -> set[str]:
+        found = {p for p in slot.index if p.startswith(prefix + "/")}
+        try:
+            found.update(slot.location.scan(prefix))
+        except FileSyncError as exc:
+            log.debug("scan of %s failed: %s", prefix, exc)
+        return found
+
+    def sync_paths(
+        self, paths: set[str], reason: str, scan_deletes: dict[str, set[str]] | None = None
+    ) -> None:
+        paths = {p for p in paths if p and not self.ignore.ignored(p)}
+        if not paths:
+            return
+        listings: dict[str, Listing] = {}
+        for slot in self.available():
+            try:
+                slot.location.check_available()
+                stats = slot.location.stat_many(sorted(paths))
+            except FileSyncError as exc:
+                slot.mark_unavailable(str(exc))
+                self.record("error", "", slot.location.name, str(exc))
+                continue
+            listing = {p: m for p, m in stats.items() if m is not None}
+            candidates = (scan_deletes or {}).get(slot.key, set())
+            vanished = {p for p in candidates if p not in listing}
+            held = self._guard_mass_delete(slot, vanished, False, " in one poll")
+            for path in held | (slot.held_deletes & paths):
+                if path in slot.index:
+                    listing[path] = slot.index[path]
+            listings[slot.key] = listing
+        self._apply_all(sorted(paths), listings, None)
+        for key in listings:
+            slot = self.slots[key]
+            if slot.available and slot.state is LocationState.SYNCING:
+                slot.mark_ok()
+            elif slot.available:
+                slot.last_sync = time.time()
+
+    def _plan(self, path: str, listings: dict[str, Listing]) -> Decision:
+        sides = self._sides(path, listings)
+        same = self.applier.same_content(self.slots, path)
+        return plan_path(list(sides.values()), same, self._stale_keys(path, listings))
+
+    def _sides(self, path: str, listings: dict[str, Listing]) -> dict[str, Side]:
+        sides = {}
+        for key, listing in listings.items():
+            slot = self.slots[key]
+            caps = slot.location.capabilities
+            sides[key] = Side(
+                key,
+                listing.get(path),
+                slot.index.get(path),
+                caps.mtime_precision_ns,
+                caps.can_set_mtime,
+            )
+        return sides
+
+    def _apply_all(
+        self, paths: list[str], listings: dict[str, Listing], progress: Progress | None
+    ) -> None:
+        if len(listings) < 1:
+            return
+        follow_ups: list[str] = []
+        with contextlib.ExitStack() as stack:
+            for key in listings:
+                stack.enter_context(self.slots[key].location.batch())
+            slots = [self.slots[key] for key in listings]
+            for n, path in enumerate(paths):
+                if n % 100 == 0:
+                    for slot in slots:
+                        slot.pending = len(paths) - n
+                follow_ups += self._apply_one(path, listings)
+                if progress is not None:
+                    progress.step(n + 1, self.applier.files_copied, self.applier.bytes_copied)
+                    if n % 2000 == 1999:
+                        self.index.commit()
+            for slot in slots:
+                slot.pending = 0
+        if follow_ups:
+            self.sync_paths(set(follow_ups), "conflict copies")
+
+    def _stale_keys(self, path: str, listings: dict[str, Listing]) -> frozenset[str]:
+        return frozenset(k for k in listings if path in self.slots[k].stale)
+
+    def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
+        sides = self._sides(path, listings)
+        try:
+            stale = self._stale_keys(path, listings)
+            decision = plan_path(
+                list(sides.values()), self.applier.same_content(self.slots, path), stale
+            )
+            follow_ups = []
+            if not decision.is_noop:
+                follow_ups = self.applier.apply(path, decision, self.slots, sides)
+                self._remember_missed(path, listings)
+            for key in stale:
+                self.slots[key].stale.discard(path)
+                self.index.clear_stale(key, path)
+            return follow_ups
+        except LocationUnavailable as exc:
+            slot = self.slots.get(exc.location or "") or self._slot_by_name(exc.location)
+            if slot is not None:
+                slot.mark_unavailable(str(exc))
+                listings.pop(slot.key, None)
+            log.error("%s", exc)
+            self.record("error", path, exc.location or "", str(exc))
+        except FileVanished:
+            log.debug("%s vanished while syncing; its own event will follow", path)
+        except FileChanged:
+            log.info("%s changed while it was being synced; planning it again", path)
+            for key in listings:
+                self.retry_paths[(key, path)] = time.monotonic() + self.debounce
+        except (FileSyncError, OSError) as exc:
+            log.warning("cannot sync %s now (%s); will retry", path, exc)
+            self.record("error", path, "", str(exc))
+            for key in listings:
+                self.retry_paths[(key, path)] = time.monotonic() + RETRY_FAILED_PATH_AFTER
+        return []
+
+    def _remember_missed(self, path: str, listings: dict[str, Listing]) -> None:
+        """Mark ``path`` stale for every location that was not part of this decision."""
+        for slot in self.slots.values():
+            if slot.key not in listings and path not in slot.stale:
+                slot.stale.add(path)
+                self.index.mark_stale(slot.key, path)
+
+    def _slot_by_name(self, name: str | None) -> Slot | None:
+        for slot in self.slots.values():
+            if slot.location.name == name:
+                return slot
+        return None
+
+    def _propagate_rename(self, origin: Slot, src: str, dst: str) -> None:
+        """Rename in the other locations instead of re-copying, where that is safe."""
+        if self.ignore.ignored(src) or self.ignore.ignored(dst):
+            return
+        old = origin.index.get(src)
+        try:
+            moved = origin.location.stat(dst)
+            if moved is None or moved != old or origin.location.stat(src) is not None:
+                return  # not a plain rename of a synced file: the planner handles it
+            everywhere = True
+            for slot in self.available():
+                loc = slot.location
+                if slot is origin:
+                    continue
+                if (
+                    not loc.capabilities.can_rename
+                    or slot.index.get(src) is None
+                    or loc.stat(src) != slot.index.get(src)
+                    or loc.stat(dst) is not None
+                ):
+                    everywhere = False  # the planner copies and deletes there instead
+                    continue
+                with loc.batch():
+                    meta = loc.rename(src, dst)
+                slot.renames += 1
+                self._move_row(slot, src, dst, meta)
+                self.record("renamed", dst, loc.name, f"from {src}")
+            if everywhere:
+                self._move_row(origin, src, dst, moved)
+        except FileSyncError as exc:
+            log.info("rename %s -> %s not propagated (%s); copying instead", src, dst, exc)
+
+    def _move_row(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
+        slot.index.pop(src, None)
+        self.index.remove(slot.key, src)
+        slot.index[dst] = meta
+        self.index.put(slot.key, dst, meta)
