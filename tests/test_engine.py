@@ -340,3 +340,35 @@ def test_inotify_exhaustion_falls_back_to_polling(rig: Rig) -> None:
     assert all(getattr(w, "polling", False) for w in polling), "expected polling fallback"
     write_file(rig.roots[0] / "polled.txt", "polled")
     converge(rig)
+
+
+def test_old_trash_is_pruned(rig: Rig) -> None:
+    a, b, _ = rig.roots
+    write_file(a / "t.txt", "v1", mtime=T)
+    assert rig.once()
+    old = b / ".filesync/trash/20000101-000000/t.txt"
+    write_file(old, "ancient")
+    recent = write_file(b / ".filesync/trash/29991231-000000/t.txt", "future")
+    assert rig.once()
+    assert not old.exists()
+    assert recent.exists()
+
+
+def test_status_activity_pause_and_resume(rig: Rig) -> None:
+    a, b, _ = rig.roots
+    engine = rig.start()
+    status = engine.status()
+    assert [s.state.value for s in status.locations] == ["ok", "ok", "ok"]
+    seen: list[str] = []
+    engine.add_listener(lambda act: seen.append(f"{act.action} {act.path}"))
+    engine.pause()
+    write_file(a / "while-paused.txt", "p")
+    wait_until(lambda: engine.status().pending >= 1, message="the change queued while paused")
+    assert engine.wait_idle(10)
+    assert "while-paused.txt" not in tree(b), "a paused engine must not copy"
+    assert engine.status().paused
+    engine.resume()
+    converge(rig)
+    assert "copied while-paused.txt" in seen
+    assert any(act.path == "while-paused.txt" for act in engine.status().activity)
+    assert engine.status().last_sync is not None

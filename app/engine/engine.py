@@ -74,6 +74,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._paused = False
+        self._backlog: set[str] = set()
         self._busy = False
         self._next_rescan = 0.0
         self.batches = 0
@@ -133,7 +134,7 @@ class Engine:
                 activity=tuple(self._activity),
                 paused=self._paused,
                 syncing=self._busy,
-                pending=self.queue.qsize(),
+                pending=self.queue.qsize() + len(self._backlog),
                 last_sync=max(last) if last else None,
             )
 
@@ -182,6 +183,7 @@ class Engine:
     def resume(self) -> None:
         """Resume after :meth:`pause` with a full sync, so nothing seen meanwhile is lost."""
         self._paused = False
+        self._backlog = set()
         self.sync_now()
 
     def sync_now(self) -> None:
@@ -259,7 +261,10 @@ class Engine:
                 except FileSyncError as exc:
                     log.error("%s", exc)
                     self._record("error", "", "", str(exc))
-        if not changes or self._paused:
+        if self._paused:
+            self._backlog.update(c.path or c.location for c in changes)
+            return
+        if not changes:
             return
         self.batches += 1
         rescan = False
