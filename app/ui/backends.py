@@ -146,10 +146,15 @@ def choose_backend(preferred: str | None = None) -> Backend:
 
 
 def _fixed_gtk_icon(base: Any, *, tooltip: bool) -> Any:
-    from gi.repository import GLib
+    import gi
 
-    GLib.set_prgname("filesync")
-    GLib.set_application_name("FileSync")
+    gi.require_version("Gdk", "3.0")
+    from gi.repository import Gdk, GLib
+
+    if GLib.get_prgname() != "filesync":  # GLib warns when these are set twice
+        GLib.set_prgname("filesync")
+        GLib.set_application_name("FileSync")
+        Gdk.set_program_class("FileSync")
 
     class FixedGtkIcon(base):  # type: ignore[misc]
         """pystray's GTK icon: shows its title as tooltip, stops quietly without notifier."""
@@ -166,7 +171,18 @@ def _fixed_gtk_icon(base: Any, *, tooltip: bool) -> Any:
             GLib.idle_add(apply)
 
         def _finalize(self) -> None:
+            # Runs in the tray thread after the loop ended. The hide queued by Tray.stop() has
+            # run, but without another loop iteration it never reaches the X server, and the
+            # icon would stay docked as long as the process lives.
             try:
+                if hasattr(self, "_status_icon"):
+                    self._status_icon.set_visible(False)
+                context = GLib.MainContext.default()
+                while context.pending():
+                    context.iteration(False)
+                display = Gdk.Display.get_default()
+                if display is not None:
+                    display.flush()
                 super()._finalize()
             except Exception:  # hiding a notification fails when no notification daemon runs
                 log.debug("GTK tray finalize", exc_info=True)

@@ -1,0 +1,1 @@
+"""Desktop-app tests under a real X server (Xvfb), a real tray host (trayer) and D-Bus."""
