@@ -387,3 +387,22 @@ def test_commands_one_at_a_time_when_pipelining_is_off(ftp_server: ThreadedFtpSe
         assert loc.scan() == {"p/q.txt": meta}
     finally:
         loc.close()
+
+
+def test_download_cut_short_by_the_server_raises_not_a_short_file(
+    ftp_server: ThreadedFtpServer,
+) -> None:
+    big = ftp_server.root / "big.bin"
+    with big.open("wb") as f:
+        for _ in range(32):
+            f.write(os.urandom(1024 * 1024))
+    loc = ftp_server.location(timeout=2)
+    try:
+        with pytest.raises(LocationUnavailable), loc.open_read("big.bin") as stream:
+            assert len(stream.read(65536)) == 65536
+            ftp_server.stop()  # more than any socket buffer is still to come
+            while stream.read(1024 * 1024):
+                pass
+    finally:
+        loc.close()
+        ftp_server.start()
