@@ -22,7 +22,7 @@ from app.locations.ftp_client import CONNECTION_ERRORS
 log = logging.getLogger(__name__)
 
 
-class SourceFailed(Exception):  # noqa: N818 - a wrapper, unwrapped by the caller
+class SourceFailed(Exception):
     """Reading the upload's source failed; ``cause`` is that error, re-raised by the caller."""
 
     def __init__(self, cause: BaseException) -> None:
