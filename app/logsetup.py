@@ -18,9 +18,13 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 _DATEFMT = "%H:%M:%S"
 
 
+#: Shorter secrets are not masked: masking every "ab" in every line would make logs unreadable.
+MIN_SECRET_LENGTH = 4
+
+
 def register_secret(secret: str) -> None:
     """Mask ``secret`` in every log record from now on."""
-    if secret:
+    if len(secret) >= MIN_SECRET_LENGTH:
         _SECRETS.add(secret)
 
 

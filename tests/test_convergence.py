@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from app.engine.conflicts import is_conflict_copy
@@ -24,6 +24,7 @@ from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, wait_until
 from tests.memory_location import MemoryLocation
 
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 NAMES = ["a.txt", "b.txt", "dir/c.txt", "dir/sub/d.txt", "é ü.txt"]
 
 
@@ -158,7 +159,12 @@ def trashed(roots: list[Path]) -> set[bytes]:
     }
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=NO_SHRINK,  # a live example takes seconds; shrinking one could take many minutes
+)
 @given(ops=ops_strategy(3, 15), pause=st.booleans())
 def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:

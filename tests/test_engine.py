@@ -257,8 +257,10 @@ def test_root_vanishing_while_running_deletes_nothing_elsewhere(rig: Rig) -> Non
     converge(rig)
     shutil.rmtree(b)
     wait_until(
-        lambda: {s.key: s for s in engine.status().locations}[f"folder:{b}"].state.value
-        == "unavailable",
+        lambda: (
+            {s.key: s for s in engine.status().locations}[f"folder:{b}"].state.value
+            == "unavailable"
+        ),
         message="b reported unavailable",
     )
     assert engine.wait_idle(10)
@@ -325,9 +327,7 @@ def test_inotify_exhaustion_falls_back_to_polling(rig: Rig) -> None:
     in_use = 0
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
-            in_use += sum(
-                1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify"
-            )
+            in_use += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
         except OSError:
             continue
     original = limit.read_text()

@@ -145,3 +145,15 @@ def test_stale_location_edit_older_than_the_others_loses_but_is_kept() -> None:
 def test_stale_location_deleted_while_others_edited_gets_the_edit() -> None:
     d = plan_path([side("a", NEW, NEW), side("ftp", None, OLD)], stale=frozenset({"ftp"}))
     assert d.source == "a" and d.copy_to == ("ftp",)
+
+
+def test_same_size_edit_within_coarse_precision_is_checked_by_content() -> None:
+    """A ZIP member rewritten within its 2 s clock with the same size still propagates."""
+    edited = side(
+        "zip", FileMeta(12, 201 * S, tag=2), FileMeta(12, 200 * S, tag=1), precision_ns=2 * S
+    )
+    folder = side("a", FileMeta(12, 200 * S), FileMeta(12, 200 * S))
+    d = plan_path([edited, folder], lambda x, y: False)
+    assert d.source == "zip" and d.copy_to == ("a",)
+    d = plan_path([edited, folder], lambda x, y: True)
+    assert d.copy_to == () and d.record == ("zip",)

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    tag INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (location, path)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stale (
@@ -78,16 +79,16 @@ class StateIndex:
         """Every recorded path of ``location`` with its meta."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT path, size, mtime_ns FROM files WHERE location = ?", (location,)
+                "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?", (location,)
             )
-            return {path: FileMeta(size, mtime) for path, size, mtime in rows}
+            return {path: FileMeta(size, mtime, tag) for path, size, mtime, tag in rows}
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
         """Record that ``path`` in ``location`` is in sync with this meta."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                (location, path, meta.size, meta.mtime_ns),
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                (location, path, meta.size, meta.mtime_ns, meta.tag),
             )
             self._dirty = True
 

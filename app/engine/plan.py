@@ -212,7 +212,10 @@ def _plan(sides: Sequence[Side], same_content: SameContent | None) -> Decision:
             continue
         contender = side in contenders
         verdict = same_version(side, winner)
-        if verdict is None or (verdict is False and contender):
+        # One of the two changed, yet size and time say "same": a same-size edit within the
+        # coarser clock (ZIP's 2 s) or with its mtime restored. Only the bytes can tell.
+        one_changed = (side.state is SideState.UNCHANGED) != (winner.state is SideState.UNCHANGED)
+        if verdict is None or (verdict is False and contender) or (verdict and one_changed):
             verdict = (
                 side.current.size == winner.current.size  # type: ignore[union-attr]
                 and same_content is not None

@@ -291,7 +291,7 @@ class Syncer:
         old = origin.index.get(src)
         try:
             moved = origin.location.stat(dst)
-            if moved is None or moved != old or origin.location.stat(src) is not None:
+            if moved is None or not moved.same_version(old) or origin.location.stat(src):
                 return  # not a plain rename of a synced file: the planner handles it
             everywhere = True
             for slot in self.available():

@@ -49,10 +49,21 @@ ChangeSink = Callable[["Change"], None]
 
 @dataclass(frozen=True, slots=True)
 class FileMeta:
-    """What a location reports about one file: size in bytes, mtime in ns since the epoch (UTC)."""
+    """What a location reports about one file: size in bytes, mtime in ns since the epoch (UTC).
+
+    ``tag`` is any cheap value that changes when the content may have changed although size
+    and mtime did not (coarse clocks, tools that restore mtimes): a ZIP member's CRC-32, a
+    file's inode and ctime; 0 where a kind has none. It only says whether a location's own
+    file changed since the index saw it; it is never compared across locations.
+    """
 
     size: int
     mtime_ns: int
+    tag: int = 0
+
+    def same_version(self, other: FileMeta | None) -> bool:
+        """Size and mtime equal (the tag ignored): e.g. the same file before and after a rename."""
+        return other is not None and (self.size, self.mtime_ns) == (other.size, other.mtime_ns)
 
 
 @dataclass(frozen=True, slots=True)

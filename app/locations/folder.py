@@ -143,7 +143,7 @@ class FolderLocation(Location):
                         stack.append(Path(entry.path))
                     elif entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
-                        listing[rel] = FileMeta(st.st_size, st.st_mtime_ns)
+                        listing[rel] = _meta(st)
                 except FileNotFoundError:
                     continue
         if not prefix:
@@ -167,7 +167,7 @@ class FolderLocation(Location):
             if stat_mod.S_ISLNK(st.st_mode):
                 self._warn_link(path)
             return None
-        return FileMeta(st.st_size, st.st_mtime_ns)
+        return _meta(st)
 
     @contextlib.contextmanager
     def open_read(self, path: str) -> Iterator[BinaryIO]:
@@ -225,7 +225,7 @@ class FolderLocation(Location):
             _unlink_quietly(tmp)
             raise
         st = os.lstat(full)
-        return FileMeta(st.st_size, st.st_mtime_ns)
+        return _meta(st)
 
     def delete(self, path: str) -> None:
         """Move the file to the trash and remove folders it leaves empty."""
@@ -245,7 +245,7 @@ class FolderLocation(Location):
             ) from None
         self._remove_empty_parents(src)
         st = os.lstat(full_dst)
-        return FileMeta(st.st_size, st.st_mtime_ns)
+        return _meta(st)
 
     def _to_trash(self, path: str, keep: bool) -> None:
         """Put the current version of ``path`` in the trash (a hard link if ``keep``)."""
@@ -301,6 +301,17 @@ class FolderLocation(Location):
         from app.watch.local import LocalWatcher
 
         return LocalWatcher(self, sink, poll_interval)
+
+
+def _meta(st: os.stat_result) -> FileMeta:
+    """Size and mtime, tagged with inode and ctime: a save that replaced the file (new inode) or
+    rewrote it and restored its mtime (new ctime) is seen even when size and mtime match."""
+    return FileMeta(
+        st.st_size, st.st_mtime_ns, (st.st_ino * 1_000_003 ^ st.st_ctime_ns) & _TAG_MASK
+    )
+
+
+_TAG_MASK = (1 << 63) - 1
 
 
 def _unlink_quietly(path: str | os.PathLike[str]) -> None:

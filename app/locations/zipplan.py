@@ -52,8 +52,8 @@ Op = Staged | Moved | None
 
 
 def meta_of(entry: Entry) -> FileMeta:
-    """The meta a scan reports for ``entry``."""
-    return FileMeta(entry.usize, entry.mtime_ns)
+    """The meta a scan reports for ``entry``; its CRC-32 tags the content."""
+    return FileMeta(entry.usize, entry.mtime_ns, entry.crc)
 
 
 def renamed(entry: Entry, name: str) -> Entry:

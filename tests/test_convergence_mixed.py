@@ -1,0 +1,172 @@
+"""Convergence over a mix of kinds: two folders plus a ZIP archive or an FTP server.
+
+The same random operations as ``test_convergence.py``, but some land in the archive (edited by
+Python's zipfile, as another program would: rewrite to a temp file, rename over) or on the FTP
+server's disk (as another FTP client would). The running engine polls them.
+
+Times in ZIP (DOS time, 2 s) and FTP (1 s) are coarse: two writes to one path closer than that
+are the same instant, and the tie-break may keep the earlier one at the path. Such writes are
+only required to survive somewhere (as conflict copies); all others must win at their path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.engine.engine import Engine, EngineSettings
+from app.engine.index import StateIndex
+from app.locations import open_location
+from tests.ftp_server import ThreadedFtpServer
+from tests.helpers import tree, wait_until
+from tests.test_convergence import NO_SHRINK, Op, apply_to_folder, ops_strategy, trashed
+
+PRECISION = {"zip": 2.0, "ftp": 1.0}
+
+
+def zip_tree(archive: Path) -> dict[str, bytes]:
+    if not archive.exists():
+        return {}
+    with zipfile.ZipFile(archive) as zf:
+        return {
+            i.filename: zf.read(i)
+            for i in zf.infolist()
+            if not i.is_dir() and not i.filename.split("/")[0].startswith(".filesync")
+        }
+
+
+def apply_to_zip(archive: Path, op: Op, n: int) -> bytes | None:
+    """Rewrite the archive like a typical tool would (zipfile, temp file, rename)."""
+    files = zip_tree(archive)
+    data: bytes | None = None
+    if op.kind == "write":
+        data = f"zip {n}: {op.path}".encode()
+        files[op.path] = data
+    elif op.kind == "delete":
+        files.pop(op.path, None)
+    elif op.path in files and op.dest != op.path:
+        data = files.pop(op.path)
+        files[op.dest] = data
+    else:
+        return None
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            zf.writestr(zipfile.ZipInfo(name, time.localtime()[:6]), content)
+    tmp = archive.with_name("other-program.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, archive)
+    return data
+
+
+class Mix:
+    """Two folders and one archive or server, with an engine over all three."""
+
+    def __init__(self, tmp: Path, kind: str) -> None:
+        self.kind = kind
+        self.folders = [tmp / "a", tmp / "b"]
+        for f in self.folders:
+            f.mkdir()
+        self.server: ThreadedFtpServer | None = None
+        if kind == "zip":
+            self.archive = tmp / "mix.zip"
+            spec = f"zip:{self.archive}"
+        else:
+            self.server = ThreadedFtpServer(tmp / "server")
+            self.server.start()
+            spec = self.server.url()
+        self.index = StateIndex(tmp / "index.sqlite")
+        locations = [open_location(f"folder:{f}") for f in self.folders] + [open_location(spec)]
+        self.engine = Engine(locations, self.index, EngineSettings(poll_interval=0.1))
+
+    def third_tree(self) -> dict[str, bytes]:
+        if self.server is not None:
+            return tree(self.server.root)
+        return zip_tree(self.archive)
+
+    def apply(self, op: Op, n: int) -> bytes | None:
+        if op.where < 2:
+            return apply_to_folder(self.folders, op, n)
+        if self.server is not None:
+            return apply_to_folder([self.server.root] * 3, op, n)
+        return apply_to_zip(self.archive, op, n)
+
+    def converged(self) -> bool:
+        a, b = (tree(f) for f in self.folders)
+        return a == b == self.third_tree()
+
+    def describe(self) -> str:
+        trees = [tree(f) for f in self.folders] + [self.third_tree()]
+        names = sorted(set().union(*trees))
+        rows = [f"  {n}: " + " | ".join(str(t.get(n, b"-"))[:30] for t in trees) for n in names]
+        return "trees differ:\n" + "\n".join(rows)
+
+    def close(self) -> None:
+        self.engine.stop()
+        self.index.close()
+        if self.server is not None:
+            self.server.stop()
+
+
+@pytest.mark.parametrize("kind", ["zip", "ftp"])
+def test_mixed_locations_converge_on_random_operations(kind: str) -> None:
+    @settings(
+        max_examples=6,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=NO_SHRINK,  # a live example takes seconds; shrinking one could take many minutes
+    )
+    @given(ops=ops_strategy(3, 8), pause=st.booleans())
+    def run(ops: list[Op], pause: bool) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            mix = Mix(Path(tmp), kind)
+            try:
+                mix.engine.start()
+                check_ops(mix, ops, pause)
+            finally:
+                mix.close()
+
+    run()
+
+
+def check_ops(mix: Mix, ops: list[Op], pause: bool) -> None:
+    last: dict[str, bytes | None] = {}
+    written_at: dict[str, float] = {}
+    ambiguous: set[str] = set()
+
+    def note(path: str, data: bytes | None) -> None:
+        now = time.monotonic()
+        if data is not None and now - written_at.get(path, -99.0) < PRECISION[mix.kind] + 0.5:
+            ambiguous.add(path)
+        written_at[path] = now
+        last[path] = data
+
+    wait: Callable[[float], None] = lambda t: wait_until(mix.converged, t, mix.describe)  # noqa: E731
+    for n, op in enumerate(ops):
+        data = mix.apply(op, n)
+        if op.kind == "rename" and data is not None:
+            note(op.dest, data)
+            note(op.path, None)
+        elif op.kind in ("write", "delete"):
+            note(op.path, data if op.kind == "write" else None)
+        if pause:
+            wait(60)
+    wait(90)
+    final = tree(mix.folders[0])
+    kept = set(final.values()) | trashed(mix.folders)
+    for path, data in last.items():
+        if data is None:
+            continue
+        if pause and path not in ambiguous:
+            assert final.get(path) == data, f"{path}: last write lost"
+        else:
+            assert data in kept, f"{path}: last write lost"
