@@ -133,13 +133,18 @@ def test_interactive_prompt_until_end(two: tuple[Path, Path, Path]) -> None:
     assert tree(b) == {"p.txt": b"prompted"}
 
 
-def test_run_watches_until_sigterm_then_exits_cleanly(two: tuple[Path, Path, Path]) -> None:
-    a, b, state = two
-    proc = subprocess.Popen(
+def start_watching(a: Path, b: Path, state: Path) -> subprocess.Popen[str]:
+    """``filesync run a b`` in the background, as a service manager would start it."""
+    return subprocess.Popen(
         [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--state", str(state)],
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_run_watches_until_sigterm_then_exits_cleanly(two: tuple[Path, Path, Path]) -> None:
+    a, b, state = two
+    proc = start_watching(a, b, state)
     try:
         wait_until((state / "index.sqlite").exists, message="engine start")
         write_file(a / "live.txt", "live")
@@ -152,11 +157,7 @@ def test_run_watches_until_sigterm_then_exits_cleanly(two: tuple[Path, Path, Pat
 
 def test_second_instance_on_same_state_is_refused(two: tuple[Path, Path, Path]) -> None:
     a, b, state = two
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--state", str(state)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_watching(a, b, state)
     try:
         wait_until((state / "filesync.lock").exists, message="first instance lock")
         wait_until((state / "index.sqlite").exists, message="first instance index")

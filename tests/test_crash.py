@@ -27,6 +27,19 @@ def _run(*args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def restart_once(a: Path, b: Path, state: Path) -> None:
+    """Restart after the kill with ``--once``: it must converge (exit 0)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--once"]
+        + ["--state", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_kill_9_mid_copy_leaves_no_partial_file_and_restart_converges(tmp_path: Path) -> None:
     a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state"
     a.mkdir()
@@ -53,24 +66,7 @@ def test_kill_9_mid_copy_leaves_no_partial_file_and_restart_converges(tmp_path: 
     # Whatever the moment of the kill, the real name holds nothing or the whole file.
     if (b / "big.bin").exists():
         assert (b / "big.bin").stat().st_size == SIZE
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "run",
-            f"folder:{a}",
-            f"folder:{b}",
-            "--once",
-            "--state",
-            str(state),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    restart_once(a, b, state)
     assert (b / "big.bin").stat().st_size == SIZE
     with open(a / "big.bin", "rb") as fa, open(b / "big.bin", "rb") as fb:
         while chunk := fa.read(1 << 20):
@@ -94,24 +90,7 @@ def test_kill_9_while_syncing_many_small_files_then_restart(tmp_path: Path) -> N
         proc.wait(timeout=30)
     for path in b.rglob("f*.txt"):
         assert path.stat().st_size == 2048, f"partial file {path}"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "run",
-            f"folder:{a}",
-            f"folder:{b}",
-            "--once",
-            "--state",
-            str(state),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    restart_once(a, b, state)
     files_a = {p.relative_to(a): p.read_bytes() for p in a.rglob("f*.txt")}
     files_b = {p.relative_to(b): p.read_bytes() for p in b.rglob("f*.txt")}
     assert files_a == files_b
