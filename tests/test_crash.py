@@ -29,9 +29,9 @@ def _run(*args: str) -> subprocess.Popen[bytes]:
 
 def restart_once(a: Path, b: Path, state: Path) -> None:
     """Restart after the kill with ``--once``: it must converge (exit 0)."""
+    args = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state)]
     result = subprocess.run(
-        [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--once"]
-        + ["--state", str(state)],
+        [sys.executable, "-m", "app", *args],
         capture_output=True,
         text=True,
         timeout=300,
