@@ -199,6 +199,11 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def note(what: str, values: list[float]) -> None:
+    """Every round's raw value on stderr, so a reader can judge the spread behind a summary."""
+    print(f"    {what}: " + ", ".join(f"{v:.3f}" for v in values), file=sys.stderr)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -364,6 +369,14 @@ def bench_initial_and_restart(work: Path, scale: Scale) -> tuple[list[Row], list
     for _ in range(3):
         t_restart.append(timed(lambda: initial_sync([src, b, c], state)))
         t_noop.append(timed(lambda: rsync(src, r1, r2)))
+    for what, values in [
+        ("initial sync FileSync s", t_ours),
+        ("initial sync rsync -a x2 s", t_rsync),
+        ("initial sync rsync --fsync x2 s", t_fsync),
+        ("restart FileSync s", t_restart),
+        ("restart rsync no-op s", t_noop),
+    ]:
+        note(what, values)
     best, ref, ref_fsync = min(t_ours), min(t_rsync), min(t_fsync)
     restart, noop = min(t_restart), min(t_noop)
     n, mib, rounds = scale.tree_files, nbytes / MIB, scale.sync_rounds
@@ -426,6 +439,8 @@ def burst(source: Path, targets: list[Path], sub: str, n: int, new_folder: bool)
 
 def burst_row(label: str, ours: list[Burst], ref: list[Burst], n: int) -> Row:
     """Median over the rounds; a file missed in any round counts."""
+    note(f"burst into {label}, FileSync s", [b.seconds for b in ours])
+    note(f"burst into {label}, bare watchdog s", [b.seconds for b in ref])
     t_ours = statistics.median(b.seconds for b in ours)
     t_ref = statistics.median(b.seconds for b in ref)
     missed, ref_missed = sum(b.missed for b in ours), sum(b.missed for b in ref)
