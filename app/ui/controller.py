@@ -225,5 +225,5 @@ class DesktopApp:
         self.facade.stop()
         if self.dialog is not None:
             self.dialog.close()
-        self.status_window.window.destroy()
+        self.status_window.destroy()
         log.info("FileSync desktop app stopped")

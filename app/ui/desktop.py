@@ -19,6 +19,7 @@ lock in the state dir, logging, Tk, settings, tray backend, engine.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -124,10 +125,11 @@ def run(options: Options) -> int:
         root.destroy()
         raise
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    commands = app.commands
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: quitting", signum)
-        app.commands.post(Action.QUIT)
+        commands.post(Action.QUIT)
 
     for sig in previous:
         signal.signal(sig, on_signal)
@@ -138,6 +140,10 @@ def run(options: Options) -> int:
     finally:
         app.shutdown()
         root.destroy()
+        # Tk objects sit in reference cycles; collect them here, in the Tk thread, rather
+        # than let the collector free them in another thread, which Tcl does not allow.
+        del app, root
+        gc.collect()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -202,7 +202,10 @@ class AddLocationDialog:
         self.testing = True
         self.test_button.state(["disabled"])
         self.test_result.configure(text="Testing…", foreground="")
-        self.tester(spec, lambda ok, text: self._replies.put((ok, text)))
+        # The worker gets only the queue: if it held the dialog, the dialog's Tk variables
+        # could be freed in the worker thread, which Tk forbids.
+        replies = self._replies
+        self.tester(spec, lambda ok, text: replies.put((ok, text)))
         self.window.after(100, self._poll_reply)
 
     def _poll_reply(self) -> None:
@@ -235,3 +238,8 @@ class AddLocationDialog:
         if not self.closed:
             self.closed = True
             self.window.destroy()
+            # Drop the Tk variables here, in the Tk thread. Left to the garbage collector
+            # (widgets form reference cycles) they could be freed in any thread, and a Tk
+            # variable freed outside the Tk thread raises.
+            self.vars.clear()
+            del self.kind, self.tls

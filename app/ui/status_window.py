@@ -165,6 +165,11 @@ class StatusWindow:
             if activity.action in ("error", "conflict", "held"):
                 self.activity.itemconfigure("end", foreground="#b3261e")
 
+    def destroy(self) -> None:
+        """Destroy the window and drop its Tk variable in the Tk thread (see the dialog)."""
+        self.window.destroy()
+        del self.autostart
+
     def row(self, key: str) -> dict[str, str]:
         """The texts of one location row, by column name (used by tests and screenshots)."""
         values = self.tree.item(key, "values")

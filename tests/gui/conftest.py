@@ -7,6 +7,7 @@ this process (Tk in the main thread, as in the real app), and pumps Tk while it 
 
 from __future__ import annotations
 
+import gc
 import os
 import tkinter as tk
 from collections.abc import Callable, Iterator
@@ -109,6 +110,16 @@ class Harness:
             self.app.shutdown()
             self.root.destroy()
 
+    def collect(self) -> None:
+        """Free the Tk objects now, in this (the Tk) thread.
+
+        Widgets form reference cycles; left to the garbage collector they may be freed in
+        whatever thread it next runs in (a tray or engine thread of a later test), and Tcl
+        aborts the process when its interpreter is deleted from another thread.
+        """
+        del self.app, self.root
+        gc.collect()
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -138,3 +149,6 @@ def start_app(desktop: Desktop, home: Path) -> Iterator[Callable[..., Harness]]:
     yield start
     for harness in harnesses:
         harness.close()
+        harness.collect()
+    harnesses.clear()
+    gc.collect()
