@@ -81,10 +81,18 @@ def test_location_added_later_is_filled_in() -> None:
     assert d.source == "a" and d.copy_to == ("new",)
 
 
-def test_times_within_coarser_precision_are_equal() -> None:
+def test_times_within_coarser_precision_are_equal_when_the_bytes_agree() -> None:
     folder = side("a", FileMeta(5, 100 * S + 700_000_000), None)
     zipped = side("z", FileMeta(5, 100 * S), None, precision_ns=2 * S)
-    assert plan_path([folder, zipped]).copy_to == ()
+    assert plan_path([folder, zipped], lambda x, y: True).copy_to == ()
+
+
+def test_two_new_versions_within_a_coarse_clock_are_not_assumed_equal() -> None:
+    """Two saves within FTP's 1 s, same size, different bytes: a conflict, not "in sync"."""
+    folder = side("a", FileMeta(5, 100 * S + 700_000_000), None)
+    ftp = side("f", FileMeta(5, 100 * S), None, precision_ns=S)
+    d = plan_path([folder, ftp], lambda x, y: False)
+    assert d.source == "a" and d.conflicts == ("f",) and d.copy_to == ("f",)
 
 
 def test_tie_breaks_deterministically() -> None:

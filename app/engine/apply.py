@@ -61,7 +61,8 @@ class Applier:
 
         return compare
 
-    def _put(self, slot: Slot, path: str, meta: FileMeta) -> None:
+    def put(self, slot: Slot, path: str, meta: FileMeta) -> None:
+        """Record ``meta`` for ``path`` in ``slot`` (memory and SQLite)."""
         slot.index[path] = meta
         self.index.put(slot.key, path, meta)
 
@@ -101,14 +102,14 @@ class Applier:
             slot.writes += 1
             self.files_copied += 1
             self.bytes_copied += meta.size
-            self._put(slot, path, meta)
+            self.put(slot, path, meta)
             self.record("copied", path, slot.location.name, f"from {source.location.name}")
         for key in decision.record:
             current = sides[key].current
             if current is not None:
-                self._put(slots[key], path, current)
+                self.put(slots[key], path, current)
         if decision.copy_to and source.key not in decision.record:
-            self._put(source, path, winner)
+            self.put(source, path, winner)
         return follow_ups
 
     def _keep_conflict_copy(self, slot: Slot, path: str, side: Side) -> tuple[str, bool]:
@@ -131,7 +132,7 @@ class Applier:
         else:
             with loc.open_read(path) as stream:
                 meta = loc.write(name, stream, current.mtime_ns)
-        self._put(slot, name, meta)
+        self.put(slot, name, meta)
         log.warning("conflict: %s in %s kept as %s", path, loc.name, name)
         self.record("conflict", path, loc.name, f"kept as {name}")
         return name, moved

@@ -47,8 +47,16 @@ class Side:
 
     @property
     def state(self) -> SideState:
-        """The state of this copy relative to the index."""
-        if self.current == self.indexed:
+        """The state of this copy relative to the index.
+
+        A tag of 0 on either side means "unknown" (a write whose result the location could not
+        tag cheaply), so then size and mtime alone decide.
+        """
+        if self.current == self.indexed or (
+            self.current is not None
+            and self.current.same_version(self.indexed)
+            and 0 in (self.current.tag, self.indexed.tag)  # type: ignore[union-attr]
+        ):
             return SideState.UNCHANGED
         if self.current is None:
             return SideState.DELETED
@@ -98,6 +106,24 @@ def same_version(a: Side, b: Side) -> bool | None:
     if a.current.size != b.current.size:
         return False
     return same_time(a, b)
+
+
+def _needs_bytes(side: Side, winner: Side, verdict: bool | None, contender: bool) -> bool:
+    """Whether only the bytes can tell if ``side`` holds the winner's version.
+
+    Size and time cannot tell when the times are not comparable; when a changed version
+    might still be identical (not a conflict then); when one side changed although both metas
+    match (a same-size edit with its mtime restored); and when two changed versions match only
+    within a coarse clock (two saves within ZIP's 2 s or FTP's 1 s).
+    """
+    if verdict is None:
+        return True
+    if not verdict:
+        return contender
+    assert side.current is not None and winner.current is not None
+    one_changed = (side.state is SideState.UNCHANGED) != (winner.state is SideState.UNCHANGED)
+    exact = side.current.mtime_ns == winner.current.mtime_ns
+    return one_changed or (contender and not exact)
 
 
 def _newest(pool: Sequence[Side]) -> Side:
@@ -212,10 +238,7 @@ def _plan(sides: Sequence[Side], same_content: SameContent | None) -> Decision:
             continue
         contender = side in contenders
         verdict = same_version(side, winner)
-        # One of the two changed, yet size and time say "same": a same-size edit within the
-        # coarser clock (ZIP's 2 s) or with its mtime restored. Only the bytes can tell.
-        one_changed = (side.state is SideState.UNCHANGED) != (winner.state is SideState.UNCHANGED)
-        if verdict is None or (verdict is False and contender) or (verdict and one_changed):
+        if _needs_bytes(side, winner, verdict, contender):
             verdict = (
                 side.current.size == winner.current.size  # type: ignore[union-attr]
                 and same_content is not None

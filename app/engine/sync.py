@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from app.engine.apply import Applier
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
-from app.engine.plan import Decision, Side, plan_path
+from app.engine.plan import Decision, Side, SideState, plan_path
 from app.engine.progress import Progress
 from app.engine.slot import Slot
 from app.engine.status import LocationState
@@ -29,6 +29,7 @@ from app.locations.base import FileMeta, Listing
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
+UNCHANGED = SideState.UNCHANGED
 
 #: A scan may miss this many indexed files before the mass-delete guard looks at the ratio.
 MASS_DELETE_MIN = 5
@@ -243,6 +244,10 @@ class Syncer:
             decision = plan_path(
                 list(sides.values()), self.applier.same_content(self.slots, path), stale
             )
+            for key, side in sides.items():  # learn a tag the index did not have yet
+                current = side.current
+                if current is not None and current != side.indexed and side.state is UNCHANGED:
+                    self.applier.put(self.slots[key], path, current)
             follow_ups = []
             if not decision.is_noop:
                 follow_ups = self.applier.apply(path, decision, self.slots, sides)

@@ -15,7 +15,8 @@ them against every kind):
 * ``write`` is atomic: a reader sees the old content or the new, never a part.
 * ``write`` and ``rename`` return the :class:`FileMeta` the location now reports for the file,
   which is what the engine records in its index (this is how a location that cannot set
-  modification times avoids ping-pong).
+  modification times avoids ping-pong). The tag may be 0 ("unknown") where learning it would
+  cost another round trip; the engine then learns it from the next listing.
 * ``delete`` of a missing file is not an error.
 * Streams are read and written in chunks; nothing holds a whole file in memory.
 """

@@ -181,7 +181,7 @@ class FtpLocation(FtpReadOps, Location):
         """Ask for just the MLSD facts we read (less to send and parse on every poll)."""
         if "MLST" in self._client.features:
             with contextlib.suppress(ftplib.error_perm, ftplib.error_temp):
-                ftp.sendcmd("OPTS MLST type;size;modify;")
+                ftp.sendcmd("OPTS MLST type;size;modify;unique;")
 
     def _accepts_list_a(self, ftp: ftplib.FTP) -> bool:
         """vsftpd hides dot-files from LIST unless given ``-a``; pyftpdlib takes it for a name."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,7 +54,9 @@ class RemoteEntry:
     """One directory entry as the server described it.
 
     ``mtime_ns`` is None when the listing carried no usable time (LIST without MDTM, a
-    symlink). ``is_file``/``is_dir`` are both false for entries we never sync (symlinks,
+    symlink). ``tag`` is a stable checksum of MLSD's ``unique`` fact (device and inode on most
+    servers; 0 without it): a file replaced within the same second with the same size still
+    shows up as changed. ``is_file``/``is_dir`` are both false for entries we never sync (symlinks,
     devices); callers skip them.
     """
 
@@ -62,6 +65,7 @@ class RemoteEntry:
     is_dir: bool
     size: int
     mtime_ns: int | None
+    tag: int = 0
 
 
 def parse_ftp_time(text: str) -> int:
@@ -146,7 +150,9 @@ def parse_mlsd_line(line: str) -> RemoteEntry | None:
         except ValueError as exc:
             raise ListingParseError(f"MLSD line without a size: {line!r}") from exc
     mtime_ns = parse_ftp_time(facts["modify"]) if "modify" in facts else None
-    return RemoteEntry(name, is_file, is_dir, size, mtime_ns)
+    unique = facts.get("unique", "")
+    tag = zlib.crc32(unique.encode()) if unique else 0
+    return RemoteEntry(name, is_file, is_dir, size, mtime_ns, tag)
 
 
 def _infer_year(month: int, day: int, hour: int, minute: int, now: float) -> int:

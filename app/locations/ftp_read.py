@@ -182,7 +182,7 @@ class FtpReadOps:
                 raise LocationUnavailable(
                     f"the server gives no time for {rel}", location=self.name, path=rel
                 )
-            files[rel] = FileMeta(entry.size, mtime)
+            files[rel] = FileMeta(entry.size, mtime, entry.tag)
         return files, subdirs, cache
 
     def scan(self, prefix: str = "") -> Listing:
@@ -282,7 +282,7 @@ class FtpReadOps:
             mtime = entry.mtime_ns
             if (not self._use_mlsd and self._use_mdtm) or mtime is None:
                 mtime = self._mdtm(ftp, path, mtime)
-            result[path] = None if mtime is None else FileMeta(entry.size, mtime)
+            result[path] = None if mtime is None else FileMeta(entry.size, mtime, entry.tag)
         return result
 
     def _mlst(self, ftp: ftplib.FTP, rel: str) -> FileMeta | None:
@@ -299,7 +299,7 @@ class FtpReadOps:
             mtime = entry.mtime_ns
             if mtime is None:
                 mtime = self._mdtm(ftp, rel, None)
-            return None if mtime is None else FileMeta(entry.size, mtime)
+            return None if mtime is None else FileMeta(entry.size, mtime, entry.tag)
         raise ListingParseError(f"MLST reply without facts: {reply!r}")
 
     def _stat_one(self, ftp: ftplib.FTP, rel: str) -> FileMeta | None:
