@@ -160,7 +160,7 @@ def check_ops(mix: Mix, ops: list[Op], pause: bool) -> None:
             note(op.path, data if op.kind == "write" else None)
         if pause:
             wait(60)
-    wait(float(os.environ.get("MIX_WAIT", "90")))
+    wait(90)
     final = tree(mix.folders[0])
     kept = set(final.values()) | trashed(mix.folders)
     for path, data in last.items():
