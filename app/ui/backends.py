@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from app.ui.xorg_icon import fixed_xorg_icon
@@ -77,7 +78,15 @@ def import_pystray() -> Any:
 
 
 def _session_bus_reachable() -> bool:
-    """Raise unless a session bus answers; return whether a notification service exists."""
+    """Raise unless a session bus answers; return whether a notification service exists.
+
+    Without an address GLib would autolaunch a private bus through X11 (``dbus-launch``):
+    no tray watcher listens on it and the daemon outlives us, so that case is refused.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    user_bus = bool(runtime) and Path(runtime or "", "bus").exists()
+    if not os.environ.get("DBUS_SESSION_BUS_ADDRESS") and not user_bus:
+        raise TrayBackendError("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)")
     from gi.repository import Gio, GLib
 
     try:

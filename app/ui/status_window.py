@@ -13,7 +13,7 @@ from tkinter import ttk
 
 from app.engine.status import Activity, EngineStatus
 from app.ui.commands import Action, CommandQueue
-from app.ui.summary import STATE_WORDS, activity_line, clock, tooltip
+from app.ui.summary import STATE_WORDS, activity_line, clock, short_name, shorten_names, tooltip
 
 COLUMNS = (
     ("state", "State", 90),
@@ -142,13 +142,14 @@ class StatusWindow:
                 STATE_WORDS[loc.state],
                 clock(loc.last_sync),
                 str(loc.pending),
-                loc.last_error or "—",
+                shorten_names(loc.last_error, loc.name) or "—",
             )
+            name = short_name(loc.name)
             if self.tree.exists(loc.key):
-                self.tree.item(loc.key, text=loc.name, values=values)
+                self.tree.item(loc.key, text=name, values=values)
                 self.tree.move(loc.key, "", index)
             else:
-                self.tree.insert("", index, iid=loc.key, text=loc.name, values=values)
+                self.tree.insert("", index, iid=loc.key, text=name, values=values)
         if keys and not self.selected_key():
             self.tree.selection_set(keys[0])
         self._show_activity(status)

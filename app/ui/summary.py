@@ -7,6 +7,8 @@ the same thing, and tested without a display.
 from __future__ import annotations
 
 import enum
+import posixpath
+import re
 import time
 
 from app.engine.status import Activity, EngineStatus, LocationState, LocationStatus
@@ -27,6 +29,31 @@ STATE_WORDS = {
     LocationState.UNAVAILABLE: "unavailable",
     LocationState.ERROR: "error",
 }
+
+
+_LOCAL_NAME = re.compile(r"\b(folder|zip):(/[^\s,;()]*)")
+
+
+def short_name(name: str) -> str:
+    """What a person calls a location: ``Documents``, ``photos.zip``, ``ftp.example.org/backup``.
+
+    Engine names are full specs (``folder:/home/me/Documents``); windows and tooltips are
+    too narrow for them. The full name stays in the log.
+    """
+    for kind in ("folder:", "zip:"):
+        if name.startswith(kind):
+            return posixpath.basename(name[len(kind) :].rstrip("/\\")) or name
+    match = re.match(r"^ftps?://(?:[^@/]*@)?([^/:]+)(?::\d+)?(/.*)?$", name)
+    if match:
+        return match.group(1) + (match.group(2) or "").rstrip("/")
+    return name
+
+
+def shorten_names(text: str, own_name: str = "") -> str:
+    """``text`` with local location names shortened and a leading ``own_name: `` removed."""
+    if own_name and text.startswith(own_name + ": "):
+        text = text[len(own_name) + 2 :]
+    return _LOCAL_NAME.sub(lambda m: short_name(m.group(0)), text)
 
 
 def clock(timestamp: float | None) -> str:
@@ -72,10 +99,11 @@ def tooltip(status: EngineStatus) -> str:
     troubled = _troubled(status)
     if troubled:
         first = troubled[0]
+        name = short_name(first.name)
         if first.state is LocationState.UNAVAILABLE:
-            text = f"{first.name} unavailable — retrying"
+            text = f"{name} unavailable — retrying"
         else:
-            text = f"{first.name}: {first.last_error or 'error'}"
+            text = f"{name}: {shorten_names(first.last_error, first.name) or 'error'}"
         if len(troubled) > 1:
             text += f" (+{len(troubled) - 1} more)"
         return text
@@ -87,22 +115,29 @@ def tooltip(status: EngineStatus) -> str:
 
 def location_line(loc: LocationStatus) -> str:
     """A location's menu label: its name and state in words."""
-    return f"{loc.name} — {STATE_WORDS[loc.state]}"
+    return f"{short_name(loc.name)} — {STATE_WORDS[loc.state]}"
 
 
 def notification(activity: Activity) -> tuple[str, str] | None:
     """Title and text of the desktop notification for a conflict or error, else None."""
     if activity.action == "conflict":
         detail = f" ({activity.detail})" if activity.detail else ""
-        return "FileSync: conflict", f"{activity.path} in {activity.location}{detail}"
+        where = short_name(activity.location)
+        return "FileSync: conflict", f"{activity.path} in {where}{shorten_names(detail)}"
     if activity.action in ("error", "held"):
         title = "FileSync: error" if activity.action == "error" else "FileSync: deletes held"
-        where = f"{activity.location}: {activity.path}" if activity.path else activity.location
-        return title, f"{where} — {activity.detail}" if activity.detail else where
+        name = short_name(activity.location)
+        where = f"{name}: {activity.path}" if activity.path else name
+        detail = shorten_names(activity.detail, activity.location)
+        return title, f"{where} — {detail}" if detail else where
     return None
 
 
 def activity_line(activity: Activity) -> str:
     """A row of the status window's recent-activity list."""
-    text = f"{clock(activity.time)}  {activity.action:<8} {activity.path}  ({activity.location})"
-    return f"{text} — {activity.detail}" if activity.detail else text
+    where = short_name(activity.location)
+    text = f"{clock(activity.time)}  {activity.action:<8} {activity.path}  ({where})".replace(
+        "  ()", ""
+    )
+    detail = shorten_names(activity.detail, activity.location)
+    return f"{text} — {detail}" if detail else text
