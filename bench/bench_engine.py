@@ -84,7 +84,7 @@ class Scale:
 
 
 FULL = Scale(100, 10_000, 100, 1_000, 60.0, 1024 * MIB, sync_rounds=2, burst_rounds=3)
-QUICK = Scale(30, 2_000, 20, 1_000, 10.0, 256 * MIB, sync_rounds=2, burst_rounds=1)
+QUICK = Scale(30, 2_000, 20, 1_000, 10.0, 256 * MIB, sync_rounds=1, burst_rounds=1)
 
 
 @dataclass(frozen=True)
