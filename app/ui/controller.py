@@ -107,6 +107,11 @@ class DesktopApp:
         except Exception:
             log.debug("status not available yet", exc_info=True)
         enabled = self.autostart.is_enabled()
+        if self.tray is not None and self.tray.failed:
+            log.error("the tray icon stopped; the status window takes its place")
+            self.tray = None
+            self.status_window.window.protocol("WM_DELETE_WINDOW", self.request_quit)
+            self.status_window.show()
         if self.tray is not None:
             self.tray.show(TrayModel(self.status, enabled))
         self.status_window.show_status(self.status, enabled)

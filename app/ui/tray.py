@@ -98,6 +98,11 @@ class Tray:
         finally:
             self._ready.set()
 
+    @property
+    def failed(self) -> bool:
+        """True when the icon's thread has ended on its own (the backend gave up)."""
+        return self._ready.is_set() and self._thread is not None and not self._thread.is_alive()
+
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the icon is shown (or failed); True if it is running."""
         return self._ready.wait(timeout) and self._thread is not None and self._thread.is_alive()

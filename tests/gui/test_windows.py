@@ -211,3 +211,17 @@ def test_ftp_test_connection_reports_inline_and_ok_adds_the_server(
     assert dialog.closed
     harness.wait((ftp_server.root / "plan.txt").exists, "the file on the FTP server")
     assert PASSWORD not in caplog.text, "a password must never be logged"
+
+
+def test_without_a_usable_tray_the_status_window_is_the_app(
+    start_app, desktop: Desktop, tmp_path: Path
+) -> None:
+    a = tmp_path / "a"
+    a.mkdir()
+    harness = start_app("win32", Config(locations=(parse_spec(f"folder:{a}"),)))
+    assert harness.app.tray is None
+    window = harness.app.status_window
+    harness.wait(lambda: window.visible, "the status window in place of the tray")
+    # What the window manager's close button runs:
+    window.window.tk.call(window.window.protocol("WM_DELETE_WINDOW"))
+    assert harness.app.quitting
