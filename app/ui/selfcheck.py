@@ -1,17 +1,28 @@
 """``filesync --self-check``: load every tray backend that can load here and say which did.
 
 Meant for packaged builds (PyInstaller): it proves the bundle holds the pystray backends,
-PyGObject, Xlib and the icons. Exit status 0 when at least one backend loaded and the icons
-are present, 1 otherwise.
+Xlib, PyGObject when built with it, the icons and the file watcher. Run it on a desktop (or
+under ``xvfb-run dbus-run-session``) to see backends really start. Without a display no
+backend can start, so then it checks only that nothing is missing from the bundle.
+
+Exit status 1 when an icon is missing, when a backend of this platform is missing from the
+bundle (PyGObject's are optional), or when a display is there and no backend loaded.
 """
 
 from __future__ import annotations
 
 import sys
 
+from app.errors import NoDisplay
 from app.ui.backends import ALL_BACKENDS, TrayBackendError, load_backend
+from app.ui.display import check_display
 from app.ui.icons import SIZES, icon_path
 from app.ui.summary import TrayState
+
+#: Backends a build for each platform must contain; the GTK ones need the optional PyGObject.
+REQUIRED = {"win32": ("win32",), "darwin": ("darwin",)}
+LINUX_REQUIRED = ("xorg",)
+OPTIONAL_MODULES = ("gi",)
 
 
 def check_icons() -> list[str]:
@@ -24,28 +35,51 @@ def check_icons() -> list[str]:
     ]
 
 
+def _missing_module(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    if isinstance(cause, ModuleNotFoundError):
+        return cause.name or "?"
+    return None
+
+
 def main() -> int:
-    """Print one line per backend and one for the icons; see the module doc for the status."""
-    loaded = 0
+    """Print one line per backend, the icons and the watcher; see the module doc for the status."""
+    try:
+        check_display()
+        display = True
+    except NoDisplay:
+        display = False
+    required = REQUIRED.get(sys.platform, LINUX_REQUIRED)
+    loaded: list[str] = []
+    missing: list[str] = []
     for name in ALL_BACKENDS:
         try:
             backend = load_backend(name)
         except TrayBackendError as exc:
             print(f"tray backend {name:<12} not loaded: {exc}")
+            module = _missing_module(exc)
+            if name in required and module is not None and module not in OPTIONAL_MODULES:
+                missing.append(f"{name} ({module})")
             continue
-        loaded += 1
+        loaded.append(name)
         print(
             f"tray backend {name:<12} loaded (menu: {'yes' if backend.has_menu else 'no'}, "
             f"notifications: {'yes' if backend.has_notification else 'no'})"
         )
-    missing = check_icons()
-    if missing:
-        print(f"icons: {len(missing)} missing, e.g. {missing[0]}")
+    icons = check_icons()
+    if icons:
+        print(f"icons: {len(icons)} missing, e.g. {icons[0]}")
     else:
         print(f"icons: {len(TrayState) * len(SIZES)} present")
-    watchdog = _watchdog_observer()
-    print(f"file watcher: {watchdog}")
-    return 0 if loaded and not missing else 1
+    print(f"file watcher: {_watchdog_observer()}")
+    if missing:
+        print(f"FAILED: missing from this build: {', '.join(missing)}")
+    elif display and not loaded:
+        print("FAILED: a display is there but no tray backend could start")
+    elif not display:
+        print("no display: backends were imported only; run on a desktop to start them")
+    failed = bool(icons or missing or (display and not loaded))
+    return 1 if failed else 0
 
 
 def _watchdog_observer() -> str:
