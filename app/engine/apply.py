@@ -7,6 +7,7 @@ return value), which is what keeps the engine's own writes from coming back as e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from itertools import zip_longest
@@ -94,16 +95,22 @@ class Applier:
             follow_ups.append(name)
             if moved:
                 renamed_away.add(key)
-        for key in decision.copy_to:
-            slot = slots[key]
-            expected = None if key in renamed_away else sides[key].current
-            with source.location.open_read(path) as stream:
+        with contextlib.ExitStack() as reader:
+            stream: BinaryIO | None = None
+            for key in decision.copy_to:
+                slot = slots[key]
+                expected = None if key in renamed_away else sides[key].current
+                if stream is None or not stream.seekable():
+                    reader.close()  # one open of the source for all targets when it can seek
+                    stream = reader.enter_context(source.location.open_read(path))
+                else:
+                    stream.seek(0)
                 meta = slot.location.guarded_write(path, stream, winner.mtime_ns, expected)
-            slot.writes += 1
-            self.files_copied += 1
-            self.bytes_copied += meta.size
-            self.put(slot, path, meta)
-            self.record("copied", path, slot.location.name, f"from {source.location.name}")
+                slot.writes += 1
+                self.files_copied += 1
+                self.bytes_copied += meta.size
+                self.put(slot, path, meta)
+                self.record("copied", path, slot.location.name, f"from {source.location.name}")
         for key in decision.record:
             current = sides[key].current
             if current is not None:
