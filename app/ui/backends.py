@@ -77,16 +77,21 @@ def import_pystray() -> Any:
     return pystray
 
 
-def _session_bus_reachable() -> bool:
-    """Raise unless a session bus answers; return whether a notification service exists.
+def _require_session_bus_address() -> None:
+    """Refuse the GTK backends before GTK loads when no session bus is configured.
 
-    Without an address GLib would autolaunch a private bus through X11 (``dbus-launch``):
-    no tray watcher listens on it and the daemon outlives us, so that case is refused.
+    Without an address GLib (and GTK's accessibility bridge, at import) would autolaunch a
+    private bus through X11 (``dbus-launch``): no tray watcher listens on it and the daemon
+    outlives us.
     """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     user_bus = bool(runtime) and Path(runtime or "", "bus").exists()
     if not os.environ.get("DBUS_SESSION_BUS_ADDRESS") and not user_bus:
         raise TrayBackendError("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)")
+
+
+def _session_bus_reachable() -> bool:
+    """Raise unless a session bus answers; return whether a notification service exists."""
     from gi.repository import Gio, GLib
 
     try:
@@ -118,6 +123,8 @@ def load_backend(name: str) -> Backend:
     """Import one backend and return its (fixed) Icon class, or raise TrayBackendError."""
     if name not in ALL_BACKENDS:
         raise TrayBackendError(f"unknown tray backend {name!r}; use one of {ALL_BACKENDS}")
+    if name in ("gtk", "appindicator"):
+        _require_session_bus_address()
     import_pystray()
 
     try:
