@@ -114,9 +114,14 @@ class SyncFacade:
         self._worker = None
 
     def _stop_engine(self) -> None:
-        if self._started:
-            self._engine.stop()
-            self._started = False
+        try:
+            if self._started:
+                self._engine.stop()
+                self._started = False
+        finally:
+            index = getattr(self._engine, "index", None)  # the real engine's StateIndex
+            if index is not None:
+                index.close()
 
     def status(self) -> EngineStatus:
         """The engine's current snapshot (cheap and thread-safe)."""
