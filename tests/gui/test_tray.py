@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from app.config import Config, load_config
+from app.engine.index import StateIndex
 from app.locations.spec import parse_spec
 from app.ui.commands import Action
 from app.ui.summary import TrayState
@@ -280,6 +281,11 @@ def test_quit_from_the_menu_stops_everything_and_a_second_instance_is_refused(
         reader.join()
     text = b"".join(output).decode(errors="replace")
     assert "FileSync desktop app stopped" in text, text
+    index = StateIndex(home / "state" / "index.sqlite")
+    try:
+        assert "one.txt" in index.load(f"folder:{b}"), "Quit must leave the index committed"
+    finally:
+        index.close()
     assert "Traceback" not in text, text
     wait_until(
         lambda: not tray_icons(desktop.display),
