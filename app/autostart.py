@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
+from app.config import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,6 @@ class XdgAutostart(Autostart):
 
     def enable(self) -> None:
         """Write the desktop entry atomically (a half-written one would be ignored at login)."""
-        from app.config import write_atomically  # noqa: PLC0415 - config imports keyring
-
         icon = paths.resources_dir() / "icons" / "filesync.png"
         write_atomically(self.path, desktop_entry(self.command, str(icon)))
         self.path.chmod(0o644)
