@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--self-check", action="store_true", help="load every backend this build has and exit"
     )
     _common(parser)
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="desktop app: settings file to use"
+    )
+    parser.add_argument(
+        "--tray-backend",
+        metavar="NAME",
+        help="desktop app: pystray backend (appindicator, gtk, xorg; default: first that works)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="sync headless until Ctrl-C (no desktop needed)")
     run.add_argument("locations", nargs="*", metavar="LOCATION", help="folder:/… zip:/… ftp:…")
