@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 
@@ -324,17 +326,22 @@ def test_inotify_exhaustion_falls_back_to_polling(rig: Rig) -> None:
         import pytest
 
         pytest.skip("needs root to lower fs.inotify.max_user_instances")
-    in_use = 0
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
-        try:
-            in_use += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
-        except OSError:
-            continue
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
     original = limit.read_text()
-    limit.write_text(str(max(in_use, 1)))
+    held: list[int] = []
+    limit.write_text("64")
     try:
+        while len(held) < 64:  # use up every instance left, whoever else holds some
+            fd = libc.inotify_init()
+            if fd < 0:
+                break
+            held.append(fd)
         engine = rig.start()
     finally:
+        for fd in held:
+            os.close(fd)
         limit.write_text(original)
     polling = [s.watcher for s in engine._slots.values()]
     assert all(getattr(w, "polling", False) for w in polling), "expected polling fallback"
@@ -372,3 +379,40 @@ def test_status_activity_pause_and_resume(rig: Rig) -> None:
     assert "copied while-paused.txt" in seen
     assert any(act.path == "while-paused.txt" for act in engine.status().activity)
     assert engine.status().last_sync is not None
+
+
+def test_held_deletes_do_not_stop_other_changes(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    a, b, c = rig.roots
+    for i in range(10):
+        write_file(a / f"f{i}.txt", f"v{i}", mtime=T)
+    assert rig.once()
+    for i in range(1, 9):
+        (a / f"f{i}.txt").unlink()
+    write_file(b / "f0.txt", "edited in b", mtime=T + 100)
+    engine = rig.start()
+    assert engine.wait_idle(10)
+    assert tree(c)["f0.txt"] == b"edited in b"
+    assert len(tree(c)) == 10, "a's held deletes must not reach c"
+    assert sum("changed while it was being synced" in r.message for r in caplog.records) < 3
+
+
+def test_folder_that_comes_back_is_watched_again(rig: Rig) -> None:
+    import shutil
+
+    a, b, _ = rig.roots
+    write_file(a / "x.txt", "x")
+    engine = rig.start()
+    converge(rig)
+    shutil.rmtree(a)
+    key = f"folder:{a}"
+    wait_until(
+        lambda: {s.key: s for s in engine.status().locations}[key].state.value == "unavailable",
+        message="a unavailable",
+    )
+    (a / ".filesync").mkdir(parents=True)
+    wait_until(
+        lambda: {s.key: s for s in engine.status().locations}[key].state.value == "ok",
+        message="a back",
+    )
+    write_file(a / "new.txt", "after the comeback")
+    wait_until(lambda: tree(b).get("new.txt") == b"after the comeback", 10, "live event from a")

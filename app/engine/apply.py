@@ -77,7 +77,8 @@ class Applier:
         """Carry out ``decision`` for ``path``; return new paths to sync (conflict copies)."""
         follow_ups: list[str] = []
         for key in decision.forget:
-            self._drop(slots[key], path)
+            if key not in decision.delete_in:  # those rows go only once their delete worked
+                self._drop(slots[key], path)
         if decision.source is None:
             for key in decision.delete_in:
                 slot = slots[key]

@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.queue import ChangeQueue
 from app.engine.slot import Slot
@@ -25,9 +24,8 @@ from app.engine.status import Activity, EngineStatus, LocationState
 from app.engine.sync import Syncer
 from app.errors import (
     FileSyncError,
-    FileVanished,
 )
-from app.locations.base import IGNORE_FILE, Location
+from app.locations.base import Location
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
@@ -68,8 +66,9 @@ class Engine:
             self._slots,
             index,
             self._record,
-            self.settings.debounce,
-            self.settings.allow_mass_delete,
+            debounce=self.settings.debounce,
+            allow_mass_delete=self.settings.allow_mass_delete,
+            ignore=self.settings.ignore,
         )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -90,7 +89,6 @@ class Engine:
         """
         for slot in self._slots.values():
             self._open_slot(slot, watch)
-        self._load_ignore_files()
         self._busy = True
         try:
             self._sync.full_sync("initial sync")
@@ -120,7 +118,11 @@ class Engine:
         return converged
 
     def converged(self) -> bool:
-        """Rescan everything and report whether all locations hold the same files."""
+        """Rescan everything and report whether all locations hold the same files.
+
+        Reads every location on the caller's thread: call it when the engine thread is not
+        running (``run_once``, tests after ``start(watch=False)``).
+        """
         with self._lock:
             return self._sync.converged()
 
@@ -156,7 +158,6 @@ class Engine:
             with self._lock:
                 self._slots[location.key] = slot
             self._open_slot(slot, watch=True)
-            self._load_ignore_files()
             self._sync.full_sync(f"adding {location.name}")
 
         self.queue.put(command)
@@ -225,9 +226,13 @@ class Engine:
                 self._handle(batch)
                 self._timers()
             except Exception:  # the engine thread must survive anything a location throws
-                log.exception("unexpected error while syncing; continuing")
+                log.exception("unexpected error while syncing; will retry these paths")
+                self._sync.retry_later(c for c in batch if isinstance(c, Change))
             finally:
-                self.index.commit()
+                try:
+                    self.index.commit()
+                except Exception:  # disk full, I/O error: keep syncing, retry the commit later
+                    log.exception("cannot save the state index; will try again")
                 self._busy = False
                 self.queue.mark_idle_if_empty()
 
@@ -240,14 +245,18 @@ class Engine:
 
     def _timers(self) -> None:
         now = time.monotonic()
+        if self._paused:
+            return
         self._retry_unavailable()
         due = [kp for kp, t in self._sync.retry_paths.items() if t <= now]
-        if due and not self._paused:
+        if due:
             for kp in due:
                 del self._sync.retry_paths[kp]
             self._sync.sync_paths({p for _, p in due}, "retry")
-        if now >= self._next_rescan and not self._paused:
+        if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
+            for slot in self._sync.available():
+                slot.location.housekeeping()
             self._sync.full_sync("periodic rescan")
 
     def _handle(self, batch: list[Change | Callable[[], None]]) -> None:
@@ -258,7 +267,7 @@ class Engine:
             else:
                 try:
                     item()
-                except FileSyncError as exc:
+                except (FileSyncError, OSError) as exc:
                     log.error("%s", exc)
                     self._record("error", "", "", str(exc))
         if self._paused:
@@ -294,7 +303,9 @@ class Engine:
             loc.adopt(self.index.has_history(loc.key))
             slot.index = self.index.load(loc.key)
             slot.stale = self.index.load_stale(loc.key)
-            if watch and slot.watcher is None:
+            if watch:
+                if slot.watcher is not None:  # its watch died with the old root
+                    slot.watcher.stop()
                 slot.watcher = loc.watcher(self.queue.put, self.settings.poll_interval)
                 slot.watcher.start()
             slot.state = LocationState.SYNCING
@@ -325,18 +336,6 @@ class Engine:
                 back = True
         if back:
             self._sync.full_sync("catching up")
-
-    def _load_ignore_files(self) -> None:
-        patterns: list[str] = list(self.settings.ignore)
-        for slot in self._sync.available():
-            try:
-                with slot.location.open_read(IGNORE_FILE) as f:
-                    patterns += f.read(1 << 20).decode("utf-8", "replace").splitlines()
-            except FileVanished:
-                continue
-            except FileSyncError as exc:
-                log.warning("cannot read %s: %s", IGNORE_FILE, exc)
-        self._sync.ignore = IgnoreRules(patterns)
 
     def _record(self, action: str, path: str, location: str, detail: str) -> None:
         entry = Activity(time.time(), action, path, location, detail)

@@ -21,10 +21,6 @@ class IgnoreRules:
         self.patterns = [p for p in (line.rstrip("\n") for line in patterns) if p.strip()]
         self._spec = pathspec.GitIgnoreSpec.from_lines(self.patterns)
 
-    def extend(self, patterns: Iterable[str]) -> IgnoreRules:
-        """Return rules with ``patterns`` added (from a root's ``.filesyncignore``)."""
-        return IgnoreRules([*self.patterns, *patterns])
-
     def ignored(self, path: str) -> bool:
         """True when ``path`` must not be synced."""
         if is_internal(path):

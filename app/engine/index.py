@@ -58,11 +58,6 @@ class StateIndex:
         self._dirty = False
         self._closed = False
 
-    def locations(self) -> set[str]:
-        """Keys of every location the index has ever recorded."""
-        with self._lock:
-            return {row[0] for row in self._db.execute("SELECT key FROM locations")}
-
     def has_history(self, location: str) -> bool:
         """True when ``location`` has been synced before (so its missing files were deleted)."""
         with self._lock:

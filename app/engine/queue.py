@@ -30,11 +30,13 @@ class ChangeQueue:
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._idle = threading.Event()
         self._idle.set()
+        self._idle_lock = threading.Lock()
 
     def put(self, item: Item) -> None:
         """Add a change or a command (any thread)."""
-        self._idle.clear()
-        self._queue.put(item)
+        with self._idle_lock:  # so "idle" is never set between the clear and the put
+            self._idle.clear()
+            self._queue.put(item)
 
     def qsize(self) -> int:
         """Approximate number of waiting items."""
@@ -60,8 +62,9 @@ class ChangeQueue:
 
     def mark_idle_if_empty(self) -> None:
         """Called by the consumer after a batch: signals idleness if nothing is waiting."""
-        if self._queue.empty():
-            self._idle.set()
+        with self._idle_lock:
+            if self._queue.empty():
+                self._idle.set()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the consumer has processed everything queued so far."""

@@ -25,7 +25,7 @@ from app.errors import (
     LocationUnavailable,
     MassDeleteHeld,
 )
-from app.locations.base import FileMeta, Listing
+from app.locations.base import IGNORE_FILE, FileMeta, Listing
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,10 @@ class Syncer:
         slots: dict[str, Slot],
         index: StateIndex,
         record: Recorder,
+        *,
         debounce: float,
         allow_mass_delete: bool,
+        ignore: tuple[str, ...] = (),
     ) -> None:
         self.slots = slots
         self.index = index
@@ -56,8 +58,30 @@ class Syncer:
         self.debounce = debounce
         self.allow_mass_delete_always = allow_mass_delete
         self.applier = Applier(index, record)
-        self.ignore = IgnoreRules()
+        self.base_ignore = ignore
+        self.ignore = IgnoreRules(ignore)
         self.retry_paths: dict[tuple[str, str], float] = {}
+
+    def retry_later(self, changes: Iterable[Change]) -> None:
+        """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
+        when = time.monotonic() + RETRY_FAILED_PATH_AFTER
+        for change in changes:
+            for path in (change.path, change.dest):
+                if path:
+                    self.retry_paths[(change.location, path)] = when
+
+    def load_ignore_files(self) -> None:
+        """Merge ``--ignore`` patterns with every available root's ``.filesyncignore``."""
+        patterns: list[str] = list(self.base_ignore)
+        for slot in self.available():
+            try:
+                with slot.location.open_read(IGNORE_FILE) as f:
+                    patterns += f.read(1 << 20).decode("utf-8", "replace").splitlines()
+            except FileVanished:
+                continue
+            except (FileSyncError, OSError) as exc:
+                log.warning("cannot read %s: %s", IGNORE_FILE, exc)
+        self.ignore = IgnoreRules(patterns)
 
     def converged(self) -> bool:
         """Rescan everything and report whether all locations hold the same files."""
@@ -67,6 +91,7 @@ class Syncer:
         return all(self._plan(path, listings).is_noop for path in self._all_paths(listings))
 
     def available(self) -> list[Slot]:
+        """The locations that can be read and written now."""
         return [s for s in self.slots.values() if s.available]
 
     def _scan_all(self) -> dict[str, Listing]:
@@ -105,24 +130,27 @@ class Syncer:
             "are held. If that was intended, run again with --allow-mass-delete",
             location=slot.location.name,
         )
-        if slot.held_deletes != missing:
+        if not missing <= slot.held_deletes:
             log.error("%s", error)
             self.record("held", "", slot.location.name, str(error))
-        slot.held_deletes = missing
+        slot.held_deletes |= missing
         slot.state = LocationState.ERROR
         slot.error = str(error)
         return missing
 
     def full_sync(self, reason: str, allow_mass_delete: bool = False) -> None:
+        """Scan every available location and bring them all to the same state.
+
+        Used at start-up, every ``rescan_interval``, when a location comes back and on "Sync
+        now". Re-reads the ``.filesyncignore`` files first, so edits to them take effect.
+        """
+        self.load_ignore_files()
         listings = self._scan_all()
         for key, listing in listings.items():
             slot = self.slots[key]
             missing = [p for p in slot.index if p not in listing and not self.ignore.ignored(p)]
-            held = self._guard_mass_delete(slot, missing, allow_mass_delete)
-            if not held:
-                slot.held_deletes = set()
-            for path in held:  # held files look unchanged, so nothing is deleted elsewhere
-                listing[path] = slot.index[path]
+            slot.held_deletes = set()
+            self._guard_mass_delete(slot, missing, allow_mass_delete)
         paths = self._all_paths(listings)
         progress = Progress(reason, len(paths), log)
         self._apply_all(paths, listings, progress)
@@ -135,6 +163,7 @@ class Syncer:
         self.index.commit()
 
     def sync_changes(self, changes: list[Change]) -> None:
+        """Sync the paths a batch of watcher changes touched (renames first, as renames)."""
         paths: set[str] = set()
         scan_deletes: dict[str, set[str]] = {}
         for change in changes:
@@ -156,13 +185,20 @@ class Syncer:
         found = {p for p in slot.index if p.startswith(prefix + "/")}
         try:
             found.update(slot.location.scan(prefix))
-        except FileSyncError as exc:
+        except (FileSyncError, OSError) as exc:
             log.debug("scan of %s failed: %s", prefix, exc)
         return found
 
     def sync_paths(
         self, paths: set[str], reason: str, scan_deletes: dict[str, set[str]] | None = None
     ) -> None:
+        """Stat ``paths`` in every available location and plan each one.
+
+        ``scan_deletes`` are deletes a poller inferred by comparing two listings; only those
+        go through the mass-delete guard, because an empty listing from a flaky server looks
+        exactly like "everything deleted". Deletes the OS reported (``rm -rf`` in a watched
+        folder) are real and propagate at once.
+        """
         paths = {p for p in paths if p and not self.ignore.ignored(p)}
         if not paths:
             return
@@ -171,17 +207,14 @@ class Syncer:
             try:
                 slot.location.check_available()
                 stats = slot.location.stat_many(sorted(paths))
-            except FileSyncError as exc:
+            except (FileSyncError, OSError) as exc:
                 slot.mark_unavailable(str(exc))
                 self.record("error", "", slot.location.name, str(exc))
                 continue
             listing = {p: m for p, m in stats.items() if m is not None}
             candidates = (scan_deletes or {}).get(slot.key, set())
             vanished = {p for p in candidates if p not in listing}
-            held = self._guard_mass_delete(slot, vanished, False, " in one poll")
-            for path in held | (slot.held_deletes & paths):
-                if path in slot.index:
-                    listing[path] = slot.index[path]
+            self._guard_mass_delete(slot, vanished, False, " in one poll")
             listings[slot.key] = listing
         self._apply_all(sorted(paths), listings, None)
         for key in listings:
@@ -194,12 +227,15 @@ class Syncer:
     def _plan(self, path: str, listings: dict[str, Listing]) -> Decision:
         sides = self._sides(path, listings)
         same = self.applier.same_content(self.slots, path)
-        return plan_path(list(sides.values()), same, self._stale_keys(path, listings))
+        return plan_path(list(sides.values()), same, self._stale_keys(path, sides))
 
     def _sides(self, path: str, listings: dict[str, Listing]) -> dict[str, Side]:
+        """Each location's view of ``path``; a location holding its delete has no say."""
         sides = {}
         for key, listing in listings.items():
             slot = self.slots[key]
+            if path in slot.held_deletes:
+                continue
             caps = slot.location.capabilities
             sides[key] = Side(
                 key,
@@ -234,13 +270,13 @@ class Syncer:
         if follow_ups:
             self.sync_paths(set(follow_ups), "conflict copies")
 
-    def _stale_keys(self, path: str, listings: dict[str, Listing]) -> frozenset[str]:
-        return frozenset(k for k in listings if path in self.slots[k].stale)
+    def _stale_keys(self, path: str, sides: dict[str, Side]) -> frozenset[str]:
+        return frozenset(k for k in sides if path in self.slots[k].stale)
 
     def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
         sides = self._sides(path, listings)
         try:
-            stale = self._stale_keys(path, listings)
+            stale = self._stale_keys(path, sides)
             decision = plan_path(
                 list(sides.values()), self.applier.same_content(self.slots, path), stale
             )
@@ -251,7 +287,7 @@ class Syncer:
             follow_ups = []
             if not decision.is_noop:
                 follow_ups = self.applier.apply(path, decision, self.slots, sides)
-                self._remember_missed(path, listings)
+                self._remember_missed(path, sides)
             for key in stale:
                 self.slots[key].stale.discard(path)
                 self.index.clear_stale(key, path)
@@ -276,10 +312,10 @@ class Syncer:
                 self.retry_paths[(key, path)] = time.monotonic() + RETRY_FAILED_PATH_AFTER
         return []
 
-    def _remember_missed(self, path: str, listings: dict[str, Listing]) -> None:
+    def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
         """Mark ``path`` stale for every location that was not part of this decision."""
         for slot in self.slots.values():
-            if slot.key not in listings and path not in slot.stale:
+            if slot.key not in sides and path not in slot.stale:
                 slot.stale.add(path)
                 self.index.mark_stale(slot.key, path)
 
@@ -318,7 +354,7 @@ class Syncer:
                 self.record("renamed", dst, loc.name, f"from {src}")
             if everywhere:
                 self._move_row(origin, src, dst, moved)
-        except FileSyncError as exc:
+        except (FileSyncError, OSError) as exc:
             log.info("rename %s -> %s not propagated (%s); copying instead", src, dst, exc)
 
     def _move_row(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import UnsafePath
+from app.errors import FileChanged, NotSupported, UnsafePath
 
 if TYPE_CHECKING:
     from app.watch.change import Change
@@ -153,6 +153,9 @@ class Location(ABC):
         missing files are not taken as deletes.
         """
 
+    def housekeeping(self) -> None:  # noqa: B027
+        """Periodic upkeep (a folder prunes its trash); called with every periodic rescan."""
+
     def check_available(self) -> None:  # noqa: B027
         """Raise LocationUnavailable if the root vanished. Cheap: called before every batch."""
 
@@ -198,15 +201,11 @@ class Location(ABC):
         self.delete(path)
 
     def _expect(self, path: str, expected: FileMeta | None) -> None:
-        from app.errors import FileChanged
-
         if self.stat(path) != expected:
             raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
 
     def rename(self, src: str, dst: str) -> FileMeta:
         """Move ``src`` to ``dst`` without copying the content (only if ``can_rename``)."""
-        from app.errors import NotSupported
-
         raise NotSupported("this location cannot rename files", location=self.name)
 
     @contextlib.contextmanager

@@ -9,6 +9,7 @@ can be undone by hand; the trash is pruned after ``trash_days``.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import errno
 import logging
@@ -282,6 +283,10 @@ class FolderLocation(Location):
                 return
             parent = parent.parent
 
+    def housekeeping(self) -> None:
+        """Prune the trash, so a folder synced for months does not keep every old version."""
+        self.prune_trash()
+
     def prune_trash(self) -> None:
         """Delete trash folders older than ``trash_days``."""
         trash = self.root / TRASH_DIR
@@ -290,7 +295,7 @@ class FolderLocation(Location):
         cutoff = time.time() - self.trash_days * 86400
         for entry in trash.iterdir():
             try:
-                stamp = time.mktime(time.strptime(entry.name, "%Y%m%d-%H%M%S")) - time.timezone
+                stamp = calendar.timegm(time.strptime(entry.name, "%Y%m%d-%H%M%S"))
             except ValueError:
                 continue
             if stamp < cutoff:

@@ -31,7 +31,8 @@ class Change:
     """One thing a watcher saw in the location whose key is ``location``.
 
     ``from_scan`` is true when the change was inferred by comparing two listings (polling)
-    rather than reported by the OS; the mass-delete guard only trusts OS-reported deletes.
+    rather than reported by the OS. Only such deletes go through the mass-delete guard: an
+    empty listing from a flaky server looks like "everything deleted", an OS event does not.
     """
 
     location: str

@@ -21,12 +21,10 @@ from watchdog.events import (
     DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
-    FileClosedNoWriteEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
-    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -49,7 +47,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
 _LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
-_IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
 #: What the handler acts on, given to watchdog as ``event_filter`` so that the inotify mask
 #: itself is narrowed: reads (ours, of every source, a backup tool's) then cost nothing. Where
 #: the OS reports closes (Linux), a file is acted on when its writer closes it, not on every
@@ -81,8 +78,6 @@ class _Handler(FileSystemEventHandler):
         return None if is_internal(rel) else rel
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if isinstance(event, _IGNORED_EVENTS):
-            return
         src = self._rel(event.src_path)
         if isinstance(event, FileMovedEvent):
             dest = self._rel(event.dest_path)

@@ -62,10 +62,6 @@ class PollingWatcher(Watcher):
             self._thread.join()
             self._thread = None
 
-    def poll_now(self) -> None:
-        """Poll immediately (used by tests and by "Sync now")."""
-        self._poll_once()
-
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._poll_once()
