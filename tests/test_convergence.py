@@ -159,12 +159,18 @@ def trashed(roots: list[Path]) -> set[bytes]:
     }
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=NO_SHRINK,  # a live example takes seconds; shrinking one could take many minutes
-)
+def live_settings(examples: int) -> settings:
+    """Settings for examples run against the live engine: each takes seconds, so no deadline
+    and no shrinking (shrinking one could take many minutes); the failing example is printed."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=NO_SHRINK,
+    )
+
+
+@live_settings(12)
 @given(ops=ops_strategy(3, 15), pause=st.booleans())
 def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:

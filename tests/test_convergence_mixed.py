@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from app.engine.engine import Engine, EngineSettings
@@ -28,7 +28,7 @@ from app.engine.index import StateIndex
 from app.locations import open_location
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import tree, wait_until
-from tests.test_convergence import NO_SHRINK, Op, apply_to_folder, ops_strategy, trashed
+from tests.test_convergence import Op, apply_to_folder, live_settings, ops_strategy, trashed
 
 PRECISION = {"zip": 2.0, "ftp": 1.0}
 
@@ -119,12 +119,7 @@ class Mix:
 
 @pytest.mark.parametrize("kind", ["zip", "ftp"])
 def test_mixed_locations_converge_on_random_operations(kind: str) -> None:
-    @settings(
-        max_examples=6,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        phases=NO_SHRINK,  # a live example takes seconds; shrinking one could take many minutes
-    )
+    @live_settings(6)
     @given(ops=ops_strategy(3, 8), pause=st.booleans())
     def run(ops: list[Op], pause: bool) -> None:
         with tempfile.TemporaryDirectory() as tmp:
