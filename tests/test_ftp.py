@@ -408,3 +408,20 @@ def test_download_cut_short_by_the_server_raises_not_a_short_file(
     finally:
         loc.close()
         ftp_server.start()
+
+
+def test_temp_file_left_by_a_crashed_upload_is_removed(ftp_server: ThreadedFtpServer) -> None:
+    stale = ftp_server.root / "d" / ".filesync-tmp-0123456789abcdef"
+    fresh = ftp_server.root / "d" / ".filesync-tmp-fedcba9876543210"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half an upload")
+    fresh.write_bytes(b"an upload in progress")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    loc = ftp_server.location()
+    try:
+        assert loc.scan() == {}
+        assert not stale.exists(), "a temp file older than an hour is removed"
+        assert fresh.exists(), "a recent temp file may be someone's upload in progress"
+    finally:
+        loc.close()

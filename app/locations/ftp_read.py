@@ -25,7 +25,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
 from app.errors import FileSyncError, FileVanished, LocationUnavailable, UnsafePath
-from app.locations.base import CHUNK_SIZE, META_DIR, FileMeta, Listing, check_relpath, is_internal
+from app.locations.base import (
+    CHUNK_SIZE,
+    META_DIR,
+    TEMP_PREFIX,
+    FileMeta,
+    Listing,
+    check_relpath,
+    is_internal,
+)
 from app.locations.ftp_client import FTP_ERRORS, FtpClient, is_not_found
 from app.locations.ftp_listing import (
     ListingParseError,
@@ -43,6 +51,8 @@ NS = 1_000_000_000
 #: A file whose cached MDTM time is this recent is asked again even if its LIST line did not
 #: change: LIST shows minutes, so a same-size edit in the same minute would otherwise be missed.
 RECENT_NS = 120 * NS
+#: An upload's temp file this old was left by a crash and is removed by the next scan.
+STALE_TEMP_NS = 3600 * NS
 
 Entries = list[tuple[RemoteEntry, str]]
 Cache = dict[str, tuple[str, int]]
@@ -161,6 +171,7 @@ class FtpReadOps:
         for entry, line in entries:
             rel = f"{folder}/{entry.name}" if folder else entry.name
             if is_internal(rel):
+                self._remove_stale_temp(ftp, rel, entry, now_ns)
                 continue
             if entry.is_dir:
                 subdirs.append(rel)
@@ -184,6 +195,22 @@ class FtpReadOps:
                 )
             files[rel] = FileMeta(entry.size, mtime, entry.tag)
         return files, subdirs, cache
+
+    def _remove_stale_temp(
+        self, ftp: ftplib.FTP, rel: str, entry: RemoteEntry, now_ns: int
+    ) -> None:
+        """Delete an upload's temp file left by a crash (older than an hour): nobody else
+        ever sees it, but it would take space on the server for ever."""
+        name = posixpath.basename(rel)
+        if not (entry.is_file and name.startswith(TEMP_PREFIX)) or entry.mtime_ns is None:
+            return
+        if now_ns - entry.mtime_ns < STALE_TEMP_NS:
+            return
+        try:
+            ftp.delete(self._abs(rel))
+            log.info("%s: removed %s left by an interrupted upload", self.name, rel)
+        except ftplib.all_errors as exc:
+            log.debug("%s: cannot remove stale %s (%s)", self.name, rel, exc)
 
     def scan(self, prefix: str = "") -> Listing:
         """Walk the tree below ``prefix`` with one MLSD/LIST per folder."""
