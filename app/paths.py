@@ -8,6 +8,7 @@ platform's usual directories, so a user finds them where their OS puts such thin
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -36,10 +37,12 @@ def log_dir() -> Path:
 
 
 def resources_dir() -> Path:
-    """Folder of the icons: ``resources/`` beside the package, or inside a PyInstaller bundle."""
-    import sys
-
+    """Folder of the icons: inside a PyInstaller bundle, ``resources/`` beside the package (a
+    checkout or editable install), or ``<prefix>/share/filesync/resources`` (a wheel)."""
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         return Path(bundle, "resources")
-    return Path(__file__).resolve().parent.parent / "resources"
+    beside = Path(__file__).resolve().parent.parent / "resources"
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix, "share", APP_NAME, "resources")
