@@ -425,3 +425,12 @@ def test_temp_file_left_by_a_crashed_upload_is_removed(ftp_server: ThreadedFtpSe
         assert fresh.exists(), "a recent temp file may be someone's upload in progress"
     finally:
         loc.close()
+
+
+def test_stat_in_a_folder_that_does_not_exist_is_none(ftp_location: Location) -> None:
+    """A new folder elsewhere must not make the server look unavailable while it is checked."""
+    assert ftp_location.stat_many(["no/such/dir/a.txt", "no/such/dir/b.txt"]) == {
+        "no/such/dir/a.txt": None,
+        "no/such/dir/b.txt": None,
+    }
+    assert ftp_location.stat("nodir/x.txt") is None

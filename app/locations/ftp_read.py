@@ -296,7 +296,8 @@ class FtpReadOps:
         try:
             entries = self._list_dir(ftp, folder)
         except ftplib.error_perm as exc:
-            if is_not_found(exc):
+            # 550 says "no such folder"; pyftpdlib says 501, others other codes: ask the parent.
+            if is_not_found(exc) or not self._is_folder(ftp, folder):
                 return dict.fromkeys(group)
             raise
         by_name = {entry.name: entry for entry, _ in entries}
@@ -311,6 +312,19 @@ class FtpReadOps:
                 mtime = self._mdtm(ftp, path, mtime)
             result[path] = None if mtime is None else FileMeta(entry.size, mtime, entry.tag)
         return result
+
+    def _is_folder(self, ftp: ftplib.FTP, folder: str) -> bool:
+        """Whether ``folder`` exists on the server as a folder (the root always does)."""
+        if not folder:
+            return True
+        parent, name = posixpath.split(folder)
+        if not self._is_folder(ftp, parent):
+            return False
+        try:
+            entries = self._list_dir(ftp, parent)
+        except ftplib.error_perm:
+            return False
+        return any(entry.name == name and entry.is_dir for entry, _ in entries)
 
     def _mlst(self, ftp: ftplib.FTP, rel: str) -> FileMeta | None:
         try:
