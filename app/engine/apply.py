@@ -63,13 +63,18 @@ class Applier:
         return compare
 
     def put(self, slot: Slot, path: str, meta: FileMeta) -> None:
-        """Record ``meta`` for ``path`` in ``slot`` (memory and SQLite)."""
+        """Record ``meta`` for ``path`` in ``slot`` (memory, SQLite and its watcher)."""
         slot.index[path] = meta
         self.index.put(slot.key, path, meta)
+        if slot.watcher is not None:
+            slot.watcher.expect(path, meta)
 
-    def _drop(self, slot: Slot, path: str) -> None:
+    def drop(self, slot: Slot, path: str) -> None:
+        """Forget ``path`` in ``slot`` (it is gone there, or everywhere)."""
         if slot.index.pop(path, None) is not None:
             self.index.remove(slot.key, path)
+        if slot.watcher is not None:
+            slot.watcher.expect(path, None)
 
     def apply(
         self, path: str, decision: Decision, slots: dict[str, Slot], sides: dict[str, Side]
@@ -78,13 +83,13 @@ class Applier:
         follow_ups: list[str] = []
         for key in decision.forget:
             if key not in decision.delete_in:  # those rows go only once their delete worked
-                self._drop(slots[key], path)
+                self.drop(slots[key], path)
         if decision.source is None:
             for key in decision.delete_in:
                 slot = slots[key]
                 slot.location.guarded_delete(path, sides[key].current)
                 slot.deletes += 1
-                self._drop(slot, path)
+                self.drop(slot, path)
                 self.record("deleted", path, slot.location.name, "")
             return follow_ups
         source = slots[decision.source]

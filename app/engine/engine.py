@@ -298,11 +298,11 @@ class Engine:
     def _open_slot(self, slot: Slot, watch: bool) -> bool:
         """Open, adopt and watch a location; False (and marked unavailable) if that fails."""
         loc = slot.location
+        slot.index = self.index.load(loc.key)
+        slot.stale = self.index.load_stale(loc.key)
         try:
             loc.open()
             loc.adopt(self.index.has_history(loc.key))
-            slot.index = self.index.load(loc.key)
-            slot.stale = self.index.load_stale(loc.key)
             if watch:
                 if slot.watcher is not None:  # its watch died with the old root
                     slot.watcher.stop()
@@ -310,8 +310,6 @@ class Engine:
                 slot.watcher.start()
             slot.state = LocationState.SYNCING
         except FileSyncError as exc:
-            slot.index = self.index.load(loc.key)
-            slot.stale = self.index.load_stale(loc.key)
             slot.mark_unavailable(str(exc))
             log.error("%s", exc)
             self._record("error", "", loc.name, str(exc))

@@ -35,6 +35,8 @@ UNCHANGED = SideState.UNCHANGED
 MASS_DELETE_MIN = 5
 #: A path that failed for a reason other than a vanished location is tried again after this.
 RETRY_FAILED_PATH_AFTER = 5.0
+#: A full sync commits the index after every this many paths (each chunk is one batch).
+COMMIT_EVERY = 2000
 
 Recorder = Callable[[str, str, str, str], None]
 
@@ -208,6 +210,7 @@ class Syncer:
                 slot.location.check_available()
                 stats = slot.location.stat_many(sorted(paths))
             except (FileSyncError, OSError) as exc:
+                log.error("%s", exc)
                 slot.mark_unavailable(str(exc))
                 self.record("error", "", slot.location.name, str(exc))
                 continue
@@ -225,9 +228,13 @@ class Syncer:
                 slot.last_sync = time.time()
 
     def _plan(self, path: str, listings: dict[str, Listing]) -> Decision:
-        sides = self._sides(path, listings)
+        return self._decide(path, self._sides(path, listings))
+
+    def _decide(self, path: str, sides: dict[str, Side]) -> Decision:
+        """The planner's decision for ``path`` given these sides (may compare file bytes)."""
+        stale = frozenset(k for k in sides if path in self.slots[k].stale)
         same = self.applier.same_content(self.slots, path)
-        return plan_path(list(sides.values()), same, self._stale_keys(path, sides))
+        return plan_path(list(sides.values()), same, stale)
 
     def _sides(self, path: str, listings: dict[str, Listing]) -> dict[str, Side]:
         """Each location's view of ``path``; a location holding its delete has no say."""
@@ -252,34 +259,32 @@ class Syncer:
         if len(listings) < 1:
             return
         follow_ups: list[str] = []
-        with contextlib.ExitStack() as stack:
-            for key in listings:
-                stack.enter_context(self.slots[key].location.batch())
-            slots = [self.slots[key] for key in listings]
-            for n, path in enumerate(paths):
-                if n % 100 == 0:
-                    for slot in slots:
-                        slot.pending = len(paths) - n
-                follow_ups += self._apply_one(path, listings)
-                if progress is not None:
-                    progress.step(n + 1, self.applier.files_copied, self.applier.bytes_copied)
-                    if n % 2000 == 1999:
-                        self.index.commit()
-            for slot in slots:
-                slot.pending = 0
+        slots = [self.slots[key] for key in listings]
+        for start in range(0, len(paths), COMMIT_EVERY):
+            # Each chunk is its own batch, committed only after the batch has landed: a ZIP
+            # archive writes its staged members at batch exit, and an index row saved before
+            # its file would make a crash look like a delete.
+            with contextlib.ExitStack() as stack:
+                for key in listings:
+                    stack.enter_context(self.slots[key].location.batch())
+                for n in range(start, min(start + COMMIT_EVERY, len(paths))):
+                    if n % 100 == 0:
+                        for slot in slots:
+                            slot.pending = len(paths) - n
+                    follow_ups += self._apply_one(paths[n], listings)
+                    if progress is not None:
+                        progress.step(n + 1, self.applier.files_copied, self.applier.bytes_copied)
+            if progress is not None:
+                self.index.commit()
+        for slot in slots:
+            slot.pending = 0
         if follow_ups:
             self.sync_paths(set(follow_ups), "conflict copies")
-
-    def _stale_keys(self, path: str, sides: dict[str, Side]) -> frozenset[str]:
-        return frozenset(k for k in sides if path in self.slots[k].stale)
 
     def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
         sides = self._sides(path, listings)
         try:
-            stale = self._stale_keys(path, sides)
-            decision = plan_path(
-                list(sides.values()), self.applier.same_content(self.slots, path), stale
-            )
+            decision = self._decide(path, sides)
             for key, side in sides.items():  # learn a tag the index did not have yet
                 current = side.current
                 if current is not None and current != side.indexed and side.state is UNCHANGED:
@@ -288,9 +293,10 @@ class Syncer:
             if not decision.is_noop:
                 follow_ups = self.applier.apply(path, decision, self.slots, sides)
                 self._remember_missed(path, sides)
-            for key in stale:
-                self.slots[key].stale.discard(path)
-                self.index.clear_stale(key, path)
+            for key in sides:  # every location in this decision has caught up on the path
+                if path in self.slots[key].stale:
+                    self.slots[key].stale.discard(path)
+                    self.index.clear_stale(key, path)
             return follow_ups
         except LocationUnavailable as exc:
             slot = self.slots.get(exc.location or "") or self._slot_by_name(exc.location)
@@ -358,7 +364,5 @@ class Syncer:
             log.info("rename %s -> %s not propagated (%s); copying instead", src, dst, exc)
 
     def _move_row(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
-        slot.index.pop(src, None)
-        self.index.remove(slot.key, src)
-        slot.index[dst] = meta
-        self.index.put(slot.key, dst, meta)
+        self.applier.drop(slot, src)
+        self.applier.put(slot, dst, meta)

@@ -17,7 +17,7 @@ from app.watch.change import Change, ChangeKind
 from app.watch.watcher import Watcher
 
 if TYPE_CHECKING:
-    from app.locations.base import ChangeSink, Listing, Location
+    from app.locations.base import ChangeSink, FileMeta, Listing, Location
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,19 @@ def diff_listings(location: str, old: Listing, new: Listing) -> list[Change]:
     return changes
 
 
+def _with(listing: Listing, updates: dict[str, FileMeta | None]) -> Listing:
+    """``listing`` with ``updates`` applied, as a new dict (or the same one if none)."""
+    if not updates:
+        return listing
+    result = dict(listing)
+    for path, meta in updates.items():
+        if meta is None:
+            result.pop(path, None)
+        else:
+            result[path] = meta
+    return result
+
+
 class PollingWatcher(Watcher):
     """Polls ``location.scan()`` in a daemon thread and pushes the differences to ``sink``."""
 
@@ -46,6 +59,9 @@ class PollingWatcher(Watcher):
         self._thread: threading.Thread | None = None
         self._previous: Listing | None = None
         self._failing = False
+        self._lock = threading.Lock()
+        #: What the engine did while a scan was running (None when no scan runs).
+        self._during_scan: dict[str, FileMeta | None] | None = None
 
     def start(self) -> None:
         """Take the baseline listing now, then poll in the background."""
@@ -62,12 +78,22 @@ class PollingWatcher(Watcher):
             self._thread.join()
             self._thread = None
 
+    def expect(self, path: str, meta: FileMeta | None) -> None:
+        """Make the baseline show what the engine just did (a copy: listings are shared)."""
+        with self._lock:
+            if self._previous is not None:
+                self._previous = _with(self._previous, {path: meta})
+            if self._during_scan is not None:
+                self._during_scan[path] = meta
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._poll_once()
 
     def _poll_once(self) -> None:
         key = self.location.key
+        with self._lock:
+            self._during_scan = {}
         try:
             listing = self.location.scan()
         except FileSyncError as exc:
@@ -82,12 +108,14 @@ class PollingWatcher(Watcher):
                 self.sink(Change(key, ChangeKind.UNAVAILABLE, error=str(exc)))
             self._failing = True
             return
+        with self._lock:
+            # The scan may predate what the engine did meanwhile: keep that in the baseline.
+            during, self._during_scan = self._during_scan or {}, None
+            previous, self._previous = self._previous, _with(listing, during)
         if self._failing:
             self._failing = False
-            self._previous = listing
             self.sink(Change(key, ChangeKind.RESCAN))
             return
-        previous, self._previous = self._previous, listing
         if previous is None or previous is listing:
             return
         for change in diff_listings(key, previous, listing):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.locations.base import FileMeta
 
 
 class Watcher(ABC):
@@ -15,3 +19,10 @@ class Watcher(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Stop and join every thread this watcher started. Safe to call twice."""
+
+    def expect(self, path: str, meta: FileMeta | None) -> None:  # noqa: B027
+        """The engine just made ``path`` hold ``meta`` (None: removed it) in this location.
+
+        OS events need no help; a poller takes it into the listing it diffs against, so a
+        change made after the engine's write but before the next poll is not missed.
+        """
