@@ -3,11 +3,22 @@
 Two engines on one index would fight over the same files, so the first process holds an
 exclusive lock on ``<state>/filesync.lock`` (released by the OS even after a kill -9) and a
 second one is told who holds it.
+
+A lock on a file dies with the file: if the state folder is deleted while FileSync runs, a new
+``filesync.lock`` is a different file and its lock is free. So on Linux the process also binds
+an abstract unix socket named after the state folder's real path. That name lives in the kernel,
+not in the folder, survives the folder being deleted and recreated, and is released by the OS
+when the process dies, like the file lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import os
+import socket
+import struct
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -22,10 +33,19 @@ class InstanceLock:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "filesync.lock"
         self._file: IO[str] | None = None
+        self._socket: socket.socket | None = None
 
     def acquire(self) -> InstanceLock:
         """Take the lock or raise :class:`AlreadyRunning` naming the holder's PID."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._socket = _bind_state_socket(self.path.parent)
+        try:
+            return self._lock_file()
+        except BaseException:
+            self.release()
+            raise
+
+    def _lock_file(self) -> InstanceLock:
         f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the process's life
         try:
             _lock(f)
@@ -48,6 +68,9 @@ class InstanceLock:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> InstanceLock:
         return self.acquire()
@@ -70,3 +93,39 @@ def _lock(f: IO[str]) -> None:
         import fcntl
 
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _socket_name(state_dir: Path) -> bytes:
+    """The abstract socket name for a state folder (a digest: names are limited to 107 bytes)."""
+    real = os.fsencode(os.path.realpath(state_dir))
+    return b"\0filesync-state-" + hashlib.sha256(real).hexdigest()[:40].encode()
+
+
+def _bind_state_socket(state_dir: Path) -> socket.socket | None:
+    """Bind the state folder's abstract socket; None where there are none (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    name = _socket_name(state_dir)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(name)
+        sock.listen(1)
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            return None  # no abstract sockets here (a sandbox): the file lock still holds
+        raise AlreadyRunning(
+            f"FileSync is already running (pid {_holder_pid(name)}) with state in {state_dir}"
+        ) from None
+    return sock
+
+
+def _holder_pid(name: bytes) -> str:
+    """The PID of the process listening on ``name``, from the kernel's peer credentials."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        s.connect(name)
+        creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, _uid, _gid = struct.unpack("3i", creds)
+        return str(pid)
+    return "unknown"

@@ -167,3 +167,41 @@ def test_second_instance_on_same_state_is_refused(two: tuple[Path, Path, Path]) 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_second_instance_is_refused_after_the_state_folder_was_deleted(
+    two: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Deleting the state folder under a running FileSync must not free its single-instance lock."""
+    import shutil
+
+    a, b, state = two
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "run",
+                f"folder:{a}",
+                f"folder:{b}",
+                "--state",
+                str(state),
+            ],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        wait_until(
+            lambda: "watching" in (tmp_path / "first.log").read_text(), message="first instance"
+        )
+        shutil.rmtree(state)
+        result = filesync("run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state))
+        assert result.returncode == 1, result.stderr
+        assert "already running" in result.stderr
+        assert f"pid {proc.pid}" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, (tmp_path / "first.log").read_text()
