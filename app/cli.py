@@ -188,8 +188,8 @@ def _watch(engine: Engine) -> int:
         pass
     finally:
         log.info("stopping")
-        engine.stop()
         signal.signal(signal.SIGTERM, previous)
+        engine.stop()
     return 0
 
 

@@ -75,6 +75,18 @@ class MassDeleteHeld(FileSyncError):
     """Too many files vanished at once from a location; the deletes wait for confirmation."""
 
 
+class StateIndexUnwritable(FileSyncError):
+    """The state index cannot be saved (I/O error, read-only disk); syncing pauses until it can.
+
+    Copies made while the index cannot record them would be forgotten, and a file deleted while
+    FileSync is stopped would then come back, so the engine applies nothing until a save works.
+    """
+
+
+class StateDiskFull(StateIndexUnwritable):
+    """The disk holding the state index is full; syncing resumes by itself when there is room."""
+
+
 class AlreadyRunning(FileSyncError):
     """Another FileSync process holds the state directory's lock."""
 

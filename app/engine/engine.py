@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from app.engine.index import StateIndex
 from app.engine.queue import ChangeQueue
 from app.engine.slot import Slot
+from app.engine.statehold import StateHold
 from app.engine.status import Activity, EngineStatus, LocationState
 from app.engine.sync import Syncer
 from app.errors import (
     FileSyncError,
+    StateIndexUnwritable,
 )
 from app.locations.base import Location
 from app.watch.change import Change, ChangeKind
@@ -77,6 +79,7 @@ class Engine:
         self._busy = False
         self._next_rescan = 0.0
         self.batches = 0
+        self._hold = StateHold()  # on while the state index cannot be saved
 
     # ----- public API (any thread) -------------------------------------------------------
 
@@ -92,6 +95,10 @@ class Engine:
         self._busy = True
         try:
             self._sync.full_sync("initial sync")
+        except StateIndexUnwritable as exc:
+            if not watch:
+                raise
+            self._state_failed(exc)  # the engine thread retries and catches up
         finally:
             self._busy = False
         self._next_rescan = time.monotonic() + self.settings.rescan_interval
@@ -112,9 +119,11 @@ class Engine:
 
     def run_once(self) -> bool:
         """Initial sync only (``--once``). True when every location ended up identical."""
-        self.start(watch=False)
-        converged = self.converged()
-        self.stop()
+        try:
+            self.start(watch=False)
+            converged = self.converged()
+        finally:
+            self.stop()
         return converged
 
     def converged(self) -> bool:
@@ -138,6 +147,7 @@ class Engine:
                 syncing=self._busy,
                 pending=self.queue.qsize() + len(self._backlog),
                 last_sync=max(last) if last else None,
+                error=self._hold.message,
             )
 
     def writes(self, key: str) -> int:
@@ -223,21 +233,48 @@ class Engine:
                 break
             self._busy = True
             try:
+                self._retry_state()
                 self._handle(batch)
                 self._timers()
+            except StateIndexUnwritable as exc:
+                self._state_failed(exc)
             except Exception:  # the engine thread must survive anything a location throws
                 log.exception("unexpected error while syncing; will retry these paths")
                 self._sync.retry_later(c for c in batch if isinstance(c, Change))
             finally:
-                try:
-                    self.index.commit()
-                except Exception:  # disk full, I/O error: keep syncing, retry the commit later
-                    log.exception("cannot save the state index; will try again")
+                if not self._hold.active:
+                    try:
+                        self.index.commit()
+                    except StateIndexUnwritable as exc:
+                        self._state_failed(exc)
                 self._busy = False
                 self.queue.mark_idle_if_empty()
 
+    def _state_failed(self, exc: StateIndexUnwritable) -> None:
+        """Apply nothing until the index can be saved (see :mod:`app.engine.statehold`)."""
+        if self._hold.failed(exc):
+            log.error("%s", self._hold.message)
+            self._record("error", "", "", self._hold.message)
+
+    def _retry_state(self) -> None:
+        """When due, try to save the index again; once it works, catch up with a full sync."""
+        if not self._hold.due():
+            return
+        try:
+            self.index.commit()
+        except StateIndexUnwritable as exc:
+            self._state_failed(exc)
+            return
+        log.info("the state index is saved again; syncing resumes")
+        self._handle(list(self._hold.end()))
+        if not self._paused:
+            self._backlog = set()
+            self._sync.full_sync("catching up")
+
     def _seconds_to_next_timer(self) -> float:
         now = time.monotonic()
+        if self._hold.active:
+            return max(0.01, self._hold.retry_at - now)
         deadlines = [self._next_rescan]
         deadlines += [s.next_retry for s in self._slots.values() if not s.available]
         deadlines += list(self._sync.retry_paths.values())
@@ -245,7 +282,7 @@ class Engine:
 
     def _timers(self) -> None:
         now = time.monotonic()
-        if self._paused:
+        if self._paused or self._hold.active:
             return
         self._retry_unavailable()
         due = [kp for kp, t in self._sync.retry_paths.items() if t <= now]
@@ -264,13 +301,17 @@ class Engine:
         for item in batch:
             if isinstance(item, Change):
                 changes.append(item)
+            elif self._hold.active:
+                self._hold.keep(item)
             else:
                 try:
                     item()
+                except StateIndexUnwritable as exc:
+                    self._state_failed(exc)
                 except (FileSyncError, OSError) as exc:
                     log.error("%s", exc)
                     self._record("error", "", "", str(exc))
-        if self._paused:
+        if self._paused or self._hold.active:
             self._backlog.update(c.path or c.location for c in changes)
             return
         if not changes:

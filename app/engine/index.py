@@ -12,15 +12,26 @@ a commit per file would dominate the cost of syncing small files.
 
 The engine reads from an in-memory mirror (:meth:`load`) and writes through to SQLite, so a
 lookup never costs a query.
+
+A commit can fail (the disk is full, an I/O error), and SQLite may then roll the whole
+transaction back, leaving the engine's mirror ahead of the file. So every write since the last
+successful commit is also kept in a list, and a later :meth:`commit` replays it into a fresh
+transaction: nothing recorded is lost while the disk is full, and the first commit that works
+saves all of it. A failed commit raises :class:`StateDiskFull` or :class:`StateIndexUnwritable`,
+so the engine can stop applying changes until a commit works again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
 
+from app.errors import StateDiskFull, StateIndexUnwritable
 from app.locations.base import FileMeta
+
+Params = tuple[str | int, ...]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -50,29 +61,75 @@ class StateIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.execute("BEGIN")
-        self._dirty = False
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise self._error(exc, "cannot open") from None
+        #: Every write since the last successful commit, in order (replayed after a failure).
+        self._pending: list[tuple[str, Params]] = []
+        #: The open transaction lost writes (SQLite rolled it back): replay before going on.
+        self._broken = False
         self._closed = False
+
+    @property
+    def unsaved(self) -> int:
+        """How many writes wait for a successful commit."""
+        return len(self._pending)
+
+    def _error(self, exc: sqlite3.Error, doing: str) -> StateIndexUnwritable:
+        """The one-line error a user can act on for a failed SQLite call."""
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return StateDiskFull(
+                f"{doing} the state index {self.path}: the disk is full (free some space on "
+                "it, or use --state on another disk)"
+            )
+        return StateIndexUnwritable(f"{doing} the state index {self.path}: {exc}")
+
+    def _write(self, sql: str, params: Params) -> None:
+        """Run one write in the open transaction and keep it for a replay."""
+        with self._lock:
+            self._pending.append((sql, params))
+            if self._broken:
+                return
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.Error:
+                self._broken = True  # the next commit replays everything pending
+
+    def _replay(self) -> None:
+        """Start a fresh transaction holding every pending write (raises sqlite3.Error)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._db.execute("BEGIN")
+        for sql, params in self._pending:
+            self._db.execute(sql, params)
+        self._broken = False
+
+    def _readable(self) -> None:
+        """Before a read: make the open transaction hold every pending write if it can."""
+        if self._broken:
+            with contextlib.suppress(sqlite3.Error):
+                self._replay()
 
     def has_history(self, location: str) -> bool:
         """True when ``location`` has been synced before (so its missing files were deleted)."""
         with self._lock:
+            self._readable()
             row = self._db.execute("SELECT 1 FROM locations WHERE key = ?", (location,)).fetchone()
             return row is not None
 
     def mark_known(self, location: str) -> None:
         """Record that ``location`` completed a sync, even if it holds no file."""
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO locations(key) VALUES (?)", (location,))
-            self._dirty = True
+        self._write("INSERT OR IGNORE INTO locations(key) VALUES (?)", (location,))
 
     def load(self, location: str) -> dict[str, FileMeta]:
         """Every recorded path of ``location`` with its meta."""
         with self._lock:
+            self._readable()
             rows = self._db.execute(
                 "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?", (location,)
             )
@@ -80,59 +137,74 @@ class StateIndex:
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
         """Record that ``path`` in ``location`` is in sync with this meta."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-                (location, path, meta.size, meta.mtime_ns, meta.tag),
-            )
-            self._dirty = True
+        self._write(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+            (location, path, meta.size, meta.mtime_ns, meta.tag),
+        )
 
     def remove(self, location: str, path: str) -> None:
         """Forget ``path`` in ``location`` (it was deleted everywhere, or renamed)."""
-        with self._lock:
-            self._db.execute("DELETE FROM files WHERE location = ? AND path = ?", (location, path))
-            self._dirty = True
+        self._write("DELETE FROM files WHERE location = ? AND path = ?", (location, path))
 
     def load_stale(self, location: str) -> set[str]:
         """Paths that changed elsewhere while ``location`` was unavailable."""
         with self._lock:
+            self._readable()
             rows = self._db.execute("SELECT path FROM stale WHERE location = ?", (location,))
             return {row[0] for row in rows}
 
     def mark_stale(self, location: str, path: str) -> None:
         """Remember that ``path`` changed elsewhere while ``location`` could not be reached."""
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO stale VALUES (?, ?)", (location, path))
-            self._dirty = True
+        self._write("INSERT OR IGNORE INTO stale VALUES (?, ?)", (location, path))
 
     def clear_stale(self, location: str, path: str) -> None:
         """``location`` has caught up on ``path``."""
-        with self._lock:
-            self._db.execute("DELETE FROM stale WHERE location = ? AND path = ?", (location, path))
-            self._dirty = True
+        self._write("DELETE FROM stale WHERE location = ? AND path = ?", (location, path))
 
     def forget_location(self, location: str) -> None:
         """Drop all history of a location the user removed."""
         with self._lock:
-            self._db.execute("DELETE FROM files WHERE location = ?", (location,))
-            self._db.execute("DELETE FROM stale WHERE location = ?", (location,))
-            self._db.execute("DELETE FROM locations WHERE key = ?", (location,))
-            self._dirty = True
+            self._write("DELETE FROM files WHERE location = ?", (location,))
+            self._write("DELETE FROM stale WHERE location = ?", (location,))
+            self._write("DELETE FROM locations WHERE key = ?", (location,))
 
     def commit(self) -> None:
-        """Make everything recorded so far durable (one transaction per engine batch)."""
+        """Make everything recorded so far durable (one transaction per engine batch).
+
+        Raises :class:`StateDiskFull` or :class:`StateIndexUnwritable` when that fails; the
+        writes are kept and the next call tries them again.
+        """
         with self._lock:
-            if self._dirty:
+            if not self._pending:
+                return
+            try:
+                if self._broken:
+                    self._replay()
                 self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._broken = True
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                raise self._error(exc, "cannot save") from None
+            self._pending.clear()
+            try:
                 self._db.execute("BEGIN")
-                self._dirty = False
+            except sqlite3.Error:  # pragma: no cover - BEGIN DEFERRED touches no file
+                self._broken = True
 
     def close(self) -> None:
-        """Commit and close. Safe to call twice."""
+        """Commit and close. Safe to call twice; raises like :meth:`commit`, closed anyway."""
         with self._lock:
             if self._closed:
                 return
-            self.commit()
-            self._db.execute("COMMIT")
-            self._db.close()
             self._closed = True
+            try:
+                try:
+                    self.commit()
+                except StateIndexUnwritable as exc:
+                    raise type(exc)(f"{exc}; the last synced changes are not recorded") from None
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("COMMIT")  # the empty transaction commit() opened
+            finally:
+                self._db.close()  # an unsaved transaction is rolled back

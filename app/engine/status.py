@@ -54,3 +54,4 @@ class EngineStatus:
     syncing: bool = False
     pending: int = 0
     last_sync: float | None = None
+    error: str = ""  # an engine-wide problem (the state index cannot be saved), else empty

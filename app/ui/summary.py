@@ -75,7 +75,7 @@ def tray_state(status: EngineStatus) -> TrayState:
     """Paused wins (the user chose it), then errors, then syncing; otherwise synced."""
     if status.paused:
         return TrayState.PAUSED
-    if _troubled(status):
+    if status.error or _troubled(status):
         return TrayState.ERROR
     if not status.locations:
         return TrayState.SYNCED
@@ -96,6 +96,8 @@ def tooltip(status: EngineStatus) -> str:
         return "No locations yet — add one"
     if status.paused:
         return f"Paused · {_plural(count, 'location')}"
+    if status.error:
+        return shorten_names(status.error)
     troubled = _troubled(status)
     if troubled:
         first = troubled[0]

@@ -1,0 +1,164 @@
+"""A full disk under the state folder: syncing pauses with one clear error and catches up.
+
+These tests use a real full disk: a 2 MiB tmpfs mounted as the state folder and filled up with
+a filler file; deleting the filler "returns the space". Mounting needs root (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.engine.status import EngineStatus
+from app.ui.summary import TrayState, tray_state
+from tests.engine_fixtures import Rig
+from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
+
+
+@pytest.fixture
+def small_state_disk(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path/state`` as a 2 MiB tmpfs of its own (unmounted afterwards)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for a full disk needs root (CI runs as root)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield state
+    finally:
+        subprocess.run(["umount", "-l", str(state)], capture_output=True, check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte with one filler file; deleting it returns the space."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for block in (1 << 16, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+    return filler
+
+
+def indexed(state: Path, location: Path) -> set[str]:
+    """The paths the state index has saved for ``location`` (committed rows only)."""
+    db = sqlite3.connect(f"file:{state / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT path FROM files WHERE location = ?", (f"folder:{location}",))
+        return {row[0] for row in rows}
+    finally:
+        db.close()
+
+
+def status_of(rig: Rig) -> EngineStatus:
+    assert rig.engine is not None
+    return rig.engine.status()
+
+
+def test_full_state_disk_pauses_then_catches_up_and_deletes_still_propagate(
+    rig: Rig, small_state_disk: Path
+) -> None:
+    a, b, c = rig.roots
+    write_file(a / "before.txt", "before")
+    rig.start()
+    wait_until(lambda: trees_equal(*rig.roots), message=lambda: describe_trees(*rig.roots))
+    filler = fill(small_state_disk)
+
+    # The first change after the disk filled lands, but its rows cannot be saved.
+    write_file(a / "landed.txt", "landed while full")
+    wait_until(lambda: "disk is full" in status_of(rig).error, message="state disk error")
+    status = status_of(rig)
+    assert tray_state(status) is TrayState.ERROR
+    assert "syncing is paused" in status.error
+    errors = [x for x in status.activity if x.action == "error"]
+    assert len(errors) == 1, errors  # one clear error, not one per batch or per retry
+
+    # While the disk is full nothing more is applied (it could not be recorded).
+    write_file(a / "during.txt", "written while full")
+    (a / "before.txt").unlink()
+    wait_until(lambda: status_of(rig).pending >= 2, message="changes held while full")
+    assert "during.txt" not in tree(b)
+    assert "before.txt" in tree(c)
+
+    # Space returns: the engine saves the index and catches up by itself.
+    filler.unlink()
+    wait_until(lambda: status_of(rig).error == "", message="state disk error clears")
+    wait_until(
+        lambda: (
+            tree(b)
+            == tree(c)
+            == {"landed.txt": b"landed while full", "during.txt": b"written while full"}
+        ),
+        message=lambda: describe_trees(*rig.roots),
+    )
+    wait_until(
+        lambda: all(
+            indexed(rig.state.parent, r) == {"landed.txt", "during.txt"} for r in rig.roots
+        ),
+        message="the index has caught up with what landed",
+    )
+
+    # A file deleted while FileSync is stopped is deleted everywhere, not brought back.
+    rig.stop()
+    (b / "landed.txt").unlink()
+    (c / "during.txt").unlink()
+    assert rig.once()
+    assert tree(a) == tree(b) == tree(c) == {}
+
+
+def test_stop_with_a_full_state_disk_is_one_line_and_nonzero(
+    tmp_path: Path, small_state_disk: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    log = tmp_path / "filesync.log"
+    cmd = [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*cmd, "--state", str(small_state_disk)], stdout=out, stderr=out)
+    try:
+        wait_until(lambda: "watching" in log.read_text(), message="first instance")
+        filler = fill(small_state_disk)
+        write_file(a / "x.txt", "x")
+        wait_until(lambda: "disk is full" in log.read_text(), message="state disk error")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("filesync: cannot save the state index"), text
+    assert "disk is full" in last
+
+    # With room again, a restart finds the copy that was not recorded and records it.
+    filler.unlink()
+    result = subprocess.run(
+        [*cmd, "--once", "--state", str(small_state_disk)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert tree(b) == {"x.txt": b"x"}
+    assert indexed(small_state_disk, b) == {"x.txt"}
