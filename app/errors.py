@@ -63,6 +63,14 @@ class FileChanged(FileSyncError):
     """A file changed between the engine's decision and its write; the path is planned again."""
 
 
+class TargetFailed(FileSyncError):
+    """One location refused a write or delete (read-only, full, a folder in the way).
+
+    Only that location misses the change: the others get it, and the path is retried there
+    with growing pauses until the cause is fixed.
+    """
+
+
 class UnsafePath(FileSyncError):
     """A name from a location would escape its root (``..``, absolute, NUL): it is refused."""
 

@@ -8,21 +8,62 @@ return value), which is what keeps the engine's own writes from coming back as e
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from itertools import zip_longest
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from app.engine.conflicts import conflict_name
+from app.engine.failures import target_failed
 from app.engine.index import StateIndex
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
-from app.errors import FileVanished
+from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
 from app.locations.base import CHUNK_SIZE, FileMeta
 
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, str, str, str], None]
+
+
+@dataclass
+class Applied:
+    """What :meth:`Applier.apply` did: new paths to sync, and the locations that refused."""
+
+    follow_ups: list[str] = field(default_factory=list)
+    failed: dict[str, FileSyncError] = field(default_factory=dict)
+
+
+class _SourceStream(io.RawIOBase):
+    """The source's stream, remembering whether reading it failed (rather than the target)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._inner = inner
+        self.failed: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._inner.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return self._inner.read(-1 if size is None else size)
+        except BaseException as exc:
+            self.failed = exc
+            raise
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def streams_equal(a: BinaryIO, b: BinaryIO) -> bool:
@@ -78,52 +119,88 @@ class Applier:
 
     def apply(
         self, path: str, decision: Decision, slots: dict[str, Slot], sides: dict[str, Side]
-    ) -> list[str]:
-        """Carry out ``decision`` for ``path``; return new paths to sync (conflict copies)."""
-        follow_ups: list[str] = []
+    ) -> Applied:
+        """Carry out ``decision`` for ``path``, one location at a time.
+
+        A location that refuses its part (read-only, full, a folder in the way, unreachable)
+        is reported in :attr:`Applied.failed` and the others still get the change; its index
+        row is left as it was. A problem with the source or a file that changed meanwhile
+        concerns every target, so it is raised and the whole path is planned again.
+        """
+        done = Applied()
         for key in decision.forget:
             if key not in decision.delete_in:  # those rows go only once their delete worked
                 self.drop(slots[key], path)
         if decision.source is None:
             for key in decision.delete_in:
                 slot = slots[key]
-                slot.location.guarded_delete(path, sides[key].current)
-                slot.deletes += 1
-                self.drop(slot, path)
-                self.record("deleted", path, slot.location.name, "")
-            return follow_ups
+                with self._per_target(done, key, "delete", path, slot):
+                    slot.location.guarded_delete(path, sides[key].current)
+                    slot.deletes += 1
+                    self.drop(slot, path)
+                    self.record("deleted", path, slot.location.name, "")
+            return done
         source = slots[decision.source]
         winner = sides[decision.source].current
         assert winner is not None
         renamed_away: set[str] = set()
         for key in decision.conflicts:
-            name, moved = self._keep_conflict_copy(slots[key], path, sides[key])
-            follow_ups.append(name)
-            if moved:
-                renamed_away.add(key)
+            with self._per_target(done, key, "keep a conflict copy of", path, slots[key]):
+                name, moved = self._keep_conflict_copy(slots[key], path, sides[key])
+                done.follow_ups.append(name)
+                if moved:
+                    renamed_away.add(key)
         with contextlib.ExitStack() as reader:
-            stream: BinaryIO | None = None
+            stream: _SourceStream | None = None
             for key in decision.copy_to:
+                if key in done.failed:  # its own version could not be kept aside
+                    continue
                 slot = slots[key]
                 expected = None if key in renamed_away else sides[key].current
                 if stream is None or not stream.seekable():
                     reader.close()  # one open of the source for all targets when it can seek
-                    stream = reader.enter_context(source.location.open_read(path))
+                    stream = _SourceStream(reader.enter_context(source.location.open_read(path)))
                 else:
                     stream.seek(0)
-                meta = slot.location.guarded_write(path, stream, winner.mtime_ns, expected)
-                slot.writes += 1
-                self.files_copied += 1
-                self.bytes_copied += meta.size
-                self.put(slot, path, meta)
-                self.record("copied", path, slot.location.name, f"from {source.location.name}")
+                with self._per_target(done, key, "write", path, slot, stream=stream):
+                    data = cast(BinaryIO, stream)
+                    meta = slot.location.guarded_write(path, data, winner.mtime_ns, expected)
+                    slot.writes += 1
+                    self.files_copied += 1
+                    self.bytes_copied += meta.size
+                    self.put(slot, path, meta)
+                    self.record("copied", path, slot.location.name, f"from {source.location.name}")
         for key in decision.record:
             current = sides[key].current
             if current is not None:
                 self.put(slots[key], path, current)
         if decision.copy_to and source.key not in decision.record:
             self.put(source, path, winner)
-        return follow_ups
+        return done
+
+    @contextlib.contextmanager
+    def _per_target(
+        self,
+        done: Applied,
+        key: str,
+        verb: str,
+        path: str,
+        slot: Slot,
+        *,
+        stream: _SourceStream | None = None,
+    ) -> Iterator[None]:
+        """Catch what only ``slot`` refused into ``done.failed``; let the rest through."""
+        try:
+            yield
+        except FileChanged:
+            raise
+        except (FileSyncError, OSError) as exc:
+            if stream is not None and stream.failed is not None:
+                raise  # reading the source failed: no target can get it now
+            if isinstance(exc, LocationUnavailable):
+                done.failed[key] = exc
+            else:
+                done.failed[key] = target_failed(verb, path, slot.location.name, exc)
 
     def _keep_conflict_copy(self, slot: Slot, path: str, side: Side) -> tuple[str, bool]:
         """Keep the losing version of ``path`` under a conflict-copy name in its location.

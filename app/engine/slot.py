@@ -28,6 +28,8 @@ class Slot:
     pending: int = 0
     next_retry: float = 0.0
     retry_delay: float = 1.0
+    #: Paths this location refused to take (read-only, full, ...), with the attempts so far.
+    failing: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -46,11 +48,26 @@ class Slot:
         self.next_retry = time.monotonic() + self.retry_delay
         self.retry_delay = min(self.retry_delay * 2, 60.0)
 
+    def mark_failed(self, path: str, error: str) -> int:
+        """``path`` could not be written or deleted here; return how often that happened."""
+        attempts = self.failing.get(path, 0) + 1
+        self.failing[path] = attempts
+        self.state = LocationState.ERROR
+        self.error = error
+        return attempts
+
+    def clear_failed(self, path: str) -> None:
+        """``path`` caught up here; the error goes once no path is failing any more."""
+        cleared = self.failing.pop(path, None) is not None and not self.failing
+        if cleared and self.state is LocationState.ERROR and not self.held_deletes:
+            self.state = LocationState.OK
+            self.error = ""
+
     def mark_ok(self) -> None:
-        """The location synced cleanly; an ERROR set by held deletes stays until confirmed."""
+        """The location synced cleanly; an ERROR set by held deletes or failing paths stays."""
         self.last_sync = time.time()
         self.retry_delay = 1.0
-        if self.held_deletes:
+        if self.held_deletes or self.failing:
             self.state = LocationState.ERROR
         else:
             self.state = LocationState.OK

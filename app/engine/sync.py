@@ -11,7 +11,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from app.engine.apply import Applier
+from app.engine.apply import Applied, Applier
+from app.engine.failures import retry_delay
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.plan import Decision, Side, SideState, plan_path
@@ -289,15 +290,21 @@ class Syncer:
                 current = side.current
                 if current is not None and current != side.indexed and side.state is UNCHANGED:
                     self.applier.put(self.slots[key], path, current)
-            follow_ups = []
+            applied = Applied()
             if not decision.is_noop:
-                follow_ups = self.applier.apply(path, decision, self.slots, sides)
+                applied = self.applier.apply(path, decision, self.slots, sides)
                 self._remember_missed(path, sides)
+            for key, exc in applied.failed.items():
+                self._target_failed(key, path, exc, listings)
             for key in sides:  # every location in this decision has caught up on the path
-                if path in self.slots[key].stale:
-                    self.slots[key].stale.discard(path)
+                if key in applied.failed:
+                    continue
+                caught_up = self.slots[key]
+                caught_up.clear_failed(path)
+                if path in caught_up.stale:
+                    caught_up.stale.discard(path)
                     self.index.clear_stale(key, path)
-            return follow_ups
+            return applied.follow_ups
         except LocationUnavailable as exc:
             slot = self.slots.get(exc.location or "") or self._slot_by_name(exc.location)
             if slot is not None:
@@ -317,6 +324,25 @@ class Syncer:
             for key in listings:
                 self.retry_paths[(key, path)] = time.monotonic() + RETRY_FAILED_PATH_AFTER
         return []
+
+    def _target_failed(
+        self, key: str, path: str, exc: FileSyncError, listings: dict[str, Listing]
+    ) -> None:
+        """Only ``key`` missed this change: it is marked behind on ``path`` and retried."""
+        slot = self.slots[key]
+        if path not in slot.stale:
+            slot.stale.add(path)
+            self.index.mark_stale(key, path)
+        self.record("error", path, slot.location.name, str(exc))
+        if isinstance(exc, LocationUnavailable):
+            log.error("%s", exc)
+            slot.mark_unavailable(str(exc))
+            listings.pop(key, None)
+            return
+        attempts = slot.mark_failed(path, str(exc))
+        if attempts == 1:
+            log.warning("%s", exc)
+        self.retry_paths[(key, path)] = time.monotonic() + retry_delay(attempts)
 
     def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
         """Mark ``path`` stale for every location that was not part of this decision."""
