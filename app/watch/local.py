@@ -46,6 +46,22 @@ log = logging.getLogger(__name__)
 # about it from its own thread; the overwrite is harmless, the warning is only noise.
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
+
+class _StopRaceFilter(logging.Filter):
+    """Drop watchdog's error for an event read while its emitter stops.
+
+    watchdog's emitter thread may be inside ``queue_events`` when ``stop()`` detaches its
+    inotify group; it then logs "called when the thread is inactive" at ERROR although nothing
+    is wrong (the event is discarded, and it belonged to a watch being torn down anyway). A
+    clean shutdown must log no error, so exactly that message is dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in str(record.msg)
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRaceFilter())
+
 _LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
 #: What the handler acts on, given to watchdog as ``event_filter`` so that the inotify mask
 #: itself is narrowed: reads (ours, of every source, a backup tool's) then cost nothing. Where
