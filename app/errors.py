@@ -75,6 +75,25 @@ class UnsafePath(FileSyncError):
     """A name from a location would escape its root (``..``, absolute, NUL): it is refused."""
 
 
+class LinkedPath(FileSyncError):
+    """A path runs through (or is) a symbolic link inside a location; links are never followed.
+
+    ``link`` is the link's relative path. Only paths at or under it wait (the engine holds their
+    index rows, so its files are not deleted elsewhere); the location stays available.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        path: str | None = None,
+        link: str = "",
+    ) -> None:
+        super().__init__(message, location=location, path=path)
+        self.link = link
+
+
 class NotSupported(FileSyncError):
     """The location cannot do this operation (see its declared capabilities)."""
 

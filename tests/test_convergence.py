@@ -21,7 +21,8 @@ from app.engine.conflicts import is_conflict_copy
 from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
 from tests.engine_fixtures import Rig
-from tests.helpers import describe_trees, tree, trees_equal, wait_until
+from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
+from tests.links import swap_in_link, under_link
 from tests.memory_location import MemoryLocation
 
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
@@ -205,5 +206,106 @@ def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) ->
                     # Racing the engine, a save can land in the instant between its last check
                     # and its rename; that version is then in the trash, never gone.
                     assert data in kept, f"{path}: last write lost"
+        finally:
+            rig.stop()
+
+
+# ----- the real layer with symbolic links: a folder replaced by a link is held, never lost ----
+
+LINKABLE = ["dir", "dir/sub"]
+
+
+def ops_with_links(n_locations: int, max_ops: int) -> st.SearchStrategy[list[Op]]:
+    """The usual operations plus "replace a folder with a link to a folder outside the root"."""
+    where = st.integers(0, n_locations - 1)
+    name = st.sampled_from(NAMES)
+    op = st.one_of(
+        st.builds(Op, st.just("write"), where, name),
+        st.builds(Op, st.just("delete"), where, name),
+        st.builds(Op, st.just("rename"), where, name, name),
+        st.builds(Op, st.just("link"), where, st.sampled_from(LINKABLE)),
+    )
+    return st.lists(op, min_size=1, max_size=max_ops)
+
+
+def visible(roots: list[Path]) -> list[dict[str, bytes]]:
+    """Each root's files that no link in it holds (``tree`` does not descend into links)."""
+    return [tree(r) for r in roots]
+
+
+def agree_where_not_held(roots: list[Path]) -> bool:
+    """For every path, the locations that do not hold it behind a link agree on it."""
+    trees = visible(roots)
+    for path in set().union(*trees):
+        seen = {trees[i].get(path) for i, r in enumerate(roots) if not under_link(r, path)}
+        if len(seen) > 1:
+            return False
+    return True
+
+
+@live_settings(12)
+@given(ops=ops_with_links(3, 15), pause=st.booleans())
+def test_running_engine_holds_files_under_symlinked_folders(ops: list[Op], pause: bool) -> None:
+    """A folder replaced by a link to a folder outside the root (moved to another disk): the
+    other locations keep syncing among themselves and never lose the files under it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = [Path(tmp, n) for n in "abc"]
+        for root in roots:
+            root.mkdir()
+        for name in NAMES:  # something to hold: every link op then hides synced files
+            write_file(roots[0] / name, f"seed {name}")
+        rig = Rig(Path(tmp), roots)
+        rig.start(ignore=(".~*",))
+        try:
+            wait_until(lambda: trees_equal(*roots), 60, lambda: describe_trees(*roots))
+            last_write: dict[str, bytes | None] = {}
+            held: set[str] = set()  # synced files that were under a folder when it became a link
+            moved_out: dict[Path, dict[str, bytes]] = {}  # each link's target, as it was made
+            for n, op in enumerate(ops):
+                root = roots[op.where]
+                if under_link(root, op.path) or (op.dest and under_link(root, op.dest)):
+                    continue  # through a link: outside every location, FileSync never sees it
+                if op.kind == "link":
+                    wait_until(lambda: agree_where_not_held(roots), 60, "converged before link")
+                    held |= {p for p in tree(root) if p.startswith(op.path + "/")}
+                    target = Path(tmp, "outside", f"{op.where}-{n}")
+                    swap_in_link(root / op.path, target)
+                    moved_out[target] = tree(target)
+                    continue
+                data = apply_to_folder(roots, op, n)
+                if op.kind == "write" and data is not None:
+                    last_write[op.path] = data
+                elif op.kind == "rename" and data is not None:
+                    last_write[op.dest] = data
+                    last_write[op.path] = None
+                    held.discard(op.path)
+                elif op.kind == "delete":
+                    last_write[op.path] = None
+                    held.discard(op.path)
+                if pause:
+                    wait_until(lambda: agree_where_not_held(roots), 30, "converged")
+                    time.sleep(0.002)
+            assert rig.engine is not None
+            rig.engine.sync_now()  # a full rescan, like the periodic one, must not change that
+            assert rig.engine.wait_idle(60)
+            wait_until(lambda: agree_where_not_held(roots), 60, lambda: describe_trees(*roots))
+            for target, files in moved_out.items():
+                assert tree(target) == files, f"written through the link to {target.name}"
+            trees = visible(roots)
+            outside = Path(tmp, "outside")
+            kept = {v for t in trees for v in t.values()} | trashed(roots)
+            kept |= {p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+            for path, data in last_write.items():
+                free = [i for i, r in enumerate(roots) if not under_link(r, path)]
+                if data is None or not free:
+                    continue
+                if pause:
+                    assert trees[free[0]].get(path) == data, f"{path}: last write lost"
+                else:
+                    assert data in kept, f"{path}: last write lost"
+            for path in held:
+                for i, r in enumerate(roots):
+                    if not under_link(r, path):
+                        assert path in trees[i], f"{path}: deleted in {r.name} behind a link"
         finally:
             rig.stop()

@@ -15,6 +15,7 @@ from app.engine.apply import Applied, Applier
 from app.engine.failures import retry_delay
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
+from app.engine.links import HeldLinks
 from app.engine.plan import Decision, Side, SideState, plan_path
 from app.engine.progress import Progress
 from app.engine.slot import Slot
@@ -23,6 +24,7 @@ from app.errors import (
     FileChanged,
     FileSyncError,
     FileVanished,
+    LinkedPath,
     LocationUnavailable,
     MassDeleteHeld,
 )
@@ -64,6 +66,7 @@ class Syncer:
         self.base_ignore = ignore
         self.ignore = IgnoreRules(ignore)
         self.retry_paths: dict[tuple[str, str], float] = {}
+        self.links = HeldLinks(record)
 
     def retry_later(self, changes: Iterable[Change]) -> None:
         """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
@@ -105,6 +108,7 @@ class Syncer:
                 listings[slot.key] = {
                     p: m for p, m in slot.location.scan().items() if not self.ignore.ignored(p)
                 }
+                self.links.refresh(slot, self.ignore)
             except FileSyncError as exc:
                 slot.mark_unavailable(str(exc))
                 log.error("%s", exc)
@@ -151,7 +155,11 @@ class Syncer:
         listings = self._scan_all()
         for key, listing in listings.items():
             slot = self.slots[key]
-            missing = [p for p in slot.index if p not in listing and not self.ignore.ignored(p)]
+            missing = [
+                p
+                for p in slot.index
+                if p not in listing and not self.ignore.ignored(p) and not self.links.holds(key, p)
+            ]
             slot.held_deletes = set()
             self._guard_mass_delete(slot, missing, allow_mass_delete)
         paths = self._all_paths(listings)
@@ -215,9 +223,12 @@ class Syncer:
                 slot.mark_unavailable(str(exc))
                 self.record("error", "", slot.location.name, str(exc))
                 continue
+            self.links.refresh(slot, self.ignore)
             listing = {p: m for p, m in stats.items() if m is not None}
             candidates = (scan_deletes or {}).get(slot.key, set())
-            vanished = {p for p in candidates if p not in listing}
+            vanished = {
+                p for p in candidates if p not in listing and not self.links.holds(slot.key, p)
+            }
             self._guard_mass_delete(slot, vanished, False, " in one poll")
             listings[slot.key] = listing
         self._apply_all(sorted(paths), listings, None)
@@ -238,11 +249,12 @@ class Syncer:
         return plan_path(list(sides.values()), same, stale)
 
     def _sides(self, path: str, listings: dict[str, Listing]) -> dict[str, Side]:
-        """Each location's view of ``path``; a location holding its delete has no say."""
+        """Each location's view of ``path``; a location holding its delete, or holding the
+        path behind a symbolic link, has no say."""
         sides = {}
         for key, listing in listings.items():
             slot = self.slots[key]
-            if path in slot.held_deletes:
+            if path in slot.held_deletes or self.links.holds(key, path):
                 continue
             caps = slot.location.capabilities
             sides[key] = Side(
@@ -314,6 +326,12 @@ class Syncer:
             self.record("error", path, exc.location or "", str(exc))
         except FileVanished:
             log.debug("%s vanished while syncing; its own event will follow", path)
+        except LinkedPath as exc:  # a link appeared since the stat: hold the path there
+            slot = self._slot_by_name(exc.location)
+            if slot is not None:
+                self.links.refresh(slot, self.ignore)
+            for key in listings:
+                self.retry_paths[(key, path)] = time.monotonic() + self.debounce
         except FileChanged:
             log.info("%s changed while it was being synced; planning it again", path)
             for key in listings:
@@ -373,6 +391,8 @@ class Syncer:
                     continue
                 if (
                     not loc.capabilities.can_rename
+                    or self.links.holds(slot.key, src)
+                    or self.links.holds(slot.key, dst)
                     or slot.index.get(src) is None
                     or loc.stat(src) != slot.index.get(src)
                     or loc.stat(dst) is not None

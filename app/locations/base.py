@@ -163,6 +163,15 @@ class Location(ABC):
     def scan(self, prefix: str = "") -> Listing:
         """Return every file (under ``prefix``, a folder path or ``""``) with its meta."""
 
+    def links(self) -> frozenset[str]:
+        """Symbolic links this location skipped (relative paths), as its last scan saw them.
+
+        Nothing at or under such a path is listed, written, renamed or deleted here; the engine
+        holds those paths' index rows instead of reading their files as deleted. Kinds that
+        cannot hold links return an empty set.
+        """
+        return frozenset()
+
     @abstractmethod
     def stat(self, path: str) -> FileMeta | None:
         """Return the file's meta, or None if there is no file at ``path``."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import contextlib
 import errno
-import logging
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
+from app.errors import FileChanged, FileSyncError, FileVanished, LinkedPath, LocationUnavailable
 from app.locations.base import (
     CHUNK_SIZE,
     META_DIR,
@@ -36,13 +35,12 @@ from app.locations.base import (
     check_relpath,
     is_internal,
 )
+from app.locations.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 
 if TYPE_CHECKING:
     from app.locations import LocationOptions
     from app.locations.spec import LocationSpec
     from app.watch.watcher import Watcher
-
-log = logging.getLogger(__name__)
 
 TRASH_DIR = f"{META_DIR}/trash"
 
@@ -58,7 +56,7 @@ class FolderLocation(Location):
     def __init__(self, root: Path, trash_days: float = 30.0) -> None:
         self.root = Path(root)
         self.trash_days = trash_days
-        self._warned_links: set[str] = set()
+        self._tree = LinkFreeTree(self.root, self.name)
         self._clean_temps = True
 
     @classmethod
@@ -107,75 +105,92 @@ class FolderLocation(Location):
                 location=self.name,
             )
 
-    def _full(self, path: str) -> Path:
-        return self.root / check_relpath(path)
+    def links(self) -> frozenset[str]:
+        """Links met by the last scan, and by stats and writes since."""
+        return self._tree.links()
 
     def scan(self, prefix: str = "") -> Listing:
         """Walk the folder (or ``prefix`` below it) without following symlinks."""
         self.check_available()
         listing: Listing = {}
-        start = self._full(prefix) if prefix else self.root
-        stack = [start]
+        links: set[str] = set()
+        stack = [check_relpath(prefix).split("/") if prefix else []]
         while stack:
-            folder = stack.pop()
+            folders = stack.pop()
             try:
-                entries = list(os.scandir(folder))
-            except FileNotFoundError:
-                if folder == self.root:
+                with self._tree.folder(folders, prefix, listable=True) as fd:
+                    self._scan_folder(fd, folders, listing, links, stack)
+            except LinkedPath as exc:
+                links.add(exc.link)
+            except (FileNotFoundError, NotADirectoryError):
+                if not folders:
                     raise LocationUnavailable("the folder vanished", location=self.name) from None
-                continue
-            except NotADirectoryError:
-                continue
             except PermissionError as exc:
                 # Missing files under an unreadable folder must not read as deletes.
+                where = "/".join(folders) or "."
                 raise LocationUnavailable(
-                    f"cannot read folder {folder}: {exc.strerror}", location=self.name
+                    f"cannot read folder {where}: {exc.strerror}", location=self.name
                 ) from None
-            for entry in entries:
-                rel = Path(entry.path).relative_to(self.root).as_posix()
-                if is_internal(rel):
-                    if self._clean_temps and entry.name.startswith(TEMP_PREFIX):
-                        _unlink_quietly(entry.path)
-                    continue
-                try:
-                    if entry.is_symlink():
-                        self._warn_link(rel)
-                    elif entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        listing[rel] = _meta(st)
-                except FileNotFoundError:
-                    continue
+        self._tree.replace_links(prefix, links)
         if not prefix:
             self._clean_temps = False
         return listing
 
-    def _warn_link(self, rel: str) -> None:
-        if rel not in self._warned_links:
-            self._warned_links.add(rel)
-            log.warning("%s: skipping symbolic link %s (links are not followed)", self.name, rel)
+    def _scan_folder(
+        self,
+        fd: int,
+        folders: list[str],
+        listing: Listing,
+        links: set[str],
+        stack: list[list[str]],
+    ) -> None:
+        base = "/".join(folders)
+        for entry in list(os.scandir(fd)):
+            rel = f"{base}/{entry.name}" if base else entry.name
+            if is_internal(rel):
+                if self._clean_temps and entry.name.startswith(TEMP_PREFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.name, dir_fd=fd)
+                continue
+            try:
+                if entry.is_symlink():
+                    links.add(rel)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append([*folders, entry.name])
+                elif entry.is_file(follow_symlinks=False):
+                    listing[rel] = _meta(entry.stat(follow_symlinks=False))
+            except FileNotFoundError:
+                continue
 
     def stat(self, path: str) -> FileMeta | None:
-        """``lstat`` the file; folders, links and missing names are None."""
+        """``lstat`` the file; folders, links, names under a link and missing names are None."""
         if is_internal(path):
             return None
         try:
-            st = os.lstat(self._full(path))
-        except (FileNotFoundError, NotADirectoryError):
+            with self._tree.at(path) as (fd, name):
+                st = lstat_at(fd, name)
+        except (LinkedPath, FileNotFoundError, NotADirectoryError):
             return None
-        if not stat_mod.S_ISREG(st.st_mode):
-            if stat_mod.S_ISLNK(st.st_mode):
-                self._warn_link(path)
+        if st is not None and stat_mod.S_ISLNK(st.st_mode):
+            self._tree.forget_links(path, including_path=False)
+            self._tree.linked(path, path)
+            return None
+        self._tree.forget_links(path, including_path=True)
+        if st is None or not stat_mod.S_ISREG(st.st_mode):
             return None
         return _meta(st)
 
     @contextlib.contextmanager
     def open_read(self, path: str) -> Iterator[BinaryIO]:
-        """Open for reading, refusing to follow a symlink planted at the name."""
-        full = self._full(path)
+        """Open for reading; a link at the name or on the way is refused, never followed."""
         try:
-            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with self._tree.at(path) as (dir_fd, name):
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                except OSError:
+                    if is_link_at(dir_fd, name):
+                        raise self._tree.linked(path, path) from None
+                    raise
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise FileVanished("file vanished", location=self.name, path=path) from None
         except OSError as exc:
@@ -198,90 +213,135 @@ class FolderLocation(Location):
     def _write(
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
     ) -> FileMeta:
-        full = self._full(path)
-        try:
-            full.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise FileSyncError(
-                "a file stands where a folder is needed", location=self.name, path=path
-            ) from None
-        tmp = full.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}"
-        try:
-            with open(tmp, "xb") as out:
-                shutil.copyfileobj(source, out, CHUNK_SIZE)
-                out.flush()
-                os.fsync(out.fileno())
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-            if full.is_dir() and not full.is_symlink():
-                raise FileSyncError(
-                    "a folder stands where the file should go", location=self.name, path=path
-                )
-            if check and self.stat(path) != expected:
-                raise FileChanged(
-                    "changed while syncing; will retry", location=self.name, path=path
-                )
-            self._to_trash(path, keep=True)
-            os.replace(tmp, full)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        st = os.lstat(full)
+        with self._parent_for_writing(path) as (dir_fd, name):
+            tmp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK_SIZE)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
+                old = self._existing_file(dir_fd, name, path)
+                current = _meta(old) if old is not None else None
+                if check and current != expected:
+                    raise FileChanged(
+                        "changed while syncing; will retry", location=self.name, path=path
+                    )
+                self._to_trash(dir_fd, name, path, old, keep=True)
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         return _meta(st)
+
+    @contextlib.contextmanager
+    def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:
+        """Like ``at``, creating missing folders; a file in the way is a clear error."""
+        with contextlib.ExitStack() as stack:
+            try:
+                at = stack.enter_context(self._tree.at(path, create=True))
+            except (FileExistsError, NotADirectoryError):
+                raise FileSyncError(
+                    "a file stands where a folder is needed", location=self.name, path=path
+                ) from None
+            yield at
+
+    def _existing_file(self, dir_fd: int, name: str, path: str) -> os.stat_result | None:
+        """The regular file at ``name`` (None if none); a folder or a link there is refused."""
+        st = lstat_at(dir_fd, name)
+        if st is None:
+            return None
+        if stat_mod.S_ISLNK(st.st_mode):
+            raise self._tree.linked(path, path)
+        if stat_mod.S_ISDIR(st.st_mode):
+            raise FileSyncError(
+                "a folder stands where the file should go", location=self.name, path=path
+            )
+        return st if stat_mod.S_ISREG(st.st_mode) else None
 
     def delete(self, path: str) -> None:
         """Move the file to the trash and remove folders it leaves empty."""
-        self._to_trash(path, keep=False)
+        try:
+            with self._tree.at(path) as (dir_fd, name):
+                st = lstat_at(dir_fd, name)
+                if st is not None and stat_mod.S_ISLNK(st.st_mode):
+                    raise self._tree.linked(path, path)
+                if st is not None and stat_mod.S_ISREG(st.st_mode):
+                    self._to_trash(dir_fd, name, path, st, keep=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return
         self._remove_empty_parents(path)
 
     def rename(self, src: str, dst: str) -> FileMeta:
-        """``os.rename`` within the root; an existing target goes to the trash first."""
-        full_src, full_dst = self._full(src), self._full(dst)
-        full_dst.parent.mkdir(parents=True, exist_ok=True)
-        self._to_trash(dst, keep=False)
+        """``renameat`` within the root; an existing target goes to the trash first."""
+        vanished = FileVanished("file vanished before rename", location=self.name, path=src)
         try:
-            os.rename(full_src, full_dst)
-        except FileNotFoundError:
-            raise FileVanished(
-                "file vanished before rename", location=self.name, path=src
-            ) from None
+            with self._tree.at(src) as (src_fd, src_name):
+                if self._existing_file(src_fd, src_name, src) is None:
+                    raise vanished
+                with self._parent_for_writing(dst) as (dst_fd, dst_name):
+                    old = self._existing_file(dst_fd, dst_name, dst)
+                    self._to_trash(dst_fd, dst_name, dst, old, keep=False)
+                    os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    st = os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            raise vanished from None
         self._remove_empty_parents(src)
-        st = os.lstat(full_dst)
         return _meta(st)
 
-    def _to_trash(self, path: str, keep: bool) -> None:
-        """Put the current version of ``path`` in the trash (a hard link if ``keep``)."""
-        full = self._full(path)
-        if not full.is_file() or full.is_symlink():
-            if not keep and full.is_symlink():
-                full.unlink()
+    def _to_trash(
+        self, dir_fd: int, name: str, path: str, st: os.stat_result | None, keep: bool
+    ) -> None:
+        """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``)."""
+        if st is None or not stat_mod.S_ISREG(st.st_mode):
             return
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        target = self.root / TRASH_DIR / stamp / path
-        if target.exists():
-            target = target.with_name(f"{target.name}.{uuid.uuid4().hex[:6]}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if keep:
-                os.link(full, target)
-            else:
-                os.replace(full, target)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
-                raise
-            shutil.copy2(full, target)
-            if not keep:
-                full.unlink()
+        parts = f"{TRASH_DIR}/{stamp}/{path}".split("/")
+        with self._trash_folder(parts[:-1], path) as trash_fd:
+            target = parts[-1]
+            if lstat_at(trash_fd, target) is not None:
+                target = f"{target}.{uuid.uuid4().hex[:6]}"
+            try:
+                if keep:
+                    os.link(name, target, src_dir_fd=dir_fd, dst_dir_fd=trash_fd)
+                else:
+                    os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=trash_fd)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                copy_at(dir_fd, name, trash_fd, target)
+                if not keep:
+                    os.unlink(name, dir_fd=dir_fd)
+
+    @contextlib.contextmanager
+    def _trash_folder(self, folders: list[str], path: str) -> Iterator[int]:
+        with contextlib.ExitStack() as stack:
+            try:
+                fd = stack.enter_context(self._tree.folder(folders, path, create=True))
+            except LinkedPath as exc:
+                raise FileSyncError(
+                    f"{exc.link} is a symbolic link; FileSync keeps its trash only in a real "
+                    "folder: remove the link",
+                    location=self.name,
+                    path=path,
+                ) from None
+            yield fd
 
     def _remove_empty_parents(self, path: str) -> None:
-        parent = self._full(path).parent
-        while parent != self.root and self.root in parent.parents:
+        folders = path.split("/")[:-1]
+        while folders:
             try:
-                parent.rmdir()
-            except OSError:
+                with self._tree.folder(folders[:-1], path) as fd:
+                    os.rmdir(folders[-1], dir_fd=fd)
+            except (OSError, FileSyncError):
                 return
-            parent = parent.parent
+            folders.pop()
 
     def housekeeping(self) -> None:
         """Prune the trash, so a folder synced for months does not keep every old version."""
@@ -317,8 +377,3 @@ def _meta(st: os.stat_result) -> FileMeta:
 
 
 _TAG_MASK = (1 << 63) - 1
-
-
-def _unlink_quietly(path: str | os.PathLike[str]) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
