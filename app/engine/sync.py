@@ -184,6 +184,8 @@ class Syncer:
             if change.kind is ChangeKind.MOVED:
                 self._propagate_rename(slot, change.path, change.dest)
                 paths.update((change.path, change.dest))
+            elif change.kind is ChangeKind.MOVED_TREE:
+                paths.update(self._propagate_tree_rename(slot, change.path, change.dest))
             elif change.kind is ChangeKind.TREE:
                 paths.update(self._expand_tree(slot, change.path))
             elif change.kind is ChangeKind.FILE:
@@ -408,6 +410,14 @@ class Syncer:
                 self._move_row(origin, src, dst, moved)
         except (FileSyncError, OSError) as exc:
             log.info("rename %s -> %s not propagated (%s); copying instead", src, dst, exc)
+
+    def _propagate_tree_rename(self, origin: Slot, src: str, dst: str) -> set[str]:
+        """A folder moved: rename each file it held in the other locations; return the paths
+        to plan (both trees), so whatever could not be renamed is copied and deleted."""
+        moved = sorted(p for p in origin.index if p.startswith(src + "/"))
+        for old in moved:
+            self._propagate_rename(origin, old, dst + old[len(src) :])
+        return set(moved) | self._expand_tree(origin, dst)
 
     def _move_row(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
         self.applier.drop(slot, src)

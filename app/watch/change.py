@@ -18,6 +18,8 @@ class ChangeKind(enum.Enum):
     FILE = "file"
     #: A file moved from ``path`` to ``dest`` inside the location.
     MOVED = "moved"
+    #: A folder moved from ``path`` to ``dest`` inside the location, with everything in it.
+    MOVED_TREE = "moved_tree"
     #: Something happened below the folder ``path`` (created, moved in or out, deleted).
     TREE = "tree"
     #: The watcher cannot vouch for anything: rescan the whole location.

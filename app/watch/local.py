@@ -94,6 +94,8 @@ class _Handler(FileSystemEventHandler):
         return None if is_internal(rel) else rel
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_synthetic and isinstance(event, FileMovedEvent | DirMovedEvent):
+            return  # watchdog's per-file moves of a moved folder: its MOVED_TREE covers them
         src = self._rel(event.src_path)
         if isinstance(event, FileMovedEvent):
             dest = self._rel(event.dest_path)
@@ -103,7 +105,11 @@ class _Handler(FileSystemEventHandler):
                 self.sink(Change(self.key, ChangeKind.FILE, src or dest or ""))
             return
         if isinstance(event, DirMovedEvent):
-            for path in (src, self._rel(event.dest_path)):
+            dest = self._rel(event.dest_path)
+            if src and dest:  # one record: split over two batches it would copy every file
+                self.sink(Change(self.key, ChangeKind.MOVED_TREE, src, dest))
+                return
+            for path in (src, dest):
                 if path:
                     self.sink(Change(self.key, ChangeKind.TREE, path))
             return
