@@ -8,6 +8,8 @@ front ends only ever deal with these types.
 
 from __future__ import annotations
 
+from app.messages import shown
+
 
 class FileSyncError(Exception):
     """Base of every error FileSync reports to a user.
@@ -25,9 +27,9 @@ class FileSyncError(Exception):
     def __str__(self) -> str:
         parts = []
         if self.location:
-            parts.append(self.location)
+            parts.append(shown(self.location))
         if self.path:
-            parts.append(self.path)
+            parts.append(shown(self.path))
         prefix = ": ".join(parts)
         return f"{prefix}: {self.message}" if prefix else self.message
 

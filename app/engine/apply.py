@@ -22,6 +22,7 @@ from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
 from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
 from app.locations.base import CHUNK_SIZE, FileMeta
+from app.messages import shown
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,6 @@ class Applier:
             with loc.open_read(path) as stream:
                 meta = loc.write(name, stream, current.mtime_ns)
         self.put(slot, name, meta)
-        log.warning("conflict: %s in %s kept as %s", path, loc.name, name)
-        self.record("conflict", path, loc.name, f"kept as {name}")
+        log.warning("conflict: %s in %s kept as %s", shown(path), loc.name, shown(name))
+        self.record("conflict", path, loc.name, f"kept as {shown(name)}")
         return name, moved

@@ -28,6 +28,7 @@ from app.errors import (
     StateIndexUnwritable,
 )
 from app.locations.base import Location
+from app.messages import shown
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
@@ -381,7 +382,7 @@ class Engine:
         with self._lock:
             self._activity.append(entry)
         if action in ("copied", "deleted", "renamed"):
-            log.info("%s %s in %s %s", action, path, location, detail)
+            log.info("%s %s in %s %s", action, shown(path), location, detail)
         for listener in list(self._listeners):
             try:
                 listener(entry)

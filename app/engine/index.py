@@ -19,6 +19,12 @@ successful commit is also kept in a list, and a later :meth:`commit` replays it 
 transaction: nothing recorded is lost while the disk is full, and the first commit that works
 saves all of it. A failed commit raises :class:`StateDiskFull` or :class:`StateIndexUnwritable`,
 so the engine can stop applying changes until a commit works again.
+
+Paths and location keys are stored as TEXT when they are valid UTF-8, as every path was before,
+and as a BLOB of the file system's bytes when they are not (a Linux file name may be any bytes;
+Python carries the undecodable ones as surrogate escapes, which SQLite's TEXT cannot hold). Each
+name has exactly one form, so lookups and the primary keys work as before and older databases
+need no migration.
 """
 
 from __future__ import annotations
@@ -31,7 +37,22 @@ from pathlib import Path
 from app.errors import StateDiskFull, StateIndexUnwritable
 from app.locations.base import FileMeta
 
-Params = tuple[str | int, ...]
+Params = tuple[str | bytes | int, ...]
+
+
+def _stored(name: str) -> str | bytes:
+    """How ``name`` is kept in SQLite: TEXT if it is UTF-8, else the bytes it stands for."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape")
+    return name
+
+
+def _loaded(value: str | bytes) -> str:
+    """The name a stored value stands for (the inverse of :func:`_stored`)."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -119,54 +140,64 @@ class StateIndex:
         """True when ``location`` has been synced before (so its missing files were deleted)."""
         with self._lock:
             self._readable()
-            row = self._db.execute("SELECT 1 FROM locations WHERE key = ?", (location,)).fetchone()
+            row = self._db.execute(
+                "SELECT 1 FROM locations WHERE key = ?", (_stored(location),)
+            ).fetchone()
             return row is not None
 
     def mark_known(self, location: str) -> None:
         """Record that ``location`` completed a sync, even if it holds no file."""
-        self._write("INSERT OR IGNORE INTO locations(key) VALUES (?)", (location,))
+        self._write("INSERT OR IGNORE INTO locations(key) VALUES (?)", (_stored(location),))
 
     def load(self, location: str) -> dict[str, FileMeta]:
         """Every recorded path of ``location`` with its meta."""
         with self._lock:
             self._readable()
             rows = self._db.execute(
-                "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?", (location,)
+                "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?",
+                (_stored(location),),
             )
-            return {path: FileMeta(size, mtime, tag) for path, size, mtime, tag in rows}
+            return {_loaded(path): FileMeta(size, mtime, tag) for path, size, mtime, tag in rows}
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
         """Record that ``path`` in ``location`` is in sync with this meta."""
         self._write(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-            (location, path, meta.size, meta.mtime_ns, meta.tag),
+            (_stored(location), _stored(path), meta.size, meta.mtime_ns, meta.tag),
         )
 
     def remove(self, location: str, path: str) -> None:
         """Forget ``path`` in ``location`` (it was deleted everywhere, or renamed)."""
-        self._write("DELETE FROM files WHERE location = ? AND path = ?", (location, path))
+        self._write(
+            "DELETE FROM files WHERE location = ? AND path = ?", (_stored(location), _stored(path))
+        )
 
     def load_stale(self, location: str) -> set[str]:
         """Paths that changed elsewhere while ``location`` was unavailable."""
         with self._lock:
             self._readable()
-            rows = self._db.execute("SELECT path FROM stale WHERE location = ?", (location,))
-            return {row[0] for row in rows}
+            rows = self._db.execute(
+                "SELECT path FROM stale WHERE location = ?", (_stored(location),)
+            )
+            return {_loaded(row[0]) for row in rows}
 
     def mark_stale(self, location: str, path: str) -> None:
         """Remember that ``path`` changed elsewhere while ``location`` could not be reached."""
-        self._write("INSERT OR IGNORE INTO stale VALUES (?, ?)", (location, path))
+        self._write("INSERT OR IGNORE INTO stale VALUES (?, ?)", (_stored(location), _stored(path)))
 
     def clear_stale(self, location: str, path: str) -> None:
         """``location`` has caught up on ``path``."""
-        self._write("DELETE FROM stale WHERE location = ? AND path = ?", (location, path))
+        self._write(
+            "DELETE FROM stale WHERE location = ? AND path = ?", (_stored(location), _stored(path))
+        )
 
     def forget_location(self, location: str) -> None:
         """Drop all history of a location the user removed."""
+        key = _stored(location)
         with self._lock:
-            self._write("DELETE FROM files WHERE location = ?", (location,))
-            self._write("DELETE FROM stale WHERE location = ?", (location,))
-            self._write("DELETE FROM locations WHERE key = ?", (location,))
+            self._write("DELETE FROM files WHERE location = ?", (key,))
+            self._write("DELETE FROM stale WHERE location = ?", (key,))
+            self._write("DELETE FROM locations WHERE key = ?", (key,))
 
     def commit(self) -> None:
         """Make everything recorded so far durable (one transaction per engine batch).

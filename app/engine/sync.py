@@ -16,6 +16,7 @@ from app.engine.failures import retry_delay
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
+from app.engine.namegate import NameGate
 from app.engine.plan import Decision, Side, SideState, plan_path
 from app.engine.progress import Progress
 from app.engine.slot import Slot
@@ -29,6 +30,7 @@ from app.errors import (
     MassDeleteHeld,
 )
 from app.locations.base import IGNORE_FILE, FileMeta, Listing
+from app.messages import shown
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Syncer:
         self.ignore = IgnoreRules(ignore)
         self.retry_paths: dict[tuple[str, str], float] = {}
         self.links = HeldLinks(record)
+        self.names = NameGate(record)
 
     def retry_later(self, changes: Iterable[Change]) -> None:
         """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
@@ -199,7 +202,7 @@ class Syncer:
         try:
             found.update(slot.location.scan(prefix))
         except (FileSyncError, OSError) as exc:
-            log.debug("scan of %s failed: %s", prefix, exc)
+            log.debug("scan of %s failed: %s", shown(prefix), exc)
         return found
 
     def sync_paths(
@@ -219,7 +222,9 @@ class Syncer:
         for slot in self.available():
             try:
                 slot.location.check_available()
-                stats = slot.location.stat_many(sorted(paths))
+                stats = slot.location.stat_many(
+                    sorted(p for p in paths if self.names.holds(slot, p))
+                )
             except (FileSyncError, OSError) as exc:
                 log.error("%s", exc)
                 slot.mark_unavailable(str(exc))
@@ -256,7 +261,11 @@ class Syncer:
         sides = {}
         for key, listing in listings.items():
             slot = self.slots[key]
-            if path in slot.held_deletes or self.links.holds(key, path):
+            if (
+                path in slot.held_deletes
+                or self.links.holds(key, path)
+                or not self.names.holds(slot, path)
+            ):
                 continue
             caps = slot.location.capabilities
             sides[key] = Side(
@@ -327,7 +336,7 @@ class Syncer:
             log.error("%s", exc)
             self.record("error", path, exc.location or "", str(exc))
         except FileVanished:
-            log.debug("%s vanished while syncing; its own event will follow", path)
+            log.debug("%s vanished while syncing; its own event will follow", shown(path))
         except LinkedPath as exc:  # a link appeared since the stat: hold the path there
             slot = self._slot_by_name(exc.location)
             if slot is not None:
@@ -335,11 +344,11 @@ class Syncer:
             for key in listings:
                 self.retry_paths[(key, path)] = time.monotonic() + self.debounce
         except FileChanged:
-            log.info("%s changed while it was being synced; planning it again", path)
+            log.info("%s changed while it was being synced; planning it again", shown(path))
             for key in listings:
                 self.retry_paths[(key, path)] = time.monotonic() + self.debounce
         except (FileSyncError, OSError) as exc:
-            log.warning("cannot sync %s now (%s); will retry", path, exc)
+            log.warning("cannot sync %s now (%s); will retry", shown(path), exc)
             self.record("error", path, "", str(exc))
             for key in listings:
                 self.retry_paths[(key, path)] = time.monotonic() + RETRY_FAILED_PATH_AFTER
@@ -367,7 +376,7 @@ class Syncer:
     def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
         """Mark ``path`` stale for every location that was not part of this decision."""
         for slot in self.slots.values():
-            if slot.key not in sides and path not in slot.stale:
+            if slot.key not in sides and path not in slot.stale and self.names.holds(slot, path):
                 slot.stale.add(path)
                 self.index.mark_stale(slot.key, path)
 
@@ -392,7 +401,9 @@ class Syncer:
                 if slot is origin:
                     continue
                 if (
-                    not loc.capabilities.can_rename
+                    not self.names.holds(slot, src)
+                    or not self.names.holds(slot, dst)
+                    or not loc.capabilities.can_rename
                     or self.links.holds(slot.key, src)
                     or self.links.holds(slot.key, dst)
                     or slot.index.get(src) is None
@@ -405,11 +416,13 @@ class Syncer:
                     meta = loc.rename(src, dst)
                 slot.renames += 1
                 self._move_row(slot, src, dst, meta)
-                self.record("renamed", dst, loc.name, f"from {src}")
+                self.record("renamed", dst, loc.name, f"from {shown(src)}")
             if everywhere:
                 self._move_row(origin, src, dst, moved)
         except (FileSyncError, OSError) as exc:
-            log.info("rename %s -> %s not propagated (%s); copying instead", src, dst, exc)
+            log.info(
+                "rename %s -> %s not propagated (%s); copying instead", shown(src), shown(dst), exc
+            )
 
     def _propagate_tree_rename(self, origin: Slot, src: str, dst: str) -> set[str]:
         """A folder moved: rename each file it held in the other locations; return the paths

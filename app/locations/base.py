@@ -30,7 +30,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileChanged, NotSupported, UnsafePath
+from app.errors import FileChanged, NotSupported
+from app.locations.names import PORTABLE_NAMES, NamePolicy
+from app.locations.names import check_relpath as check_relpath  # noqa: PLC0414 - re-export
 
 if TYPE_CHECKING:
     from app.watch.change import Change
@@ -74,13 +76,15 @@ class Capabilities:
     ``mtime_precision_ns`` is the granularity of the times it reports: two times closer than the
     coarser precision of two locations are the same time. ``can_set_mtime`` is false where a
     written file gets the server's clock instead of the time we asked for; such times are never
-    compared across locations.
+    compared across locations. ``names`` says which file names the kind can hold; the engine
+    leaves the location out of any other path (see :mod:`app.locations.names`).
     """
 
     mtime_precision_ns: int
     can_set_mtime: bool
     can_rename: bool
     native_events: bool
+    names: NamePolicy = PORTABLE_NAMES
 
 
 Listing = dict[str, FileMeta]
@@ -92,22 +96,6 @@ def is_internal(path: str) -> bool:
     if first == META_DIR or path == IGNORE_FILE:
         return True
     return posixpath.basename(path).startswith(TEMP_PREFIX)
-
-
-def check_relpath(path: str) -> str:
-    """Return ``path`` if it is a safe relative POSIX path inside a root, else raise.
-
-    Refuses empty names, absolute paths, ``..`` or ``.`` components, backslashes, drive
-    letters and NUL: a name from a ZIP or a server must never escape the root it came from.
-    """
-    if not path or "\x00" in path or "\\" in path or path.startswith("/"):
-        raise UnsafePath(f"unsafe file name {path!r}")
-    if len(path) >= 2 and path[1] == ":" and path[0].isalpha():
-        raise UnsafePath(f"unsafe file name {path!r} (drive letter)")
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            raise UnsafePath(f"unsafe file name {path!r}")
-    return path
 
 
 class Location(ABC):

@@ -32,9 +32,9 @@ from app.locations.base import (
     FileMeta,
     Listing,
     Location,
-    check_relpath,
     is_internal,
 )
+from app.locations.names import POSIX_NAMES, check_posix_relpath
 from app.locations.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 
 if TYPE_CHECKING:
@@ -50,7 +50,11 @@ class FolderLocation(Location):
 
     kind = "folder"
     capabilities = Capabilities(
-        mtime_precision_ns=1, can_set_mtime=True, can_rename=True, native_events=True
+        mtime_precision_ns=1,
+        can_set_mtime=True,
+        can_rename=True,
+        native_events=True,
+        names=POSIX_NAMES,
     )
 
     def __init__(self, root: Path, trash_days: float = 30.0) -> None:
@@ -114,7 +118,7 @@ class FolderLocation(Location):
         self.check_available()
         listing: Listing = {}
         links: set[str] = set()
-        stack = [check_relpath(prefix).split("/") if prefix else []]
+        stack = [check_posix_relpath(prefix).split("/") if prefix else []]
         while stack:
             folders = stack.pop()
             try:

@@ -41,6 +41,7 @@ from app.locations.ftp_listing import (
 )
 from app.locations.ftp_read import FtpReadOps
 from app.locations.ftp_stream import SourceFailed, upload
+from app.locations.names import FTP_NAMES
 
 if TYPE_CHECKING:
     from app.locations import LocationOptions
@@ -51,7 +52,11 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 #: What we may assume before ``open()`` has read FEAT: LIST-only times, nothing settable.
 CAUTIOUS = Capabilities(
-    mtime_precision_ns=60 * NS, can_set_mtime=False, can_rename=True, native_events=False
+    mtime_precision_ns=60 * NS,
+    can_set_mtime=False,
+    can_rename=True,
+    native_events=False,
+    names=FTP_NAMES,
 )
 _PROBE_TIME = "20200102030405"
 #: Bytes per read and send while uploading: large enough for full-speed sends, small enough
@@ -124,6 +129,7 @@ class FtpLocation(FtpReadOps, Location):
             can_set_mtime=self._use_mfmt or self._mdtm_set,
             can_rename=True,
             native_events=False,
+            names=FTP_NAMES,
         )
         log.info("%s: listing with %s, setting times with %s", self.name, listing, how)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from app.errors import LinkedPath, LocationUnavailable
-from app.locations.base import check_relpath
+from app.locations.names import check_posix_relpath
 
 #: Flags for a folder we only pass through (``O_PATH`` needs no read permission).
 _PASS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
@@ -152,7 +152,7 @@ class LinkFreeTree:
     @contextlib.contextmanager
     def at(self, path: str, *, create: bool = False) -> Iterator[tuple[int, str]]:
         """The descriptor of ``path``'s folder and its last name, for the ``*at`` calls."""
-        parts = check_relpath(path).split("/")
+        parts = check_posix_relpath(path).split("/")
         with self.folder(parts[:-1], path, create=create) as fd:
             yield fd, parts[-1]
 

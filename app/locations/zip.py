@@ -42,6 +42,7 @@ from app.locations.base import (
     check_relpath,
     is_internal,
 )
+from app.locations.names import ZIP_NAMES
 from app.locations.ziparchive import ArchiveFile, Sig
 from app.locations.zipformat import Entry
 from app.locations.zipparse import read_local_header
@@ -56,6 +57,7 @@ from app.locations.zipplan import (
     renamed,
 )
 from app.locations.zipstream import Item, deflate_into, open_member
+from app.messages import shown
 
 if TYPE_CHECKING:
     from app.locations import LocationOptions
@@ -72,7 +74,11 @@ class ZipLocation(Location):
     """A ZIP archive kept like a folder. See the module docstring for the guarantees."""
 
     capabilities = Capabilities(
-        mtime_precision_ns=2_000_000_000, can_set_mtime=True, can_rename=True, native_events=False
+        mtime_precision_ns=2_000_000_000,
+        can_set_mtime=True,
+        can_rename=True,
+        native_events=False,
+        names=ZIP_NAMES,
     )
     kind = "zip"
     #: Leftover rewrite temp files older than this (seconds) are removed by :meth:`open`.
@@ -249,9 +255,7 @@ class ZipLocation(Location):
         return self._write(path, source, mtime_ns, expected)
 
     def _write(self, path: str, source: BinaryIO, mtime_ns: int, expected: object) -> FileMeta:
-        check_relpath(path)
-        if is_internal(path):
-            raise UnsafePath(f"{path!r} is a FileSync internal name", location=self.name)
+        self._check_new_name(path)
         with self.batch():
             with self._lock:
                 self._refresh()
@@ -289,9 +293,7 @@ class ZipLocation(Location):
 
     def rename(self, src: str, dst: str) -> FileMeta:
         """Stage a rename; the member's compressed bytes are reused, never recompressed."""
-        check_relpath(dst)
-        if is_internal(dst):
-            raise UnsafePath(f"{dst!r} is a FileSync internal name", location=self.name)
+        self._check_new_name(dst)
         with self.batch(), self._lock:
             self._refresh()
             op = self._staged.ops.get(src, False)
@@ -308,6 +310,15 @@ class ZipLocation(Location):
                 self._stage(dst, new)
                 self._stage(src, None)
             return meta_of(new.entry)
+
+    def _check_new_name(self, path: str) -> None:
+        """Refuse to create a member under a name the archive cannot hold (see ZIP_NAMES)."""
+        check_relpath(path)
+        why = ZIP_NAMES.refusal(path)
+        if why is not None:
+            raise UnsafePath(f"cannot hold the name {path!r}: {why}", location=self.name)
+        if is_internal(path):
+            raise UnsafePath(f"{path!r} is a FileSync internal name", location=self.name)
 
     def _stage(self, path: str, op: Op) -> None:
         self._staged.stage(path, op, self._listing)
@@ -336,7 +347,7 @@ class ZipLocation(Location):
         kind = stat.S_IFMT(entry.ext_attr >> 16) if entry.made_by >> 8 == _UNIX else 0
         if kind not in (0, stat.S_IFREG):
             if kind != stat.S_IFDIR:
-                log.warning("%s: skipping %s (not a regular file)", self.name, entry.name)
+                log.warning("%s: skipping %s (not a regular file)", self.name, shown(entry.name))
             return False
         try:
             check_relpath(entry.name)

@@ -12,6 +12,7 @@ import re
 import time
 
 from app.engine.status import Activity, EngineStatus, LocationState, LocationStatus
+from app.messages import shown
 
 
 class TrayState(enum.Enum):
@@ -125,11 +126,11 @@ def notification(activity: Activity) -> tuple[str, str] | None:
     if activity.action == "conflict":
         detail = f" ({activity.detail})" if activity.detail else ""
         where = short_name(activity.location)
-        return "FileSync: conflict", f"{activity.path} in {where}{shorten_names(detail)}"
+        return "FileSync: conflict", f"{shown(activity.path)} in {where}{shorten_names(detail)}"
     if activity.action in ("error", "held"):
         title = "FileSync: error" if activity.action == "error" else "FileSync: deletes held"
         name = short_name(activity.location)
-        where = f"{name}: {activity.path}" if activity.path else name
+        where = f"{name}: {shown(activity.path)}" if activity.path else name
         detail = shorten_names(activity.detail, activity.location)
         return title, f"{where} — {detail}" if detail else where
     return None
@@ -138,8 +139,7 @@ def notification(activity: Activity) -> tuple[str, str] | None:
 def activity_line(activity: Activity) -> str:
     """A row of the status window's recent-activity list."""
     where = short_name(activity.location)
-    text = f"{clock(activity.time)}  {activity.action:<8} {activity.path}  ({where})".replace(
-        "  ()", ""
-    )
+    path = shown(activity.path)
+    text = f"{clock(activity.time)}  {activity.action:<8} {path}  ({where})".replace("  ()", "")
     detail = shorten_names(activity.detail, activity.location)
     return f"{text} — {detail}" if detail else text
