@@ -61,11 +61,15 @@ def test_non_utf8_name_syncs_between_folders_and_is_remembered_across_restarts(r
 
 def test_files_sorting_after_a_non_utf8_name_still_sync(rig: Rig) -> None:
     a, b, c = rig.roots
-    rig.start()
     write_file(a / BAD_UTF8, "odd")
-    write_file(a / "zzz-after.txt", "after")
+    expected = {BAD_UTF8: b"odd"}
+    for n in range(5):
+        expected[f"zzz/after-{n}.txt"] = write_file(c / f"zzz/after-{n}.txt", str(n)).read_bytes()
+    rig.start()  # the initial full sync meets the odd name first
     converge(a, b, c)
-    assert tree(c) == {BAD_UTF8: b"odd", "zzz-after.txt": b"after"}
+    assert tree(b) == expected
+    write_file(b / "zzz/later.txt", "later")
+    wait_until(lambda: "zzz/later.txt" in tree(a), message="a live change after it syncs")
     assert_all_available(rig)
 
 
