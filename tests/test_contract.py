@@ -117,11 +117,33 @@ def test_odd_names_round_trip(location: Location, name: str) -> None:
     assert _read(location, name) == b"odd"
 
 
-@pytest.mark.parametrize("bad", ["../x", "/abs", "a/../../b", "a\x00b", "c:evil", "back\\slash"])
+@pytest.mark.parametrize("bad", ["../x", "/abs", "a/../../b", "a\x00b", "a//b", "./x"])
 def test_unsafe_names_are_refused(location: Location, bad: str) -> None:
     with pytest.raises(UnsafePath):
         _write(location, bad, b"evil")
     assert location.scan() == {}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "c:evil",
+        "back\\slash",
+        "..\\up",
+        "dir/..\\..\\x",
+        os.fsdecode(b"not-utf8-\xff"),
+        "two\nlines",
+    ],
+)
+def test_a_location_holds_exactly_the_names_it_declares(location: Location, name: str) -> None:
+    if location.capabilities.names.refusal(name) is None:
+        _write(location, name, b"odd")
+        assert set(location.scan()) == {name}
+        assert _read(location, name) == b"odd"
+    else:
+        with pytest.raises(UnsafePath):
+            _write(location, name, b"odd")
+        assert location.scan() == {}
 
 
 def test_batched_writes_all_land(location: Location) -> None:

@@ -43,6 +43,7 @@ from app.locations.ftp_listing import (
     parse_mlsd_line,
 )
 from app.locations.ftp_stream import DownloadStream
+from app.locations.names import FTP_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,9 @@ class FtpReadOps:
     @staticmethod
     def _check(path: str) -> str:
         check_relpath(path)
-        if "\r" in path or "\n" in path:
-            raise UnsafePath(f"unsafe file name {path!r} (line break)")
+        why = FTP_NAMES.refusal(path)
+        if why is not None:
+            raise UnsafePath(f"cannot hold the name {path!r} on a server: {why}")
         return path
 
     def _child(self, folder: str, name: str) -> str | None:
