@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         ignore=tuple(args.ignore),
         allow_mass_delete=args.allow_mass_delete,
     )
-    with InstanceLock(state_dir):
+    with StopSignals() as signals, InstanceLock(state_dir):
         index = StateIndex(state_dir / INDEX_FILE)
         try:
             locations = [open_location(s, options) for s in specs]
@@ -162,33 +162,64 @@ def run(args: argparse.Namespace) -> int:
                 if location.kind == "folder":
                     location.open()  # a mistyped folder fails now; a remote one is retried
             engine = Engine(locations, index, settings)
+            signals.attach(engine)
             log.info("syncing %s", ", ".join(s.redacted for s in specs))
             if args.once:
                 converged = engine.run_once()
-                log.info("converged" if converged else "NOT converged: see the errors above")
+                if signals.stop.is_set():
+                    log.info("stopped before the sync finished; the next run continues it")
+                else:
+                    log.info("converged" if converged else "NOT converged: see the errors above")
                 return 0 if converged else 1
-            return _watch(engine)
+            return _watch(engine, signals.stop)
         finally:
             index.close()
 
 
-def _watch(engine: Engine) -> int:
-    stop = threading.Event()
+class StopSignals:
+    """SIGTERM and SIGINT ask the engine to stop, at any point: a sync in progress ends at its
+    next path or chunk, so a service manager's stop never has to become a kill -9.
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    A second Ctrl-C raises :class:`KeyboardInterrupt` at once, for a user who will not wait.
+    """
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    engine.start()
-    log.info("initial sync done; watching for changes (Ctrl-C to stop)")
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._engine: Engine | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+
+    def attach(self, engine: Engine) -> None:
+        """Stop ``engine`` on a signal (now, if one came while it was being built)."""
+        self._engine = engine
+        if self.stop.is_set():
+            engine.request_stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        if self._engine is not None:
+            self._engine.request_stop()
+
+
+def _watch(engine: Engine, stop: threading.Event) -> int:
     try:
+        engine.start()
+        if not stop.is_set():
+            log.info("initial sync done; watching for changes (Ctrl-C to stop)")
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         log.info("stopping")
-        signal.signal(signal.SIGTERM, previous)
         engine.stop()
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -20,6 +21,7 @@ from app.engine.failures import target_failed
 from app.engine.index import StateIndex
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
+from app.engine.stopping import stop_aware
 from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
 from app.locations.base import CHUNK_SIZE, FileMeta
 from app.messages import shown
@@ -83,9 +85,12 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
 class Applier:
     """Executes decisions against the slots and keeps the index in step."""
 
-    def __init__(self, index: StateIndex, record: Recorder) -> None:
+    def __init__(
+        self, index: StateIndex, record: Recorder, stopping: threading.Event | None = None
+    ) -> None:
         self.index = index
         self.record = record
+        self.stopping = stopping  # set: every copy or compare stops at its next chunk
         self.bytes_copied = 0
         self.files_copied = 0
 
@@ -98,7 +103,7 @@ class Applier:
                     slots[a].location.open_read(path) as fa,
                     slots[b].location.open_read(path) as fb,
                 ):
-                    return streams_equal(fa, fb)
+                    return streams_equal(stop_aware(fa, self.stopping), fb)
             except FileVanished:
                 return False
 
@@ -160,7 +165,8 @@ class Applier:
                 expected = None if key in renamed_away else sides[key].current
                 if stream is None or not stream.seekable():
                     reader.close()  # one open of the source for all targets when it can seek
-                    stream = _SourceStream(reader.enter_context(source.location.open_read(path)))
+                    opened = reader.enter_context(source.location.open_read(path))
+                    stream = _SourceStream(stop_aware(opened, self.stopping))
                 else:
                     stream.seek(0)
                 with self._per_target(done, key, "write", path, slot, stream=stream):
@@ -222,7 +228,7 @@ class Applier:
             meta = loc.rename(path, name)
         else:
             with loc.open_read(path) as stream:
-                meta = loc.write(name, stream, current.mtime_ns)
+                meta = loc.write(name, stop_aware(stream, self.stopping), current.mtime_ns)
         self.put(slot, name, meta)
         log.warning("conflict: %s in %s kept as %s", shown(path), loc.name, shown(name))
         self.record("conflict", path, loc.name, f"kept as {shown(name)}")

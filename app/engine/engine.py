@@ -22,6 +22,7 @@ from app.engine.queue import ChangeQueue
 from app.engine.slot import Slot
 from app.engine.statehold import StateHold
 from app.engine.status import Activity, EngineStatus, LocationState
+from app.engine.stopping import SyncStopped
 from app.engine.sync import Syncer
 from app.errors import (
     FileSyncError,
@@ -63,6 +64,7 @@ class Engine:
                 raise FileSyncError(f"{loc.name} is listed twice")
             self._slots[loc.key] = Slot(loc)
         self._lock = threading.RLock()
+        self._stopping = threading.Event()
         self._activity: deque[Activity] = deque(maxlen=200)
         self._listeners: list[Callable[[Activity], None]] = []
         self._sync = Syncer(
@@ -72,9 +74,9 @@ class Engine:
             debounce=self.settings.debounce,
             allow_mass_delete=self.settings.allow_mass_delete,
             ignore=self.settings.ignore,
+            stopping=self._stopping,
         )
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
         self._paused = False
         self._backlog: set[str] = set()
         self._busy = False
@@ -89,7 +91,8 @@ class Engine:
 
         Watchers start BEFORE the initial scan, so nothing changed during the scan is missed.
         Blocks until the initial sync is done; locations that cannot be opened are reported
-        unavailable and retried in the background.
+        unavailable and retried in the background. After :meth:`request_stop` (a signal) it
+        returns early, without watching; :meth:`stop` then records what landed.
         """
         for slot in self._slots.values():
             self._open_slot(slot, watch)
@@ -100,12 +103,19 @@ class Engine:
             if not watch:
                 raise
             self._state_failed(exc)  # the engine thread retries and catches up
+        except SyncStopped:
+            log.info("stopped during the initial sync; the next start continues it")
+            return
         finally:
             self._busy = False
         self._next_rescan = time.monotonic() + self.settings.rescan_interval
-        if watch:
+        if watch and not self._stopping.is_set():
             self._thread = threading.Thread(target=self._run, name="filesync-engine", daemon=True)
             self._thread.start()
+
+    def request_stop(self) -> None:
+        """Make a running sync end at its next path or chunk (safe from a signal handler)."""
+        self._stopping.set()
 
     def stop(self) -> None:
         """Stop watchers and the engine thread, commit the index, close locations."""
@@ -122,7 +132,9 @@ class Engine:
         """Initial sync only (``--once``). True when every location ended up identical."""
         try:
             self.start(watch=False)
-            converged = self.converged()
+            converged = not self._stopping.is_set() and self.converged()
+        except SyncStopped:
+            converged = False
         finally:
             self.stop()
         return converged
@@ -239,6 +251,8 @@ class Engine:
                 self._timers()
             except StateIndexUnwritable as exc:
                 self._state_failed(exc)
+            except SyncStopped:
+                log.info("stopped in the middle of a sync; the next start continues it")
             except Exception:  # the engine thread must survive anything a location throws
                 log.exception("unexpected error while syncing; will retry these paths")
                 self._sync.retry_later(c for c in batch if isinstance(c, Change))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -21,6 +22,7 @@ from app.engine.plan import Decision, Side, SideState, plan_path
 from app.engine.progress import Progress
 from app.engine.slot import Slot
 from app.engine.status import LocationState
+from app.engine.stopping import SyncStopped
 from app.errors import (
     FileChanged,
     FileSyncError,
@@ -58,13 +60,15 @@ class Syncer:
         debounce: float,
         allow_mass_delete: bool,
         ignore: tuple[str, ...] = (),
+        stopping: threading.Event | None = None,
     ) -> None:
         self.slots = slots
+        self.stopping = stopping or threading.Event()  # set: raise SyncStopped between paths
         self.index = index
         self.record = record
         self.debounce = debounce
         self.allow_mass_delete_always = allow_mass_delete
-        self.applier = Applier(index, record)
+        self.applier = Applier(index, record, self.stopping)
         self.base_ignore = ignore
         self.ignore = IgnoreRules(ignore)
         self.retry_paths: dict[tuple[str, str], float] = {}
@@ -106,6 +110,7 @@ class Syncer:
     def _scan_all(self) -> dict[str, Listing]:
         listings: dict[str, Listing] = {}
         for slot in self.available():
+            self._check_stop()
             try:
                 slot.location.check_available()
                 listings[slot.key] = {
@@ -292,6 +297,7 @@ class Syncer:
                 for key in listings:
                     stack.enter_context(self.slots[key].location.batch())
                 for n in range(start, min(start + COMMIT_EVERY, len(paths))):
+                    self._check_stop()  # what landed so far is recorded; stop() commits it
                     if n % 100 == 0:
                         for slot in slots:
                             slot.pending = len(paths) - n
@@ -304,6 +310,10 @@ class Syncer:
             slot.pending = 0
         if follow_ups:
             self.sync_paths(set(follow_ups), "conflict copies")
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise SyncStopped("stopping")
 
     def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
         sides = self._sides(path, listings)
