@@ -19,6 +19,7 @@ import stat as stat_mod
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -34,6 +35,7 @@ from app.locations.base import (
     Location,
     is_internal,
 )
+from app.locations.hardlinks import FileId, HardLinkNames
 from app.locations.names import POSIX_NAMES, check_posix_relpath
 from app.locations.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 
@@ -43,6 +45,15 @@ if TYPE_CHECKING:
     from app.watch.watcher import Watcher
 
 TRASH_DIR = f"{META_DIR}/trash"
+
+
+@dataclass
+class _Found:
+    """What one scan found: files, the links it skipped, files with several names."""
+
+    files: Listing = field(default_factory=dict)
+    links: set[str] = field(default_factory=set)
+    hard_links: dict[str, FileId] = field(default_factory=dict)
 
 
 class FolderLocation(Location):
@@ -62,6 +73,7 @@ class FolderLocation(Location):
         self.trash_days = trash_days
         self._tree = LinkFreeTree(self.root, self.name)
         self._clean_temps = True
+        self._hard_links = HardLinkNames()
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FolderLocation:
@@ -113,19 +125,22 @@ class FolderLocation(Location):
         """Links met by the last scan, and by stats and writes since."""
         return self._tree.links()
 
+    def other_names(self, path: str) -> frozenset[str]:
+        """The other names of the file at ``path`` if it has hard links (see hardlinks.py)."""
+        return self._hard_links.others(path)
+
     def scan(self, prefix: str = "") -> Listing:
         """Walk the folder (or ``prefix`` below it) without following symlinks."""
         self.check_available()
-        listing: Listing = {}
-        links: set[str] = set()
+        found = _Found()
         stack = [check_posix_relpath(prefix).split("/") if prefix else []]
         while stack:
             folders = stack.pop()
             try:
                 with self._tree.folder(folders, prefix, listable=True) as fd:
-                    self._scan_folder(fd, folders, listing, links, stack)
+                    stack += self._scan_folder(fd, folders, found)
             except LinkedPath as exc:
-                links.add(exc.link)
+                found.links.add(exc.link)
             except (FileNotFoundError, NotADirectoryError):
                 if not folders:
                     raise LocationUnavailable("the folder vanished", location=self.name) from None
@@ -135,19 +150,15 @@ class FolderLocation(Location):
                 raise LocationUnavailable(
                     f"cannot read folder {where}: {exc.strerror}", location=self.name
                 ) from None
-        self._tree.replace_links(prefix, links)
+        self._tree.replace_links(prefix, found.links)
+        self._hard_links.replace(prefix, found.hard_links)
         if not prefix:
             self._clean_temps = False
-        return listing
+        return found.files
 
-    def _scan_folder(
-        self,
-        fd: int,
-        folders: list[str],
-        listing: Listing,
-        links: set[str],
-        stack: list[list[str]],
-    ) -> None:
+    def _scan_folder(self, fd: int, folders: list[str], found: _Found) -> list[list[str]]:
+        """Add the entries of one folder to ``found``; return its subfolders."""
+        subfolders = []
         base = "/".join(folders)
         for entry in list(os.scandir(fd)):
             rel = f"{base}/{entry.name}" if base else entry.name
@@ -158,13 +169,18 @@ class FolderLocation(Location):
                 continue
             try:
                 if entry.is_symlink():
-                    links.add(rel)
+                    found.links.add(rel)
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append([*folders, entry.name])
+                    subfolders.append([*folders, entry.name])
                 elif entry.is_file(follow_symlinks=False):
-                    listing[rel] = _meta(entry.stat(follow_symlinks=False))
+                    st = entry.stat(follow_symlinks=False)
+                    found.files[rel] = _meta(st)
+                    file_id = HardLinkNames.file_id(st)
+                    if file_id is not None:
+                        found.hard_links[rel] = file_id
             except FileNotFoundError:
                 continue
+        return subfolders
 
     def stat(self, path: str) -> FileMeta | None:
         """``lstat`` the file; folders, links, names under a link and missing names are None."""
@@ -175,6 +191,7 @@ class FolderLocation(Location):
                 st = lstat_at(fd, name)
         except (LinkedPath, FileNotFoundError, NotADirectoryError):
             return None
+        self._hard_links.saw(path, st)
         if st is not None and stat_mod.S_ISLNK(st.st_mode):
             self._tree.forget_links(path, including_path=False)
             self._tree.linked(path, path)

@@ -84,7 +84,16 @@ class _Handler(FileSystemEventHandler):
     def __init__(self, location: FolderLocation, sink: ChangeSink) -> None:
         self.key = location.key
         self.root = os.fspath(location.root)
-        self.sink = sink
+        self.location = location
+        self._sink = sink
+
+    def sink(self, change: Change) -> None:
+        """Pass ``change`` on, plus a change of every other name of a hard-linked file: the OS
+        reports an edit under the name it was made through, but all names hold it now."""
+        self._sink(change)
+        for path in (change.path, change.dest):
+            for other in sorted(self.location.other_names(path)) if path else ():
+                self._sink(Change(self.key, ChangeKind.FILE, other))
 
     def _rel(self, path: str | bytes) -> str | None:
         text = os.fsdecode(path)
