@@ -140,3 +140,30 @@ def test_sigterm_in_the_middle_of_a_big_copy_removes_its_temp_file(tmp_path: Pat
     assert temp_files(a, b) == []
     assert user_files(b) == set()
     assert indexed(state, b) == set()
+
+
+def test_quit_in_the_desktop_app_does_not_wait_for_the_initial_sync(tmp_path: Path) -> None:
+    from app.engine.engine import Engine, EngineSettings
+    from app.engine.index import StateIndex
+    from app.locations import open_location
+    from app.ui.facade import SyncFacade
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    b.mkdir()
+    total = 10_000
+    make_files(a, total)
+    index = StateIndex(tmp_path / "state" / "index.sqlite")
+    locations = [open_location(f"folder:{a}"), open_location(f"folder:{b}")]
+    facade = SyncFacade(Engine(locations, index, EngineSettings()))
+    facade.start()
+    try:
+        wait_until(lambda: count_files(b) > 300, 60, "the initial sync to be under way")
+    finally:
+        began = time.monotonic()
+        facade.stop()
+        took = time.monotonic() - began
+    assert took < STOP_WITHIN, f"Quit took {took:.1f} s"
+    landed = user_files(b)
+    assert 0 < len(landed) < total, "Quit waited for the initial sync to finish"
+    assert temp_files(a, b) == []
+    assert indexed(tmp_path / "state", b) == landed

@@ -103,9 +103,16 @@ class SyncFacade:
         self._events.put(FacadeEvent("started", "FileSync is running"))
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop the engine (index committed) after queued jobs, and join the worker."""
+        """Stop the engine (index committed) after queued jobs, and join the worker.
+
+        A sync in progress (the initial one may take minutes) is asked to end at its next
+        file first, so Quit never waits for it; what it synced so far is recorded.
+        """
         if self._worker is None:
             return
+        request_stop = getattr(self._engine, "request_stop", None)  # the real engine's
+        if request_stop is not None:
+            request_stop()
         self._submit(self._stop_engine, "stopping the engine")
         self._jobs.put(None)
         self._worker.join(timeout)
