@@ -26,12 +26,15 @@ import io
 import logging
 import posixpath
 import re
+import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileChanged, FileVanished, LocationUnavailable
+from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
 from app.locations.base import META_DIR, TEMP_PREFIX, Capabilities, FileMeta, Location
 from app.locations.ftp_client import FtpClient, is_not_found
+from app.locations.ftp_journal import HubJournal
 from app.locations.ftp_listing import (
     ListingParseError,
     format_ftp_time,
@@ -88,6 +91,9 @@ class FtpLocation(FtpReadOps, Location):
         self._buffer = bytearray(UPLOAD_CHUNK)
         #: True once the root is known to hold ``.filesync/``: full scans then insist on it.
         self._marked = False
+        #: Exact versions of our uploads, and of other FileSyncs' (see ftp_journal).
+        self._journal = HubJournal(self.name, self._abs)
+        self._batching = 0
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:
@@ -259,11 +265,12 @@ class FtpLocation(FtpReadOps, Location):
                         location=self.name,
                         path=path,
                     )
-                return self._commit(ftp, temp, path, mtime_ns, size)
+                meta = self._commit(ftp, temp, path, mtime_ns, size)
             except BaseException:
                 with contextlib.suppress(ftplib.Error, OSError, EOFError):
                     ftp.delete(self._abs(temp))
                 raise
+            return self._journaled(ftp, path, meta)
 
         try:
             return self._call(f"upload of {path}", put, path)
@@ -368,6 +375,8 @@ class FtpLocation(FtpReadOps, Location):
                 if not is_not_found(exc) or self._stat_one(ftp, path) is not None:
                     raise
             self._prune(ftp, posixpath.dirname(path))
+            self._journal.forget(path)
+            self._send_journal(ftp)
 
         self._call(f"delete of {path}", remove, path)
 
@@ -393,9 +402,48 @@ class FtpLocation(FtpReadOps, Location):
             meta = self._stat_one(ftp, dst)
             if meta is None:
                 raise FileVanished("the renamed file is gone", location=self.name, path=dst)
-            return meta
+            self._journal.forget(src)
+            return self._journaled(ftp, dst, meta)
 
         return self._call(f"rename of {src}", move, src)
+
+    # --- the hub journal --------------------------------------------------------------------
+
+    def _journaled(self, ftp: ftplib.FTP, path: str, meta: FileMeta) -> FileMeta:
+        """Record our upload of ``path`` in the hub journal; return its meta with the new tag."""
+        meta = self._journal.record(path, meta)
+        self._send_journal(ftp)
+        return meta
+
+    def _send_journal(self, ftp: ftplib.FTP) -> None:
+        """Send pending journal lines now, unless a batch is open (it sends them at its end)."""
+        if not self._batching:
+            self._flush_journal(ftp)
+
+    def _flush_journal(self, ftp: ftplib.FTP) -> None:
+        """A failed send stays pending (the next batch or poll sends it); the write stands."""
+        try:
+            self._journal.flush(ftp)
+        except ftplib.all_errors as exc:
+            log.info("%s: journal not written yet (%s); will retry", self.name, exc)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the journal lines of one engine batch into one append."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and self._journal.pending:
+                with contextlib.suppress(FileSyncError):
+                    self._client.run("writing the journal", self._flush_journal)
+
+    def housekeeping(self) -> None:
+        """Remove journals of FileSync runs that ended long ago (see ftp_journal)."""
+        now = time.time_ns()
+        with contextlib.suppress(FileSyncError):
+            self._call("pruning the journal", lambda f: self._journal.prune(f, self._list_dir, now))
 
 
 def _ancestors(folder: str) -> list[str]:

@@ -35,6 +35,7 @@ from app.locations.base import (
     is_internal,
 )
 from app.locations.ftp_client import FTP_ERRORS, FtpClient, is_not_found
+from app.locations.ftp_journal import HubJournal
 from app.locations.ftp_listing import (
     ListingParseError,
     RemoteEntry,
@@ -74,6 +75,7 @@ class FtpReadOps:
     _known_dirs: set[str]
     _mdtm_cache: Cache
     _marked: bool
+    _journal: HubJournal
 
     @property
     def name(self) -> str:
@@ -116,6 +118,21 @@ class FtpReadOps:
             log.warning("%s: skipping unsafe name %r from the server", self.name, rel)
             return None
         return rel
+
+    # --- the hub journal --------------------------------------------------------------------
+
+    def _meta(self, rel: str, size: int, mtime_ns: int, unique: int) -> FileMeta:
+        """A listed file's meta; its tag comes from the hub journal when an entry matches."""
+        return FileMeta(size, mtime_ns, self._journal.tag(rel, size, mtime_ns) or unique)
+
+    def _refresh_journal(self) -> None:
+        """Read other FileSyncs' new journal lines; send ours if an append is still pending."""
+
+        def refresh(ftp: ftplib.FTP) -> None:
+            self._journal.flush(ftp)
+            self._journal.refresh(ftp, self._list_dir)
+
+        self._call("reading the journal", refresh)
 
     # --- listing --------------------------------------------------------------------------
 
@@ -195,7 +212,7 @@ class FtpReadOps:
                 raise LocationUnavailable(
                     f"the server gives no time for {rel}", location=self.name, path=rel
                 )
-            files[rel] = FileMeta(entry.size, mtime, entry.tag)
+            files[rel] = self._meta(rel, entry.size, mtime, entry.tag)
         return files, subdirs, cache
 
     def _remove_stale_temp(
@@ -217,6 +234,7 @@ class FtpReadOps:
     def scan(self, prefix: str = "") -> Listing:
         """Walk the tree below ``prefix`` with one MLSD/LIST per folder."""
         start = self._check(prefix.strip("/")) if prefix.strip("/") else ""
+        self._refresh_journal()
         old_cache = self._mdtm_cache
         new_cache: Cache = {}
         listing: Listing = {}
@@ -279,6 +297,8 @@ class FtpReadOps:
         groups: dict[str, list[str]] = defaultdict(list)
         for path in paths:
             groups[posixpath.dirname(self._check(path))].append(path)
+        if groups:
+            self._refresh_journal()
         result: dict[str, FileMeta | None] = {}
         for folder, group in groups.items():
 
@@ -312,7 +332,7 @@ class FtpReadOps:
             mtime = entry.mtime_ns
             if (not self._use_mlsd and self._use_mdtm) or mtime is None:
                 mtime = self._mdtm(ftp, path, mtime)
-            result[path] = None if mtime is None else FileMeta(entry.size, mtime, entry.tag)
+            result[path] = None if mtime is None else self._meta(path, entry.size, mtime, entry.tag)
         return result
 
     def _is_folder(self, ftp: ftplib.FTP, folder: str) -> bool:
@@ -342,7 +362,7 @@ class FtpReadOps:
             mtime = entry.mtime_ns
             if mtime is None:
                 mtime = self._mdtm(ftp, rel, None)
-            return None if mtime is None else FileMeta(entry.size, mtime, entry.tag)
+            return None if mtime is None else self._meta(rel, entry.size, mtime, entry.tag)
         raise ListingParseError(f"MLST reply without facts: {reply!r}")
 
     def _stat_one(self, ftp: ftplib.FTP, rel: str) -> FileMeta | None:

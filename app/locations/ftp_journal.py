@@ -1,0 +1,261 @@
+"""The hub journal: which exact version of each file a FileSync uploaded to an FTP server.
+
+Why it exists: many servers list times to the second and offer no content fact (``LIST`` +
+``MDTM``; pyftpdlib's ``MLSD``, whose ``unique`` is an inode that a later upload may reuse).
+Two same-size saves uploaded within one second then list identically, and another machine
+that pulled the first would keep it for ever. So every FileSync that uploads appends one line
+per file to its own file in ``.filesync/journal/`` on the server::
+
+    {"p": "docs/a.txt", "s": 20, "t": 1700000000, "v": "<random version id>"}
+
+(``t`` is the listed second; a line with ``"d": 1`` withdraws the writer's entry for a path.)
+A reader turns the entries that match what the listing shows (same size and second) into the
+file's tag: a new upload always adds a new version id, so the tag changes even when the
+listing does not, and the engine sees an edit. Entries that no longer match cost nothing.
+
+Costs: one listing of the journal folder per scan or stat (an idle poll of the tree adds one
+folder); a journal file is read only when its listed size changed, and then only the bytes
+appended since (files are append-only; a rewrite goes to a new name). Lines are appended once
+per engine batch. A reader uses only complete lines, so a half-written append is read later.
+
+Every method is called with the location's FTP connection held (its lock serialises them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import json
+import logging
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.locations.base import META_DIR, FileMeta
+from app.locations.ftp_listing import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+#: The folder on the server that holds one journal file per writer.
+JOURNAL_DIR = f"{META_DIR}/journal"
+SUFFIX = ".jsonl"
+#: A writer starts a compacted journal file (only its live entries) beyond this size.
+COMPACT_AT = 2 << 20
+#: Another writer's journal not appended to for this long is removed by housekeeping.
+PRUNE_AFTER_NS = 30 * 86400 * NS
+
+ListDir = Callable[[ftplib.FTP, str], list[tuple[RemoteEntry, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One uploaded version of a path: its listed size and second, and a unique id."""
+
+    size: int
+    second: int
+    version: str
+
+
+def parse_journal(data: bytes) -> tuple[dict[str, Version | None], int]:
+    """Return the entries of the complete lines in ``data`` and the bytes they span.
+
+    ``None`` withdraws a path. Lines that are not valid entries (a torn append) are skipped.
+    """
+    end = data.rfind(b"\n") + 1
+    entries: dict[str, Version | None] = {}
+    for raw in data[:end].splitlines():
+        try:
+            item = json.loads(raw)
+            path = item["p"]
+            if not isinstance(path, str):
+                continue
+            if item.get("d"):
+                entries[path] = None
+            else:
+                entries[path] = Version(int(item["s"]), int(item["t"]), str(item["v"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return entries, end
+
+
+def format_entry(path: str, version: Version | None) -> str:
+    """One journal line (with its newline)."""
+    if version is None:
+        return json.dumps({"p": path, "d": 1}) + "\n"
+    item = {"p": path, "s": version.size, "t": version.second, "v": version.version}
+    return json.dumps(item, ensure_ascii=False) + "\n"
+
+
+class HubJournal:
+    """This FileSync's journal on one server, and what it read of the others'."""
+
+    def __init__(self, name: str, abs_path: Callable[[str], str]) -> None:
+        self.name = name
+        self._abs = abs_path
+        #: Unique per run: two FileSyncs never append to the same file.
+        self.writer = uuid.uuid4().hex[:16]
+        self.generation = 0
+        #: False once the server refused an append (read-only account): tags come from
+        #: the listing alone, as without a journal.
+        self.writable = True
+        self._theirs: dict[str, dict[str, Version]] = {}
+        self._read: dict[str, int] = {}
+        self._own: dict[str, Version] = {}
+        self._pending: list[str] = []
+        self._own_bytes = 0
+        self._torn = False
+        self._folder_made = False
+        self._merged: dict[str, list[Version]] | None = None
+
+    @property
+    def own_file(self) -> str:
+        """The journal file this run appends to."""
+        return f"{JOURNAL_DIR}/{self.writer}-{self.generation}{SUFFIX}"
+
+    @property
+    def pending(self) -> bool:
+        """True while journal lines wait to be sent."""
+        return bool(self._pending) and self.writable
+
+    # --- tags -----------------------------------------------------------------------------
+
+    def tag(self, path: str, size: int, mtime_ns: int) -> int:
+        """The tag for a listed file: a checksum of the journal versions that match it; 0 if none.
+
+        Every writer's latest entry counts, so whoever uploaded last, the set of ids changes.
+        """
+        merged = self._merged
+        if merged is None:
+            merged = self._merged = self._merge()
+        second = mtime_ns // NS
+        ids = sorted(
+            v.version for v in merged.get(path, ()) if v.size == size and v.second == second
+        )
+        if not ids:
+            return 0
+        return zlib.crc32("|".join(ids).encode()) or 1
+
+    def _merge(self) -> dict[str, list[Version]]:
+        merged: dict[str, list[Version]] = {}
+        for entries in (*self._theirs.values(), self._own):
+            for path, version in entries.items():
+                merged.setdefault(path, []).append(version)
+        return merged
+
+    def record(self, path: str, meta: FileMeta) -> FileMeta:
+        """Note our upload of ``path`` (listed as ``meta``); return ``meta`` with its new tag."""
+        if not self.writable:
+            return meta
+        version = Version(meta.size, meta.mtime_ns // NS, uuid.uuid4().hex)
+        self._own[path] = version
+        self._pending.append(format_entry(path, version))
+        self._merged = None
+        return FileMeta(meta.size, meta.mtime_ns, self.tag(path, meta.size, meta.mtime_ns))
+
+    def forget(self, path: str) -> None:
+        """We deleted or renamed ``path`` away: withdraw our entry for it."""
+        if self._own.pop(path, None) is not None:
+            self._pending.append(format_entry(path, None))
+            self._merged = None
+
+    # --- reading --------------------------------------------------------------------------
+
+    def refresh(self, ftp: ftplib.FTP, list_dir: ListDir) -> None:
+        """Read what other writers appended since the last refresh (nothing if no size changed)."""
+        try:
+            listed = {
+                f"{JOURNAL_DIR}/{e.name}": e
+                for e, _ in list_dir(ftp, JOURNAL_DIR)
+                if e.is_file and e.name.endswith(SUFFIX) and not e.name.startswith(self.writer)
+            }
+        except ftplib.error_perm:  # no journal folder yet: nobody wrote through FileSync
+            listed = {}
+        for gone in set(self._theirs) - set(listed):
+            del self._theirs[gone]
+            self._read.pop(gone, None)
+            self._merged = None
+        for path, entry in listed.items():
+            offset = self._read.get(path, 0)
+            if entry.size == offset:
+                continue
+            if entry.size < offset:  # rewritten in place by some other tool: read it afresh
+                self._theirs.pop(path, None)
+                offset = 0
+            try:
+                data = _retrieve(ftp, self._abs(path), offset)
+            except ftplib.error_perm:
+                continue  # removed since the listing
+            entries, used = parse_journal(data)
+            mine = self._theirs.setdefault(path, {})
+            for rel, version in entries.items():
+                if version is None:
+                    mine.pop(rel, None)
+                else:
+                    mine[rel] = version
+            self._read[path] = offset + used
+            self._merged = None
+
+    # --- writing --------------------------------------------------------------------------
+
+    def flush(self, ftp: ftplib.FTP) -> None:
+        """Append the pending entries to our journal file (compacting it when it grew large).
+
+        A failed append keeps them pending for the next flush; a refused one (no permission)
+        turns the journal off with one warning.
+        """
+        if not self._pending or not self.writable:
+            return
+        old = None
+        if self._own_bytes > COMPACT_AT:
+            old, self.generation, self._own_bytes = self.own_file, self.generation + 1, 0
+            self._pending = [format_entry(p, v) for p, v in self._own.items()]
+            self._torn = False
+        data = (("\n" if self._torn else "") + "".join(self._pending)).encode()
+        self._make_folder(ftp)
+        self._torn = True  # until the server confirmed the append
+        try:
+            ftp.storbinary(f"APPE {self._abs(self.own_file)}", io.BytesIO(data))
+        except ftplib.error_perm as exc:
+            self.writable = False
+            self._pending.clear()
+            self._own.clear()
+            self._merged = None
+            log.warning("%s: cannot write the journal in %s (%s): same-size saves uploaded "
+                        "within one second may not reach other machines", self.name,
+                        JOURNAL_DIR, exc)  # fmt: skip
+            return
+        self._torn = False
+        self._own_bytes += len(data)
+        self._pending.clear()
+        if old is not None:
+            with contextlib.suppress(ftplib.error_perm):
+                ftp.delete(self._abs(old))
+
+    def _make_folder(self, ftp: ftplib.FTP) -> None:
+        if self._folder_made:
+            return
+        for folder in (META_DIR, JOURNAL_DIR):
+            with contextlib.suppress(ftplib.error_perm):  # exists; or APPE will say why
+                ftp.mkd(self._abs(folder))
+        self._folder_made = True
+
+    def prune(self, ftp: ftplib.FTP, list_dir: ListDir, now_ns: int) -> None:
+        """Remove other writers' journals untouched for 30 days (runs that ended long ago)."""
+        with contextlib.suppress(ftplib.error_perm):
+            for entry, _ in list_dir(ftp, JOURNAL_DIR):
+                if entry.name.startswith(self.writer) or not entry.name.endswith(SUFFIX):
+                    continue
+                if entry.mtime_ns is not None and now_ns - entry.mtime_ns > PRUNE_AFTER_NS:
+                    with contextlib.suppress(ftplib.error_perm):
+                        ftp.delete(self._abs(f"{JOURNAL_DIR}/{entry.name}"))
+                        log.info("%s: removed the old journal %s", self.name, entry.name)
+
+
+def _retrieve(ftp: ftplib.FTP, abs_path: str, offset: int) -> bytes:
+    """RETR ``abs_path`` from byte ``offset`` (REST) to its end."""
+    chunks: list[bytes] = []
+    ftp.retrbinary(f"RETR {abs_path}", chunks.append, rest=offset or None)
+    return b"".join(chunks)
