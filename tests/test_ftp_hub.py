@@ -52,7 +52,9 @@ class Machine:
             open_location(f"folder:{self.folder}"),
             open_location(self.server.url(), LocationOptions(connect_timeout=5)),
         ]
-        self.engine = Engine(locations, self.index, EngineSettings(debounce=0.03, poll_interval=0.2))
+        self.engine = Engine(
+            locations, self.index, EngineSettings(debounce=0.03, poll_interval=0.2)
+        )
         self.engine.start(watch=watch)
         return self.engine
 

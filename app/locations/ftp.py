@@ -32,7 +32,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
-from app.locations.base import META_DIR, TEMP_PREFIX, Capabilities, FileMeta, Location
+from app.locations.base import (
+    META_DIR,
+    TEMP_PREFIX,
+    Capabilities,
+    FileMeta,
+    Listing,
+    Location,
+)
 from app.locations.ftp_client import FtpClient, is_not_found
 from app.locations.ftp_journal import HubJournal
 from app.locations.ftp_listing import (
@@ -94,6 +101,8 @@ class FtpLocation(FtpReadOps, Location):
         #: Exact versions of our uploads, and of other FileSyncs' (see ftp_journal).
         self._journal = HubJournal(self.name, self._abs)
         self._batching = 0
+        #: The latest full scan (housekeeping keeps the journal entries it still matches).
+        self._last_listing: Listing | None = None
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:
@@ -416,8 +425,9 @@ class FtpLocation(FtpReadOps, Location):
         return meta
 
     def _send_journal(self, ftp: ftplib.FTP) -> None:
-        """Send pending journal lines now, unless a batch is open (it sends them at its end)."""
-        if not self._batching:
+        """Send pending journal lines now, unless a batch is open (it sends them at its end or
+        when enough have gathered)."""
+        if not self._batching or self._journal.due(time.monotonic()):
             self._flush_journal(ftp)
 
     def _flush_journal(self, ftp: ftplib.FTP) -> None:
@@ -441,9 +451,14 @@ class FtpLocation(FtpReadOps, Location):
 
     def housekeeping(self) -> None:
         """Remove journals of FileSync runs that ended long ago (see ftp_journal)."""
-        now = time.time_ns()
+        now, listing = time.time_ns(), self._last_listing
+        if listing is None:
+            return
         with contextlib.suppress(FileSyncError):
-            self._call("pruning the journal", lambda f: self._journal.prune(f, self._list_dir, now))
+            self._call(
+                "pruning the journal",
+                lambda ftp: self._journal.prune(ftp, self._list_dir, listing, now),
+            )
 
 
 def _ancestors(folder: str) -> list[str]:

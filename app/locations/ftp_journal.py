@@ -28,12 +28,13 @@ import ftplib
 import io
 import json
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.locations.base import META_DIR, FileMeta
+from app.locations.base import META_DIR, FileMeta, Listing
 from app.locations.ftp_listing import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,13 @@ JOURNAL_DIR = f"{META_DIR}/journal"
 SUFFIX = ".jsonl"
 #: A writer starts a compacted journal file (only its live entries) beyond this size.
 COMPACT_AT = 2 << 20
-#: Another writer's journal not appended to for this long is removed by housekeeping.
-PRUNE_AFTER_NS = 30 * 86400 * NS
+#: Another writer's journal idle this long, none of whose entries matches the listing any
+#: more, is removed by housekeeping (its run has ended; its entries no longer affect a tag).
+PRUNE_AFTER_NS = 86400 * NS
+#: Within a batch, pending lines are sent once this many have gathered (or this many seconds
+#: passed), so other machines are not left comparing bytes while a long batch runs.
+FLUSH_LINES = 200
+FLUSH_SECONDS = 1.0
 
 ListDir = Callable[[ftplib.FTP, str], list[tuple[RemoteEntry, str]]]
 
@@ -105,6 +111,7 @@ class HubJournal:
         self._read: dict[str, int] = {}
         self._own: dict[str, Version] = {}
         self._pending: list[str] = []
+        self._pending_since = 0.0
         self._own_bytes = 0
         self._torn = False
         self._folder_made = False
@@ -132,7 +139,7 @@ class HubJournal:
             merged = self._merged = self._merge()
         second = mtime_ns // NS
         ids = sorted(
-            v.version for v in merged.get(path, ()) if v.size == size and v.second == second
+            {v.version for v in merged.get(path, ()) if v.size == size and v.second == second}
         )
         if not ids:
             return 0
@@ -151,6 +158,8 @@ class HubJournal:
             return meta
         version = Version(meta.size, meta.mtime_ns // NS, uuid.uuid4().hex)
         self._own[path] = version
+        if not self._pending:
+            self._pending_since = time.monotonic()
         self._pending.append(format_entry(path, version))
         self._merged = None
         return FileMeta(meta.size, meta.mtime_ns, self.tag(path, meta.size, meta.mtime_ns))
@@ -242,16 +251,37 @@ class HubJournal:
                 ftp.mkd(self._abs(folder))
         self._folder_made = True
 
-    def prune(self, ftp: ftplib.FTP, list_dir: ListDir, now_ns: int) -> None:
-        """Remove other writers' journals untouched for 30 days (runs that ended long ago)."""
+    def due(self, now: float) -> bool:
+        """Whether a batch should send its pending lines now rather than at its end."""
+        if not self.pending:
+            return False
+        return len(self._pending) >= FLUSH_LINES or now - self._pending_since >= FLUSH_SECONDS
+
+    def prune(self, ftp: ftplib.FTP, list_dir: ListDir, listing: Listing, now_ns: int) -> None:
+        """Remove other runs' journals that are idle and describe no listed file any more.
+
+        Such a file no longer contributes to any tag, so removing it changes nothing a reader
+        decides; ``listing`` is the latest full scan.
+        """
         with contextlib.suppress(ftplib.error_perm):
             for entry, _ in list_dir(ftp, JOURNAL_DIR):
-                if entry.name.startswith(self.writer) or not entry.name.endswith(SUFFIX):
+                name = f"{JOURNAL_DIR}/{entry.name}"
+                if entry.name.startswith(self.writer) or name not in self._theirs:
                     continue
-                if entry.mtime_ns is not None and now_ns - entry.mtime_ns > PRUNE_AFTER_NS:
-                    with contextlib.suppress(ftplib.error_perm):
-                        ftp.delete(self._abs(f"{JOURNAL_DIR}/{entry.name}"))
-                        log.info("%s: removed the old journal %s", self.name, entry.name)
+                if entry.mtime_ns is None or now_ns - entry.mtime_ns < PRUNE_AFTER_NS:
+                    continue
+                if any(_matches(v, listing.get(p)) for p, v in self._theirs[name].items()):
+                    continue
+                with contextlib.suppress(ftplib.error_perm):
+                    ftp.delete(self._abs(name))
+                    log.info("%s: removed the old journal %s", self.name, entry.name)
+
+
+def _matches(version: Version, meta: FileMeta | None) -> bool:
+    return meta is not None and (meta.size, meta.mtime_ns // NS) == (
+        version.size,
+        version.second,
+    )
 
 
 def _retrieve(ftp: ftplib.FTP, abs_path: str, offset: int) -> bytes:

@@ -76,6 +76,7 @@ class FtpReadOps:
     _mdtm_cache: Cache
     _marked: bool
     _journal: HubJournal
+    _last_listing: Listing | None
 
     @property
     def name(self) -> str:
@@ -270,6 +271,7 @@ class FtpReadOps:
             self._mdtm_cache = {**old_cache, **new_cache}
         else:
             self._mdtm_cache = new_cache
+            self._last_listing = listing
         return listing
 
     def _is_dir(self, rel: str) -> bool:
