@@ -245,7 +245,7 @@ class Hub:
 
 @pytest.mark.parametrize("flavour", ["list", "full"])
 def test_two_machines_through_a_coarse_ftp_hub_converge(flavour: str) -> None:
-    @live_settings(3)
+    @live_settings(5)
     @given(ops=hub_ops(), pause=st.booleans())
     def run(ops: list[Op], pause: bool) -> None:
         with tempfile.TemporaryDirectory() as tmp:
