@@ -56,10 +56,12 @@ class InstanceLock:
             raise AlreadyRunning(
                 f"FileSync is already running (pid {holder}) with state in {self.path.parent}"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
+        # The PID only makes a second instance's message nicer; the lock is what counts, so a
+        # full disk here is no error (written unbuffered: nothing is left to fail at close).
+        with contextlib.suppress(OSError):
+            os.ftruncate(f.fileno(), 0)
+            os.lseek(f.fileno(), 0, os.SEEK_SET)
+            os.write(f.fileno(), str(os.getpid()).encode())
         self._file = f
         return self
 

@@ -162,3 +162,35 @@ def test_stop_with_a_full_state_disk_is_one_line_and_nonzero(
     assert result.returncode == 0, result.stderr
     assert tree(b) == {"x.txt": b"x"}
     assert indexed(small_state_disk, b) == {"x.txt"}
+
+
+def test_start_with_a_full_state_disk_is_one_clear_line(
+    tmp_path: Path, small_state_disk: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write_file(a / "x.txt", "x")
+    cmd = [sys.executable, "-m", "app", "run", f"folder:{a}", f"folder:{b}", "--once"]
+
+    def once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, "--state", str(small_state_disk)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for first_run in (True, False):  # no index yet; an index from an earlier run
+        filler = fill(small_state_disk)
+        result = once()
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "state index" in lines[0] and "the disk is full" in lines[0], first_run
+        assert tree(b) == ({} if first_run else {"x.txt": b"x"})
+        filler.unlink()
+        result = once()
+        assert result.returncode == 0, result.stderr
+        assert tree(b) == {"x.txt": b"x"}

@@ -30,6 +30,7 @@ need no migration.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -38,6 +39,8 @@ from app.errors import StateDiskFull, StateIndexUnwritable
 from app.locations.base import FileMeta
 
 Params = tuple[str | bytes | int, ...]
+#: Less free space than this on the state disk reads as "full" (SQLite needs whole pages).
+_FULL_BELOW = 64 * 1024
 
 
 def _stored(name: str) -> str | bytes:
@@ -103,12 +106,23 @@ class StateIndex:
 
     def _error(self, exc: sqlite3.Error, doing: str) -> StateIndexUnwritable:
         """The one-line error a user can act on for a failed SQLite call."""
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or self._disk_full():
             return StateDiskFull(
                 f"{doing} the state index {self.path}: the disk is full (free some space on "
                 "it, or use --state on another disk)"
             )
         return StateIndexUnwritable(f"{doing} the state index {self.path}: {exc}")
+
+    def _disk_full(self) -> bool:
+        """True when the state folder's disk has no room left.
+
+        SQLite reports a full disk met while creating its ``-shm`` file as a plain I/O error.
+        """
+        try:
+            st = os.statvfs(self.path.parent)
+        except (OSError, AttributeError):  # statvfs is POSIX only
+            return False
+        return st.f_bavail * st.f_frsize < _FULL_BELOW
 
     def _write(self, sql: str, params: Params) -> None:
         """Run one write in the open transaction and keep it for a replay."""
