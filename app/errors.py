@@ -73,6 +73,14 @@ class TargetFailed(FileSyncError):
     """
 
 
+class LocationBusy(FileSyncError):
+    """A location did not answer within the engine's deadline (a stalled server, a slow link).
+
+    The engine stops waiting for it: its part of the work is parked and done once the location
+    answers again, while the other locations keep syncing.
+    """
+
+
 class UnsafePath(FileSyncError):
     """A name from a location would escape its root (``..``, absolute, NUL): it is refused."""
 

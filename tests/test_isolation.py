@@ -11,12 +11,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from app.engine.engine import Engine, EngineSettings
+from app.engine.index import StateIndex
 from app.engine.status import LocationState
+from app.locations import LocationOptions, open_location
 from tests.engine_fixtures import Rig
+from tests.ftp_process import FtpProcess
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 
 SETPRIV = shutil.which("setpriv")
@@ -76,3 +81,48 @@ def test_a_read_only_location_catches_up_once_writable(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def test_a_frozen_ftp_server_does_not_hold_up_the_folders(tmp_path: Path) -> None:
+    """A SIGSTOPped server: folder to folder stays fast; the server catches up when resumed."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    server = FtpProcess(tmp_path / "ftp-root", tmp_path / "ftp-server.log")
+    index = StateIndex(tmp_path / "state" / "index.sqlite")
+    engine: Engine | None = None
+    try:
+        ftp = open_location(server.url(), LocationOptions(connect_timeout=8))
+        engine = Engine(
+            [open_location(f"folder:{a}"), open_location(f"folder:{b}"), ftp],
+            index,
+            EngineSettings(debounce=0.03, poll_interval=0.2),
+        )
+        write_file(a / "before.txt", "before the freeze")
+        engine.start()
+        assert trees_equal(a, b, server.root), describe_trees(a, b, server.root)
+
+        server.freeze()
+        latencies = []
+        for n in range(4):
+            started = time.monotonic()
+            write_file(a / f"during-{n}.txt", f"written while the server is frozen {n}")
+            wait_until(lambda n=n: (b / f"during-{n}.txt").exists(), 60, f"during-{n}.txt in b")
+            latencies.append(time.monotonic() - started)
+        print("a -> b latency while the FTP server is frozen:", [f"{t:.2f}s" for t in latencies])
+        assert max(latencies) <= 3.0, latencies
+        assert not (server.root / "during-0.txt").exists()
+        row = next(r for r in engine.status().locations if r.kind == "ftp")
+        assert row.state in (LocationState.ERROR, LocationState.UNAVAILABLE), row
+        assert row.last_error, row
+
+        server.thaw()
+        wait_until(
+            lambda: trees_equal(a, b, server.root), 90, lambda: describe_trees(a, b, server.root)
+        )
+        assert len(tree(server.root)) == 5
+    finally:
+        server.stop()
+        if engine is not None:
+            engine.stop()
+        index.close()

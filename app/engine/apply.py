@@ -12,7 +12,9 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import zip_longest
 from typing import Any, BinaryIO, cast
 
@@ -22,8 +24,15 @@ from app.engine.index import StateIndex
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
 from app.engine.stopping import stop_aware
-from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
-from app.locations.base import CHUNK_SIZE, FileMeta
+from app.engine.workers import SlotIo
+from app.errors import (
+    FileChanged,
+    FileSyncError,
+    FileVanished,
+    LocationBusy,
+    LocationUnavailable,
+)
+from app.locations.base import CHUNK_SIZE, FileMeta, Location
 from app.messages import shown
 
 log = logging.getLogger(__name__)
@@ -83,29 +92,34 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
 
 
 class Applier:
-    """Executes decisions against the slots and keeps the index in step."""
+    """Executes decisions against the slots and keeps the index in step.
+
+    Every location call runs on that location's worker (:mod:`app.engine.workers`), waited for
+    at most ``io.deadline``; the bookkeeping (index rows, activity) stays on the engine thread.
+    """
 
     def __init__(
-        self, index: StateIndex, record: Recorder, stopping: threading.Event | None = None
+        self,
+        index: StateIndex,
+        record: Recorder,
+        io: SlotIo,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.index = index
         self.record = record
+        self.io = io
         self.stopping = stopping  # set: every copy or compare stops at its next chunk
         self.bytes_copied = 0
         self.files_copied = 0
 
     def same_content(self, slots: dict[str, Slot], path: str) -> Callable[[str, str], bool]:
-        """A content comparer for :func:`plan_path` bound to one path."""
+        """A content comparer for :func:`plan_path` bound to one path (run on ``a``'s worker)."""
 
         def compare(a: str, b: str) -> bool:
-            try:
-                with (
-                    slots[a].location.open_read(path) as fa,
-                    slots[b].location.open_read(path) as fb,
-                ):
-                    return streams_equal(stop_aware(fa, self.stopping), fb)
-            except FileVanished:
-                return False
+            return slots[a].run(
+                partial(_compare, slots[a].location, slots[b].location, path, self.stopping),
+                self.io.deadline,
+            )
 
         return compare
 
@@ -128,10 +142,10 @@ class Applier:
     ) -> Applied:
         """Carry out ``decision`` for ``path``, one location at a time.
 
-        A location that refuses its part (read-only, full, a folder in the way, unreachable)
-        is reported in :attr:`Applied.failed` and the others still get the change; its index
-        row is left as it was. A problem with the source or a file that changed meanwhile
-        concerns every target, so it is raised and the whole path is planned again.
+        A location that refuses its part (read-only, full, a folder in the way, unreachable,
+        not answering in time) is reported in :attr:`Applied.failed` and the others still get
+        the change; its index row is left as it was. A problem with the source or a file that
+        changed meanwhile concerns every target, so it is raised and the path planned again.
         """
         done = Applied()
         for key in decision.forget:
@@ -141,10 +155,9 @@ class Applier:
             for key in decision.delete_in:
                 slot = slots[key]
                 with self._per_target(done, key, "delete", path, slot):
-                    slot.location.guarded_delete(path, sides[key].current)
-                    slot.deletes += 1
-                    self.drop(slot, path)
-                    self.record("deleted", path, slot.location.name, "")
+                    delete = partial(slot.location.guarded_delete, path, sides[key].current)
+                    slot.run(delete, self.io.deadline, partial(self._late_delete, slot, path))
+                    self._deleted(slot, path)
             return done
         source = slots[decision.source]
         winner = sides[decision.source].current
@@ -156,27 +169,22 @@ class Applier:
                 done.follow_ups.append(name)
                 if moved:
                     renamed_away.add(key)
-        with contextlib.ExitStack() as reader:
-            stream: _SourceStream | None = None
-            for key in decision.copy_to:
-                if key in done.failed:  # its own version could not be kept aside
-                    continue
-                slot = slots[key]
-                expected = None if key in renamed_away else sides[key].current
-                if stream is None or not stream.seekable():
-                    reader.close()  # one open of the source for all targets when it can seek
-                    opened = reader.enter_context(source.location.open_read(path))
-                    stream = _SourceStream(stop_aware(opened, self.stopping))
-                else:
-                    stream.seek(0)
-                with self._per_target(done, key, "write", path, slot, stream=stream):
-                    data = cast(BinaryIO, stream)
-                    meta = slot.location.guarded_write(path, data, winner.mtime_ns, expected)
-                    slot.writes += 1
-                    self.files_copied += 1
-                    self.bytes_copied += meta.size
-                    self.put(slot, path, meta)
-                    self.record("copied", path, slot.location.name, f"from {source.location.name}")
+        for key in decision.copy_to:
+            if key in done.failed:  # its own version could not be kept aside
+                continue
+            slot = slots[key]
+            expected = None if key in renamed_away else sides[key].current
+            copy = _Copy(
+                source.location,
+                slot.location,
+                path,
+                winner.mtime_ns,
+                expected,
+                stopping=self.stopping,
+            )
+            with self._per_target(done, key, "write", path, slot, copy=copy):
+                late = partial(self._late_copy, slot, source, path)
+                self._copied(slot, source, path, slot.run(copy.run, self.io.deadline, late))
         for key in decision.record:
             current = sides[key].current
             if current is not None:
@@ -184,6 +192,33 @@ class Applier:
         if decision.copy_to and source.key not in decision.record:
             self.put(source, path, winner)
         return done
+
+    def _copied(self, slot: Slot, source: Slot, path: str, meta: FileMeta) -> None:
+        slot.writes += 1
+        self.files_copied += 1
+        self.bytes_copied += meta.size
+        self.put(slot, path, meta)
+        self.record("copied", path, slot.location.name, f"from {source.location.name}")
+
+    def _late_copy(self, slot: Slot, source: Slot, path: str, future: Future[FileMeta]) -> None:
+        """A write that missed its deadline ended.
+
+        Its row is not recorded: the file may have changed again since it landed (an edit
+        within the same second looks identical on a coarse clock). The path is stale there, so
+        the catch-up's fresh stat records it, or copies again.
+        """
+        if future.exception() is None:
+            slot.writes += 1
+            self.record("copied", path, slot.location.name, f"from {source.location.name}")
+
+    def _deleted(self, slot: Slot, path: str) -> None:
+        slot.deletes += 1
+        self.drop(slot, path)
+        self.record("deleted", path, slot.location.name, "")
+
+    def _late_delete(self, slot: Slot, path: str, future: Future[None]) -> None:
+        if future.exception() is None:
+            self._deleted(slot, path)
 
     @contextlib.contextmanager
     def _per_target(
@@ -194,7 +229,7 @@ class Applier:
         path: str,
         slot: Slot,
         *,
-        stream: _SourceStream | None = None,
+        copy: _Copy | None = None,
     ) -> Iterator[None]:
         """Catch what only ``slot`` refused into ``done.failed``; let the rest through."""
         try:
@@ -202,9 +237,9 @@ class Applier:
         except FileChanged:
             raise
         except (FileSyncError, OSError) as exc:
-            if stream is not None and stream.failed is not None:
+            if copy is not None and copy.source_failed:
                 raise  # reading the source failed: no target can get it now
-            if isinstance(exc, LocationUnavailable):
+            if isinstance(exc, LocationUnavailable | LocationBusy):
                 done.failed[key] = exc
             else:
                 done.failed[key] = target_failed(verb, path, slot.location.name, exc)
@@ -217,19 +252,74 @@ class Applier:
         current = side.current
         assert current is not None
         loc = slot.location
-        for attempt in range(1, 100):
-            name = conflict_name(path, current.mtime_ns, loc.label, attempt)
-            if name not in slot.index and loc.stat(name) is None:
-                break
-        else:  # pragma: no cover - a hundred conflict copies of one version in one second
-            name = conflict_name(path, current.mtime_ns, f"{loc.label}-{id(side)}")
-        moved = loc.capabilities.can_rename
-        if moved:
-            meta = loc.rename(path, name)
-        else:
-            with loc.open_read(path) as stream:
-                meta = loc.write(name, stop_aware(stream, self.stopping), current.mtime_ns)
+        names = [conflict_name(path, current.mtime_ns, loc.label, n) for n in range(1, 100)]
+        names = [n for n in names if n not in slot.index]
+        names.append(conflict_name(path, current.mtime_ns, f"{loc.label}-{id(side)}"))
+        keep = partial(_keep_aside, loc, path, names, current.mtime_ns, self.stopping)
+        name, meta = slot.run(keep, self.io.deadline, partial(self._late_conflict, slot, path))
+        self._conflict_kept(slot, path, name, meta)
+        return name, loc.capabilities.can_rename
+
+    def _conflict_kept(self, slot: Slot, path: str, name: str, meta: FileMeta) -> None:
         self.put(slot, name, meta)
-        log.warning("conflict: %s in %s kept as %s", shown(path), loc.name, shown(name))
-        self.record("conflict", path, loc.name, f"kept as {shown(name)}")
-        return name, moved
+        log.warning("conflict: %s in %s kept as %s", shown(path), slot.location.name, shown(name))
+        self.record("conflict", path, slot.location.name, f"kept as {shown(name)}")
+
+    def _late_conflict(self, slot: Slot, path: str, future: Future[tuple[str, FileMeta]]) -> None:
+        if future.exception() is None:
+            self._conflict_kept(slot, path, *future.result())
+
+
+class _Copy:
+    """One copy of ``path`` from a source into a target, run on the target's worker.
+
+    The source is opened there too, so the engine thread never blocks on either side; whether
+    the source (rather than the target) failed is remembered, since that concerns every target.
+    """
+
+    def __init__(
+        self,
+        source: Location,
+        target: Location,
+        path: str,
+        mtime_ns: int,
+        expected: FileMeta | None,
+        *,
+        stopping: threading.Event | None,
+    ) -> None:
+        self.source, self.target, self.path = source, target, path
+        self.mtime_ns, self.expected = mtime_ns, expected
+        self.stopping = stopping
+        self.opened = False
+        self.stream: _SourceStream | None = None
+
+    @property
+    def source_failed(self) -> bool:
+        """True when opening or reading the source raised."""
+        return not self.opened or (self.stream is not None and self.stream.failed is not None)
+
+    def run(self) -> FileMeta:
+        with self.source.open_read(self.path) as raw:
+            self.opened = True
+            self.stream = _SourceStream(stop_aware(raw, self.stopping))
+            data = cast(BinaryIO, self.stream)
+            return self.target.guarded_write(self.path, data, self.mtime_ns, self.expected)
+
+
+def _compare(a: Location, b: Location, path: str, stopping: threading.Event | None) -> bool:
+    try:
+        with a.open_read(path) as fa, b.open_read(path) as fb:
+            return streams_equal(stop_aware(fa, stopping), fb)
+    except FileVanished:
+        return False
+
+
+def _keep_aside(
+    loc: Location, path: str, names: list[str], mtime_ns: int, stopping: threading.Event | None
+) -> tuple[str, FileMeta]:
+    """Rename (or copy) ``path`` to the first free name of ``names``; on the worker."""
+    name = next((n for n in names[:-1] if loc.stat(n) is None), names[-1])
+    if loc.capabilities.can_rename:
+        return name, loc.rename(path, name)
+    with loc.open_read(path) as stream:
+        return name, loc.write(name, stop_aware(stream, stopping), mtime_ns)

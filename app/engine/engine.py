@@ -1,8 +1,11 @@
-"""The sync engine: the single consumer of the change queue, and the owner of all I/O.
+"""The sync engine: the single consumer of the change queue, and the one decision-maker.
 
 Threads (decided once): every watcher runs its own thread(s) and only puts records on the
 :class:`ChangeQueue`; one engine thread takes batches from it, re-reads the truth from each
-location, asks :mod:`app.engine.plan` what to do and has :mod:`app.engine.apply` do it. The
+location, asks :mod:`app.engine.plan` what to do and has :mod:`app.engine.apply` do it. Each
+location's I/O runs on that location's worker thread (:mod:`app.engine.workers`), which the
+engine thread waits for at most ``io_deadline`` once watching, so a stalled location only
+delays itself; only the engine thread mutates slots and the index. The
 public methods below are safe to call from any thread: they either read a snapshot under a lock
 or post a command to the queue.
 """
@@ -15,8 +18,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
+from app.engine import calls
 from app.engine.index import StateIndex
 from app.engine.queue import ChangeQueue
 from app.engine.slot import Slot
@@ -24,13 +30,16 @@ from app.engine.statehold import StateHold
 from app.engine.status import Activity, EngineStatus, LocationState
 from app.engine.stopping import SyncStopped
 from app.engine.sync import Syncer
+from app.engine.workers import DEFAULT_DEADLINE
 from app.errors import (
     FileSyncError,
+    LocationBusy,
     StateIndexUnwritable,
 )
 from app.locations.base import Location
 from app.messages import shown
 from app.watch.change import Change, ChangeKind
+from app.watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,8 @@ class EngineSettings:
     rescan_interval: float = 900.0
     ignore: tuple[str, ...] = ()
     allow_mass_delete: bool = False
+    #: Longest wait for one location's answer while watching; a slower one is parked.
+    io_deadline: float = DEFAULT_DEADLINE
 
 
 class Engine:
@@ -62,7 +73,7 @@ class Engine:
         for loc in locations:
             if loc.key in self._slots:
                 raise FileSyncError(f"{loc.name} is listed twice")
-            self._slots[loc.key] = Slot(loc)
+            self._slots[loc.key] = self._new_slot(loc)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._activity: deque[Activity] = deque(maxlen=200)
@@ -110,6 +121,7 @@ class Engine:
             self._busy = False
         self._next_rescan = time.monotonic() + self.settings.rescan_interval
         if watch and not self._stopping.is_set():
+            self._sync.io.deadline = self.settings.io_deadline  # from now on, never wait long
             self._thread = threading.Thread(target=self._run, name="filesync-engine", daemon=True)
             self._thread.start()
 
@@ -125,6 +137,7 @@ class Engine:
             self._thread.join()
             self._thread = None
         for slot in list(self._slots.values()):
+            slot.worker.shutdown()  # a stalled call ends at the location's own timeout
             self._close_slot(slot)
         self.index.commit()
 
@@ -177,7 +190,7 @@ class Engine:
         def command() -> None:
             if location.key in self._slots:
                 raise FileSyncError(f"{location.name} is already synced")
-            slot = Slot(location)
+            slot = self._new_slot(location)
             with self._lock:
                 self._slots[location.key] = slot
             self._open_slot(slot, watch=True)
@@ -192,6 +205,7 @@ class Engine:
             slot = self._slots.get(key)
             if slot is None:
                 return
+            slot.worker.shutdown(wait=False)
             self._close_slot(slot)
             with self._lock:
                 del self._slots[key]
@@ -308,7 +322,8 @@ class Engine:
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
             for slot in self._sync.available():
-                slot.location.housekeeping()
+                with contextlib.suppress(LocationBusy):
+                    slot.run(slot.location.housekeeping, self._sync.io.deadline)
             self._sync.full_sync("periodic rescan")
 
     def _handle(self, batch: list[Change | Callable[[], None]]) -> None:
@@ -351,26 +366,61 @@ class Engine:
 
     # ----- opening and closing -----------------------------------------------------------
 
+    def _new_slot(self, location: Location) -> Slot:
+        slot = Slot(location)
+        slot.worker.wake = lambda: self.queue.put(partial(self._catch_up, slot))
+        return slot
+
+    def _catch_up(self, slot: Slot) -> None:
+        """A stalled location's late call ended: record its result, then catch the location up."""
+        if self._slots.get(slot.key) is not slot or not slot.worker.collect():
+            return
+        if self._paused or not slot.available or slot.worker.stalled:
+            return  # resuming, reopening or the next answer catches it up
+        log.info("%s answers again; catching up", slot.location.name)
+        if not slot.failing and not slot.held_deletes:
+            slot.state = LocationState.SYNCING
+        if slot.needs_full:
+            self._sync.full_sync("catching up")
+        else:
+            paths, slot.parked = slot.parked, set()
+            self._sync.sync_paths(paths, "catching up")
+            if slot.state is LocationState.SYNCING:
+                slot.mark_ok()
+
     def _open_slot(self, slot: Slot, watch: bool) -> bool:
-        """Open, adopt and watch a location; False (and marked unavailable) if that fails."""
+        """Open, adopt and watch a location; False (and marked unavailable) if that fails.
+
+        Runs on the location's worker: a server that accepts the connection but never answers
+        must not hold up the engine thread.
+        """
         loc = slot.location
         slot.index = self.index.load(loc.key)
         slot.stale = self.index.load_stale(loc.key)
+        sink = self.queue.put if watch else None
+        history = self.index.has_history(loc.key)
+        poll = self.settings.poll_interval
+        opening = partial(calls.open_and_watch, loc, history, slot.watcher, sink, poll)
         try:
-            loc.open()
-            loc.adopt(self.index.has_history(loc.key))
-            if watch:
-                if slot.watcher is not None:  # its watch died with the old root
-                    slot.watcher.stop()
-                slot.watcher = loc.watcher(self.queue.put, self.settings.poll_interval)
-                slot.watcher.start()
-            slot.state = LocationState.SYNCING
+            watcher = slot.run(opening, self._sync.io.deadline, partial(self._late_open, slot))
         except FileSyncError as exc:
             slot.mark_unavailable(str(exc))
             log.error("%s", exc)
             self._record("error", "", loc.name, str(exc))
             return False
+        self._opened(slot, watcher)
         return True
+
+    def _opened(self, slot: Slot, watcher: Watcher | None) -> None:
+        if watcher is not None:
+            slot.watcher = watcher
+        slot.state = LocationState.SYNCING
+
+    def _late_open(self, slot: Slot, future: Future[Watcher | None]) -> None:
+        """An open that missed its deadline ended; if it worked, the location is back."""
+        if future.exception() is None:
+            self._opened(slot, future.result())
+            slot.needs_full = True
 
     def _close_slot(self, slot: Slot) -> None:
         if slot.watcher is not None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from app.engine.status import LocationState, LocationStatus
-from app.locations.base import FileMeta, Location
+from app.engine.workers import Late, Worker
+from app.errors import LocationBusy
+from app.locations.base import FileMeta, Listing, Location
 from app.watch.watcher import Watcher
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,6 +38,18 @@ class Slot:
     retry_delay: float = 1.0
     #: Paths this location refused to take (read-only, full, ...), with the attempts so far.
     failing: dict[str, int] = field(default_factory=dict)
+    #: The thread that runs this location's I/O (see :mod:`app.engine.workers`).
+    worker: Worker = field(init=False)
+    #: Paths to sync again once the stalled location answers; ``needs_full``: rescan it all.
+    parked: set[str] = field(default_factory=set)
+    needs_full: bool = False
+    #: A scan that answered after its deadline, used by the catch-up instead of scanning again.
+    late_listing: Listing | None = None
+    #: Stats that answered after their deadline, likewise.
+    late_stats: dict[str, FileMeta | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.worker = Worker(self.location.name)
 
     @property
     def key(self) -> str:
@@ -47,6 +67,27 @@ class Slot:
         self.error = error
         self.next_retry = time.monotonic() + self.retry_delay
         self.retry_delay = min(self.retry_delay * 2, 60.0)
+
+    @property
+    def ready(self) -> bool:
+        """Available and answering: the engine gives it work now."""
+        return self.available and not self.worker.stalled
+
+    def run(self, call: Callable[[], T], deadline: float | None, on_late: Late | None = None) -> T:
+        """Run ``call`` on this location's worker, marking the location stalled on a timeout."""
+        try:
+            return self.worker.run(call, deadline, on_late)
+        except LocationBusy as exc:
+            self.mark_stalled(exc)
+            raise
+
+    def mark_stalled(self, exc: LocationBusy) -> None:
+        """Show that the location is not answering (once per stall in the log)."""
+        if self.state is not LocationState.UNAVAILABLE and self.error != str(exc):
+            if self.state is not LocationState.ERROR:
+                log.warning("%s", exc)
+            self.state = LocationState.ERROR
+            self.error = str(exc)
 
     def mark_failed(self, path: str, error: str) -> int:
         """``path`` could not be written or deleted here; return how often that happened."""
@@ -81,7 +122,7 @@ class Slot:
             kind=self.location.kind,
             state=self.state,
             last_sync=self.last_sync,
-            pending=self.pending,
+            pending=self.pending + len(self.parked),
             last_error=self.error,
             file_count=len(self.index),
         )

@@ -11,7 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from functools import partial
 
+from app.engine import calls
 from app.engine.apply import Applied, Applier
 from app.engine.failures import retry_delay
 from app.engine.ignore import IgnoreRules
@@ -23,11 +26,13 @@ from app.engine.progress import Progress
 from app.engine.slot import Slot
 from app.engine.status import LocationState
 from app.engine.stopping import SyncStopped
+from app.engine.workers import SlotIo
 from app.errors import (
     FileChanged,
     FileSyncError,
     FileVanished,
     LinkedPath,
+    LocationBusy,
     LocationUnavailable,
     MassDeleteHeld,
 )
@@ -68,7 +73,8 @@ class Syncer:
         self.record = record
         self.debounce = debounce
         self.allow_mass_delete_always = allow_mass_delete
-        self.applier = Applier(index, record, self.stopping)
+        self.io = SlotIo()
+        self.applier = Applier(index, record, self.io, self.stopping)
         self.base_ignore = ignore
         self.ignore = IgnoreRules(ignore)
         self.retry_paths: dict[tuple[str, str], float] = {}
@@ -88,40 +94,65 @@ class Syncer:
         patterns: list[str] = list(self.base_ignore)
         for slot in self.available():
             try:
-                with slot.location.open_read(IGNORE_FILE) as f:
-                    patterns += f.read(1 << 20).decode("utf-8", "replace").splitlines()
+                patterns += slot.run(
+                    partial(calls.read_ignore_file, slot.location), self.io.deadline
+                )
             except FileVanished:
                 continue
+            except LocationBusy:
+                slot.needs_full = True  # its patterns count again once it answers
             except (FileSyncError, OSError) as exc:
                 log.warning("cannot read %s: %s", IGNORE_FILE, exc)
         self.ignore = IgnoreRules(patterns)
 
     def converged(self) -> bool:
         """Rescan everything and report whether all locations hold the same files."""
-        if any(not s.available or s.held_deletes for s in self.slots.values()):
+        if any(not s.ready or s.held_deletes for s in self.slots.values()):
             return False
-        listings = self._scan_all()
-        return all(self._plan(path, listings).is_noop for path in self._all_paths(listings))
+        with self.io.patient():
+            listings = self._scan_all()
+            paths = self._all_paths(listings)
+            return all(self._plan(path, listings).is_noop for path in paths)
 
     def available(self) -> list[Slot]:
-        """The locations that can be read and written now."""
-        return [s for s in self.slots.values() if s.available]
+        """The locations that can be read and written now (reachable, and answering)."""
+        return [s for s in self.slots.values() if s.ready]
 
     def _scan_all(self) -> dict[str, Listing]:
+        """Scan every ready location, all at once on their workers.
+
+        A location that does not answer in time is left out (it is caught up with a full sync
+        once it answers, using the scan it was busy with).
+        """
         listings: dict[str, Listing] = {}
+        started: dict[str, Future[Listing]] = {}
+        for slot in self.slots.values():
+            if slot.available and slot.worker.stalled:
+                slot.needs_full = True
         for slot in self.available():
             self._check_stop()
-            try:
-                slot.location.check_available()
-                listings[slot.key] = {
-                    p: m for p, m in slot.location.scan().items() if not self.ignore.ignored(p)
-                }
+            if slot.late_listing is not None:
+                listings[slot.key], slot.late_listing = slot.late_listing, None
                 self.links.refresh(slot, self.ignore)
+            else:
+                started[slot.key] = slot.worker.start(partial(calls.scan, slot.location))
+        for key, future in started.items():
+            slot = self.slots[key]
+            try:
+                late = partial(calls.keep_late_listing, slot)
+                listings[key] = slot.worker.finish(future, self.io.deadline, late)
+                self.links.refresh(slot, self.ignore)
+            except LocationBusy as exc:
+                slot.mark_stalled(exc)
+                slot.needs_full = True
             except FileSyncError as exc:
                 slot.mark_unavailable(str(exc))
                 log.error("%s", exc)
                 self.record("error", "", slot.location.name, str(exc))
-        return listings
+        return {
+            key: {p: m for p, m in listing.items() if not self.ignore.ignored(p)}
+            for key, listing in listings.items()
+        }
 
     def _all_paths(self, listings: dict[str, Listing]) -> list[str]:
         paths: set[str] = set()
@@ -170,6 +201,10 @@ class Syncer:
             ]
             slot.held_deletes = set()
             self._guard_mass_delete(slot, missing, allow_mass_delete)
+        for key in listings:  # what a stalled location missed is covered by this sync
+            self.slots[key].needs_full = False
+            self.slots[key].parked = set()
+            self.slots[key].late_stats = {}
         paths = self._all_paths(listings)
         progress = Progress(reason, len(paths), log)
         self._apply_all(paths, listings, progress)
@@ -205,7 +240,9 @@ class Syncer:
     def _expand_tree(self, slot: Slot, prefix: str) -> set[str]:
         found = {p for p in slot.index if p.startswith(prefix + "/")}
         try:
-            found.update(slot.location.scan(prefix))
+            found.update(slot.run(partial(slot.location.scan, prefix), self.io.deadline))
+        except LocationBusy:
+            slot.needs_full = True
         except (FileSyncError, OSError) as exc:
             log.debug("scan of %s failed: %s", shown(prefix), exc)
         return found
@@ -224,12 +261,24 @@ class Syncer:
         if not paths:
             return
         listings: dict[str, Listing] = {}
-        for slot in self.available():
+        wanted = sorted(paths)
+        known: dict[str, dict[str, FileMeta | None]] = {}
+        started: dict[str, Future[dict[str, FileMeta | None]]] = {}
+        for slot in self.available():  # a stat that answered late still counts: no livelock
+            known[slot.key] = {p: slot.late_stats.pop(p) for p in wanted if p in slot.late_stats}
+            rest = [p for p in wanted if p not in known[slot.key] and self.names.holds(slot, p)]
+            started[slot.key] = slot.worker.start(partial(calls.stat, slot.location, rest))
+        for key, future in started.items():
+            slot = self.slots[key]
+            late = partial(calls.keep_late_stats, slot)
             try:
-                slot.location.check_available()
-                stats = slot.location.stat_many(
-                    sorted(p for p in paths if self.names.holds(slot, p))
+                fresh: dict[str, FileMeta | None] = slot.worker.finish(
+                    future, self.io.deadline, late
                 )
+                stats = known[key] | fresh
+            except LocationBusy as exc:
+                slot.mark_stalled(exc)
+                continue
             except (FileSyncError, OSError) as exc:
                 log.error("%s", exc)
                 slot.mark_unavailable(str(exc))
@@ -243,6 +292,7 @@ class Syncer:
             }
             self._guard_mass_delete(slot, vanished, False, " in one poll")
             listings[slot.key] = listing
+        self._park(paths)
         self._apply_all(sorted(paths), listings, None)
         for key in listings:
             slot = self.slots[key]
@@ -295,7 +345,7 @@ class Syncer:
             # its file would make a crash look like a delete.
             with contextlib.ExitStack() as stack:
                 for key in listings:
-                    stack.enter_context(self.slots[key].location.batch())
+                    stack.enter_context(calls.batch(self.slots[key], self.io.deadline))
                 for n in range(start, min(start + COMMIT_EVERY, len(paths))):
                     self._check_stop()  # what landed so far is recorded; stop() commits it
                     if n % 100 == 0:
@@ -329,8 +379,11 @@ class Syncer:
                 self._remember_missed(path, sides)
             for key, exc in applied.failed.items():
                 self._target_failed(key, path, exc, listings)
-            for key in sides:  # every location in this decision has caught up on the path
-                if key in applied.failed:
+            # Every location in this decision has caught up on the path, unless all of them
+            # were behind on it (the ones that knew better were not part of it).
+            informed = any(path not in self.slots[k].stale for k in sides)
+            for key in sides:
+                if key in applied.failed or not informed:
                     continue
                 caught_up = self.slots[key]
                 caught_up.clear_failed(path)
@@ -338,6 +391,8 @@ class Syncer:
                     caught_up.stale.discard(path)
                     self.index.clear_stale(key, path)
             return applied.follow_ups
+        except LocationBusy:  # comparing contents: a location stopped answering
+            self._park({path})
         except LocationUnavailable as exc:
             slot = self.slots.get(exc.location or "") or self._slot_by_name(exc.location)
             if slot is not None:
@@ -372,6 +427,9 @@ class Syncer:
         if path not in slot.stale:
             slot.stale.add(path)
             self.index.mark_stale(key, path)
+        if isinstance(exc, LocationBusy):
+            slot.parked.add(path)
+            return
         self.record("error", path, slot.location.name, str(exc))
         if isinstance(exc, LocationUnavailable):
             log.error("%s", exc)
@@ -382,6 +440,12 @@ class Syncer:
         if attempts == 1:
             log.warning("%s", exc)
         self.retry_paths[(key, path)] = time.monotonic() + retry_delay(attempts)
+
+    def _park(self, paths: Iterable[str]) -> None:
+        """Remember ``paths`` for every reachable location that is not answering now."""
+        for slot in self.slots.values():
+            if slot.available and slot.worker.stalled:
+                slot.parked.update(paths)
 
     def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
         """Mark ``path`` stale for every location that was not part of this decision."""
@@ -401,32 +465,38 @@ class Syncer:
         if self.ignore.ignored(src) or self.ignore.ignored(dst):
             return
         old = origin.index.get(src)
+        deadline = self.io.deadline
         try:
-            moved = origin.location.stat(dst)
-            if moved is None or not moved.same_version(old) or origin.location.stat(src):
+            moved = origin.run(partial(calls.moved_here, origin.location, src, dst, old), deadline)
+            if moved is None:
                 return  # not a plain rename of a synced file: the planner handles it
             everywhere = True
             for slot in self.available():
-                loc = slot.location
                 if slot is origin:
                     continue
+                indexed = slot.index.get(src)
                 if (
                     not self.names.holds(slot, src)
                     or not self.names.holds(slot, dst)
-                    or not loc.capabilities.can_rename
+                    or not slot.location.capabilities.can_rename
+                    or indexed is None
                     or self.links.holds(slot.key, src)
                     or self.links.holds(slot.key, dst)
-                    or slot.index.get(src) is None
-                    or loc.stat(src) != slot.index.get(src)
-                    or loc.stat(dst) is not None
                 ):
                     everywhere = False  # the planner copies and deletes there instead
                     continue
-                with loc.batch():
-                    meta = loc.rename(src, dst)
-                slot.renames += 1
-                self._move_row(slot, src, dst, meta)
-                self.record("renamed", dst, loc.name, f"from {shown(src)}")
+                rename = partial(calls.rename_if_unchanged, slot.location, src, dst, indexed)
+                try:
+                    meta = slot.run(rename, deadline, partial(self._late_rename, slot, src, dst))
+                except (FileSyncError, OSError) as exc:
+                    log.info(
+                        "rename %s -> %s not done in %s (%s)", shown(src), shown(dst), slot.key, exc
+                    )
+                    meta = None
+                if meta is None:
+                    everywhere = False
+                    continue
+                self._renamed(slot, src, dst, meta)
             if everywhere:
                 self._move_row(origin, src, dst, moved)
         except (FileSyncError, OSError) as exc:
@@ -441,6 +511,17 @@ class Syncer:
         for old in moved:
             self._propagate_rename(origin, old, dst + old[len(src) :])
         return set(moved) | self._expand_tree(origin, dst)
+
+    def _renamed(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
+        slot.renames += 1
+        self._move_row(slot, src, dst, meta)
+        self.record("renamed", dst, slot.location.name, f"from {shown(src)}")
+
+    def _late_rename(self, slot: Slot, src: str, dst: str, future: Future[FileMeta | None]) -> None:
+        """A rename that missed its deadline ended: record it if it happened."""
+        meta = future.result() if future.exception() is None else None
+        if meta is not None:
+            self._renamed(slot, src, dst, meta)
 
     def _move_row(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
         self.applier.drop(slot, src)
