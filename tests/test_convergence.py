@@ -27,6 +27,15 @@ from tests.memory_location import MemoryLocation
 
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 NAMES = ["a.txt", "b.txt", "dir/c.txt", "dir/sub/d.txt", "é ü.txt"]
+#: Names legal in a Linux folder that a ZIP archive or a server could not all hold.
+ODD_NAMES = [
+    os.fsdecode(b"not-utf8-\xff.txt"),
+    "col:on.txt",
+    "back\\slash.txt",
+    "dir/ spaces .txt",
+    "two\nlines.txt",
+    "日本/ümlaut 🙂.txt",
+]
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,11 @@ class Op:
     dest: str = ""
 
 
-def ops_strategy(n_locations: int, max_ops: int) -> st.SearchStrategy[list[Op]]:
+def ops_strategy(
+    n_locations: int, max_ops: int, names: list[str] = NAMES
+) -> st.SearchStrategy[list[Op]]:
     where = st.integers(0, n_locations - 1)
-    name = st.sampled_from(NAMES)
+    name = st.sampled_from(names)
     op = st.one_of(
         st.builds(Op, st.just("write"), where, name),
         st.builds(Op, st.just("delete"), where, name),
@@ -134,7 +145,7 @@ def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
     root = roots[op.where]
     src = root / op.path
     if op.kind == "write":
-        data = f"live {n} in {op.where}: {op.path}".encode()
+        data = f"live {n} in {op.where}: {op.path}".encode("utf-8", "surrogateescape")
         src.parent.mkdir(parents=True, exist_ok=True)
         tmp = src.with_name(f".~{src.name}.tmp")  # save like an editor: write, then rename
         tmp.write_bytes(data)
@@ -172,7 +183,7 @@ def live_settings(examples: int) -> settings:
 
 
 @live_settings(12)
-@given(ops=ops_strategy(3, 15), pause=st.booleans())
+@given(ops=ops_strategy(3, 15, NAMES + ODD_NAMES), pause=st.booleans())
 def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         roots = [Path(tmp, n) for n in "abc"]
