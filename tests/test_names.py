@@ -20,6 +20,7 @@ from app.locations.base import FileMeta, check_relpath
 from app.locations.names import FTP_NAMES, POSIX_NAMES, ZIP_NAMES, check_posix_relpath
 from app.messages import shown
 from tests.engine_fixtures import Rig
+from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 
 BAD_UTF8 = os.fsdecode(b"bad\xff name.txt")  # "bad\udcff name.txt"
@@ -135,6 +136,21 @@ def test_name_a_zip_cannot_hold_is_skipped_there_once_and_the_rest_syncs(
             if r.levelno == logging.WARNING and shown(name) in r.getMessage()
         ]
         assert len(warnings) == 1, (name, [r.getMessage() for r in warnings])
+
+
+def test_a_name_on_a_server_it_cannot_carry_is_warned_about_once(
+    ftp_server: ThreadedFtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_file(ftp_server.root / "back\\slash.txt", "odd")
+    write_file(ftp_server.root / "fine.txt", "ok")
+    loc = ftp_server.location()
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):  # three polls
+                assert set(loc.scan()) == {"fine.txt"}
+    finally:
+        loc.close()
+    assert len([r for r in caplog.records if "slash.txt" in r.getMessage()]) == 1
 
 
 # ----- messages --------------------------------------------------------------------------------

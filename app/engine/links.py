@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from app.engine.ignore import IgnoreRules
 from app.engine.slot import Slot
+from app.messages import shown
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,9 @@ Recorder = Callable[[str, str, str, str], None]
 def link_message(link: str) -> str:
     """What a user reads about a link: what FileSync does with it and how to resolve it."""
     return (
-        f"{link} is a symbolic link; FileSync does not follow links. Its files are not synced "
-        "here and not deleted elsewhere. Replace the link with the real folder or file, or add "
-        f"it to .filesyncignore"
+        f"{shown(link)} is a symbolic link; FileSync does not follow links. Its files are not "
+        "synced here and not deleted elsewhere. Replace the link with the real folder or file, "
+        "or add it to .filesyncignore"
     )
 
 

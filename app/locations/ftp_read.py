@@ -77,6 +77,8 @@ class FtpReadOps:
     _marked: bool
     _journal: HubJournal
     _last_listing: Listing | None
+    #: Unsafe names on the server already warned about (a poll every 2 s must not repeat it).
+    _warned_names: set[str]
 
     @property
     def name(self) -> str:
@@ -116,7 +118,9 @@ class FtpReadOps:
             check_relpath(rel)
             rel.encode("utf-8")
         except (UnsafePath, UnicodeEncodeError):
-            log.warning("%s: skipping unsafe name %r from the server", self.name, rel)
+            if rel not in self._warned_names:
+                self._warned_names.add(rel)
+                log.warning("%s: skipping unsafe name %r from the server", self.name, rel)
             return None
         return rel
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from app.errors import LinkedPath, LocationUnavailable
 from app.locations.names import check_posix_relpath
+from app.messages import shown
 
 #: Flags for a folder we only pass through (``O_PATH`` needs no read permission).
 _PASS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
@@ -161,7 +162,7 @@ class LinkFreeTree:
         with self._lock:
             self._links.add(link)
         return LinkedPath(
-            f"{link} is a symbolic link; FileSync does not follow links",
+            f"{shown(link)} is a symbolic link; FileSync does not follow links",
             location=self.name,
             path=path,
             link=link,
