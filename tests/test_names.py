@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.engine.conflicts import conflict_name, is_conflict_copy
 from app.engine.index import StateIndex
 from app.engine.status import LocationState
 from app.errors import FileSyncError, UnsafePath
@@ -24,6 +25,7 @@ from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 
 BAD_UTF8 = os.fsdecode(b"bad\xff name.txt")  # "bad\udcff name.txt"
+T = 1_700_000_000  # a fixed past mtime, in seconds
 ODD = ["col:on.txt", "back\\slash.txt", "..\\up.txt", "C:drive.txt", "sp ace.txt", "é ü.txt"]
 
 
@@ -58,6 +60,26 @@ def test_non_utf8_name_syncs_between_folders_and_is_remembered_across_restarts(r
     (b / BAD_UTF8).unlink()  # a delete is only propagated for a name the index remembered
     assert rig.once()
     assert tree(a) == tree(c) == {"plain.txt": b"plain"}
+
+
+def test_a_conflict_on_a_non_utf8_name_keeps_both_versions(rig: Rig) -> None:
+    a, b, c = rig.roots
+    write_file(a / BAD_UTF8, "first", mtime=T)
+    assert rig.once()
+    write_file(a / BAD_UTF8, "edit in a", mtime=T + 10)
+    write_file(b / BAD_UTF8, "edit in b", mtime=T + 20)
+    assert rig.once()
+    assert tree(a) == tree(b) == tree(c)
+    assert tree(a)[BAD_UTF8] == b"edit in b"
+    copies = [name for name in tree(a) if is_conflict_copy(name)]
+    assert [tree(a)[name] for name in copies] == [b"edit in a"]
+    assert copies[0].startswith("bad\udcff name.sync-conflict-")
+
+
+def test_conflict_names_keep_odd_bytes_and_never_split_a_character() -> None:
+    assert conflict_name(BAD_UTF8, T * 10**9, "a").startswith("bad\udcff name.sync-conflict-")
+    long = conflict_name("é" * 200 + ".txt", T * 10**9, "laptop")
+    assert len(long.encode()) <= 255 and long.endswith("-laptop.txt")
 
 
 def test_files_sorting_after_a_non_utf8_name_still_sync(rig: Rig) -> None:

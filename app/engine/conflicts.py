@@ -29,9 +29,13 @@ def conflict_name(path: str, mtime_ns: int, label: str, attempt: int = 1) -> str
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
     safe_label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "location"
     suffix = f".sync-conflict-{stamp}-{safe_label}" + (f"-{attempt}" if attempt > 1 else "")
-    room = _MAX_NAME_BYTES - len((suffix + ext).encode())
-    stem_bytes = stem.encode()
+    # A Linux name may hold bytes that are not UTF-8 (surrogate escapes): count real bytes.
+    room = _MAX_NAME_BYTES - len((suffix + ext).encode("utf-8", "surrogateescape"))
+    stem_bytes = stem.encode("utf-8", "surrogateescape")
     if len(stem_bytes) > room:
-        stem = stem_bytes[:room].decode(errors="ignore")
+        cut = max(room, 0)
+        while cut > 0 and stem_bytes[cut] & 0xC0 == 0x80:  # never split a UTF-8 character
+            cut -= 1
+        stem = stem_bytes[:cut].decode("utf-8", "surrogateescape")
     name = stem + suffix + ext
     return posixpath.join(folder, name) if folder else name
