@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from app.locations.ftp_journal import (
     format_entry,
     parse_journal,
 )
-from tests.ftp_server import ThreadedFtpServer
+from tests.ftp_server import PERM, ThreadedFtpServer
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
@@ -116,3 +117,25 @@ def test_housekeeping_removes_idle_journals_that_describe_no_listed_file(
         assert sorted(os.listdir(folder)) == ["live-0.jsonl"]
     finally:
         loc.close()
+
+
+def test_a_server_refusing_appends_still_takes_uploads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("tests.ftp_server.PERM", PERM.replace("a", ""))  # no APPE
+    server = ThreadedFtpServer(tmp_path / "no-append")
+    server.start()
+    loc = server.location()
+    assert isinstance(loc, FtpLocation)
+    try:
+        first = write(loc, "a.txt", b"one")
+        second = write(loc, "b.txt", b"two")
+        listing = loc.scan()  # tags from the listing alone; an upload's is learnt from it
+        assert (first.tag, second.tag) == (0, 0)
+        assert listing["a.txt"].same_version(first) and listing["b.txt"].same_version(second)
+        assert (server.root / "b.txt").read_bytes() == b"two"
+        warnings = [r for r in caplog.records if "cannot write the journal" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        loc.close()
+        server.stop()

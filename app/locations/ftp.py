@@ -420,10 +420,11 @@ class FtpLocation(FtpReadOps, Location):
     # --- the hub journal --------------------------------------------------------------------
 
     def _journaled(self, ftp: ftplib.FTP, path: str, meta: FileMeta) -> FileMeta:
-        """Record our upload of ``path`` in the hub journal; return its meta with the new tag."""
-        meta = self._journal.record(path, meta)
+        """Record our upload of ``path`` in the hub journal; return its meta with the new tag
+        (``meta`` as it was if the server turned out not to take the journal)."""
+        tagged = self._journal.record(path, meta)
         self._send_journal(ftp)
-        return meta
+        return tagged if self._journal.writable else meta
 
     def _send_journal(self, ftp: ftplib.FTP) -> None:
         """Send pending journal lines now, unless a batch is open (it sends them at its end or

@@ -107,6 +107,7 @@ class HubJournal:
         #: False once the server refused an append (read-only account): tags come from
         #: the listing alone, as without a journal.
         self.writable = True
+        self._proven = False
         self._theirs: dict[str, dict[str, Version]] = {}
         self._read: dict[str, int] = {}
         self._own: dict[str, Version] = {}
@@ -115,7 +116,10 @@ class HubJournal:
         self._own_bytes = 0
         self._torn = False
         self._folder_made = False
-        self._merged: dict[str, list[Version]] | None = None
+        #: path -> {journal file ("" for ours): version}, kept up to date entry by entry.
+        self._by_path: dict[str, dict[str, Version]] = {}
+        #: Our earlier journal files, removed once a compacted one is on the server.
+        self._replaced: list[str] = []
 
     @property
     def own_file(self) -> str:
@@ -134,23 +138,21 @@ class HubJournal:
 
         Every writer's latest entry counts, so whoever uploaded last, the set of ids changes.
         """
-        merged = self._merged
-        if merged is None:
-            merged = self._merged = self._merge()
         second = mtime_ns // NS
-        ids = sorted(
-            {v.version for v in merged.get(path, ()) if v.size == size and v.second == second}
-        )
+        versions = self._by_path.get(path, {}).values()
+        ids = sorted({v.version for v in versions if v.size == size and v.second == second})
         if not ids:
             return 0
         return zlib.crc32("|".join(ids).encode()) or 1
 
-    def _merge(self) -> dict[str, list[Version]]:
-        merged: dict[str, list[Version]] = {}
-        for entries in (*self._theirs.values(), self._own):
-            for path, version in entries.items():
-                merged.setdefault(path, []).append(version)
-        return merged
+    def _set(self, source: str, path: str, version: Version | None) -> None:
+        """Record ``source``'s latest entry for ``path`` (None: withdrawn)."""
+        if version is not None:
+            self._by_path.setdefault(path, {})[source] = version
+            return
+        versions = self._by_path.get(path)
+        if versions is not None and versions.pop(source, None) is not None and not versions:
+            del self._by_path[path]
 
     def record(self, path: str, meta: FileMeta) -> FileMeta:
         """Note our upload of ``path`` (listed as ``meta``); return ``meta`` with its new tag."""
@@ -161,14 +163,14 @@ class HubJournal:
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.append(format_entry(path, version))
-        self._merged = None
+        self._set("", path, version)
         return FileMeta(meta.size, meta.mtime_ns, self.tag(path, meta.size, meta.mtime_ns))
 
     def forget(self, path: str) -> None:
         """We deleted or renamed ``path`` away: withdraw our entry for it."""
         if self._own.pop(path, None) is not None:
             self._pending.append(format_entry(path, None))
-            self._merged = None
+            self._set("", path, None)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -183,15 +185,13 @@ class HubJournal:
         except ftplib.error_perm:  # no journal folder yet: nobody wrote through FileSync
             listed = {}
         for gone in set(self._theirs) - set(listed):
-            del self._theirs[gone]
-            self._read.pop(gone, None)
-            self._merged = None
+            self._drop(gone)
         for path, entry in listed.items():
             offset = self._read.get(path, 0)
             if entry.size == offset:
                 continue
             if entry.size < offset:  # rewritten in place by some other tool: read it afresh
-                self._theirs.pop(path, None)
+                self._drop(path)
                 offset = 0
             try:
                 data = _retrieve(ftp, self._abs(path), offset)
@@ -204,8 +204,14 @@ class HubJournal:
                     mine.pop(rel, None)
                 else:
                     mine[rel] = version
+                self._set(path, rel, version)
             self._read[path] = offset + used
-            self._merged = None
+
+    def _drop(self, journal: str) -> None:
+        """Forget everything read from ``journal`` (it is gone from the server)."""
+        for rel in self._theirs.pop(journal, {}):
+            self._set(journal, rel, None)
+        self._read.pop(journal, None)
 
     # --- writing --------------------------------------------------------------------------
 
@@ -217,9 +223,9 @@ class HubJournal:
         """
         if not self._pending or not self.writable:
             return
-        old = None
         if self._own_bytes > COMPACT_AT:
-            old, self.generation, self._own_bytes = self.own_file, self.generation + 1, 0
+            self._replaced.append(self.own_file)
+            self.generation, self._own_bytes = self.generation + 1, 0
             self._pending = [format_entry(p, v) for p, v in self._own.items()]
             self._torn = False
         data = (("\n" if self._torn else "") + "".join(self._pending)).encode()
@@ -230,18 +236,21 @@ class HubJournal:
         except ftplib.error_perm as exc:
             self.writable = False
             self._pending.clear()
-            self._own.clear()
-            self._merged = None
+            for path in list(self._own):
+                self.forget(path)
+            self._pending.clear()
             log.warning("%s: cannot write the journal in %s (%s): same-size saves uploaded "
                         "within one second may not reach other machines", self.name,
                         JOURNAL_DIR, exc)  # fmt: skip
             return
         self._torn = False
+        self._proven = True
         self._own_bytes += len(data)
         self._pending.clear()
-        if old is not None:
+        while self._replaced:
             with contextlib.suppress(ftplib.error_perm):
-                ftp.delete(self._abs(old))
+                ftp.delete(self._abs(self._replaced[-1]))
+            self._replaced.pop()
 
     def _make_folder(self, ftp: ftplib.FTP) -> None:
         if self._folder_made:
@@ -255,6 +264,8 @@ class HubJournal:
         """Whether a batch should send its pending lines now rather than at its end."""
         if not self.pending:
             return False
+        if not self._proven:  # learn at the first upload whether the server takes appends
+            return True
         return len(self._pending) >= FLUSH_LINES or now - self._pending_since >= FLUSH_SECONDS
 
     def prune(self, ftp: ftplib.FTP, list_dir: ListDir, listing: Listing, now_ns: int) -> None:
