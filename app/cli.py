@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rescan-interval", type=_positive, default=900.0, metavar="SECONDS")
     run.add_argument("--debounce", type=_positive, default=0.05, metavar="SECONDS")
     run.add_argument("--trash-days", type=_positive, default=30.0, metavar="DAYS")
+    run.add_argument("--trash-max-mb", type=_positive, default=1024.0, metavar="MB")
     run.add_argument(
         "--ignore", action="append", default=[], metavar="PATTERN", help="gitignore pattern"
     )
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, args.log_file)
     specs = _gather_specs(args)
     state_dir = args.state or paths.state_dir()
-    options = LocationOptions(trash_days=args.trash_days)
+    options = LocationOptions(trash_days=args.trash_days, trash_max_mb=args.trash_max_mb)
     settings = EngineSettings(
         debounce=args.debounce,
         poll_interval=args.poll_interval,

@@ -42,7 +42,7 @@ ODD_NAMES = [
 class Op:
     """One user action in location ``where``."""
 
-    kind: str  # write | delete | rename
+    kind: str  # write | slow (written in chunks with pauses) | delete | rename
     where: int
     path: str
     dest: str = ""
@@ -55,6 +55,7 @@ def ops_strategy(
     name = st.sampled_from(names)
     op = st.one_of(
         st.builds(Op, st.just("write"), where, name),
+        st.builds(Op, st.just("slow"), where, name),
         st.builds(Op, st.just("delete"), where, name),
         st.builds(Op, st.just("rename"), where, name, name),
     )
@@ -75,7 +76,7 @@ class MemoryWorld:
 
     def apply(self, op: Op) -> None:
         files = self.locations[op.where].files
-        if op.kind == "write":
+        if op.kind in ("write", "slow"):  # no watcher here: a slow write is a write
             self.counter += 1
             self.clock += 3 * 10**9
             files[op.path] = (f"v{self.counter}@{op.where}:{op.path}".encode(), self.clock)
@@ -151,6 +152,8 @@ def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
         tmp.write_bytes(data)
         os.replace(tmp, src)
         return data
+    if op.kind == "slow":
+        return write_slowly(src, f"slow {n} in {op.where}: {op.path}".encode(), reopen=n % 2 == 1)
     if op.kind == "delete":
         if src.is_file():
             src.unlink()
@@ -162,6 +165,26 @@ def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
         os.replace(src, dest)
         return data
     return None
+
+
+def write_slowly(path: Path, data: bytes, reopen: bool) -> bytes:
+    """Write ``data`` in place in three chunks with pauses, like a download: kept open, or
+    reopened to append each chunk (``reopen``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunks = [data[len(data) * i // 3 : len(data) * (i + 1) // 3] for i in range(3)]
+    if reopen:
+        path.write_bytes(b"")
+        for part in chunks:
+            with open(path, "ab") as f:
+                f.write(part)
+            time.sleep(0.1)
+        return data
+    with open(path, "wb") as f:
+        for part in chunks:
+            f.write(part)
+            f.flush()
+            time.sleep(0.1)
+    return data
 
 
 def trashed(roots: list[Path]) -> set[bytes]:
@@ -195,7 +218,7 @@ def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) ->
             last_write: dict[str, bytes | None] = {}
             for n, op in enumerate(ops):
                 data = apply_to_folder(roots, op, n)
-                if op.kind == "write" and data is not None:
+                if op.kind in ("write", "slow") and data is not None:
                     last_write[op.path] = data
                 elif op.kind == "rename" and data is not None:
                     last_write[op.dest] = data
@@ -232,6 +255,7 @@ def ops_with_links(n_locations: int, max_ops: int) -> st.SearchStrategy[list[Op]
     name = st.sampled_from(NAMES)
     op = st.one_of(
         st.builds(Op, st.just("write"), where, name),
+        st.builds(Op, st.just("slow"), where, name),
         st.builds(Op, st.just("delete"), where, name),
         st.builds(Op, st.just("rename"), where, name, name),
         st.builds(Op, st.just("link"), where, st.sampled_from(LINKABLE)),
@@ -284,7 +308,7 @@ def test_running_engine_holds_files_under_symlinked_folders(ops: list[Op], pause
                     moved_out[target] = tree(target)
                     continue
                 data = apply_to_folder(roots, op, n)
-                if op.kind == "write" and data is not None:
+                if op.kind in ("write", "slow") and data is not None:
                     last_write[op.path] = data
                 elif op.kind == "rename" and data is not None:
                     last_write[op.dest] = data

@@ -55,6 +55,8 @@ class EngineSettings:
     allow_mass_delete: bool = False
     #: Longest wait for one location's answer while watching; a slower one is parked.
     io_deadline: float = DEFAULT_DEADLINE
+    #: Seconds a file may grow without pause before it is copied as it is (a busy log).
+    settle_bound: float = 60.0
 
 
 class Engine:
@@ -86,6 +88,7 @@ class Engine:
             allow_mass_delete=self.settings.allow_mass_delete,
             ignore=self.settings.ignore,
             stopping=self._stopping,
+            settle_bound=self.settings.settle_bound,
         )
         self._thread: threading.Thread | None = None
         self._paused = False

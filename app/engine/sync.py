@@ -23,6 +23,7 @@ from app.engine.links import HeldLinks
 from app.engine.namegate import NameGate
 from app.engine.plan import Decision, Side, SideState, plan_path
 from app.engine.progress import Progress
+from app.engine.settle import SETTLE_BOUND, SettleGate
 from app.engine.slot import Slot
 from app.engine.status import LocationState
 from app.engine.stopping import SyncStopped
@@ -66,6 +67,7 @@ class Syncer:
         allow_mass_delete: bool,
         ignore: tuple[str, ...] = (),
         stopping: threading.Event | None = None,
+        settle_bound: float = SETTLE_BOUND,
     ) -> None:
         self.slots = slots
         self.stopping = stopping or threading.Event()  # set: raise SyncStopped between paths
@@ -78,6 +80,7 @@ class Syncer:
         self.base_ignore = ignore
         self.ignore = IgnoreRules(ignore)
         self.retry_paths: dict[tuple[str, str], float] = {}
+        self.settle = SettleGate(settle_bound)
         self.links = HeldLinks(record)
         self.names = NameGate(record)
 
@@ -368,6 +371,8 @@ class Syncer:
     def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
         sides = self._sides(path, listings)
         try:
+            if self._still_written(path, sides):
+                return []
             decision = self._decide(path, sides)
             for key, side in sides.items():  # learn a tag the index did not have yet
                 current = side.current
@@ -446,6 +451,13 @@ class Syncer:
         for slot in self.slots.values():
             if slot.available and slot.worker.stalled:
                 slot.parked.update(paths)
+
+    def _still_written(self, path: str, sides: dict[str, Side]) -> bool:
+        """True when a copy of ``path`` is still being written: plan it again later instead."""
+        parking = self.settle.check(path, sides, self.slots)
+        if parking.recheck is not None and sides:
+            self.retry_paths[(next(iter(sides)), path)] = time.monotonic() + parking.recheck
+        return parking.hold
 
     def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
         """Mark ``path`` stale for every location that was not part of this decision."""

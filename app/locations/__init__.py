@@ -18,6 +18,7 @@ class LocationOptions:
     """Settings that apply to every location of a run (from the command line or config)."""
 
     trash_days: float = 30.0
+    trash_max_mb: float = 1024.0
     connect_timeout: float = 15.0
 
 

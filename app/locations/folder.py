@@ -4,7 +4,8 @@ Writes go to a temp file in the target's directory, are fsynced, stamped with th
 and then ``os.replace``d over the old file, so readers never see a partial file and a kill at
 any moment leaves a stray temp file at worst (removed at the next start). Every version the
 engine overwrites or deletes is moved to ``.filesync/trash/`` first, so each automatic decision
-can be undone by hand; the trash is pruned after ``trash_days``.
+can be undone by hand, except its own fresh copies; the trash is capped in size and pruned after
+``trash_days`` (:mod:`app.locations.trash`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.locations.base import (
 from app.locations.hardlinks import FileId, HardLinkNames
 from app.locations.names import POSIX_NAMES, check_posix_relpath
 from app.locations.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
+from app.locations.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
 
 if TYPE_CHECKING:
     from app.locations import LocationOptions
@@ -68,9 +70,12 @@ class FolderLocation(Location):
         names=POSIX_NAMES,
     )
 
-    def __init__(self, root: Path, trash_days: float = 30.0) -> None:
+    def __init__(
+        self, root: Path, trash_days: float = 30.0, trash_max_bytes: int = DEFAULT_TRASH_MAX_BYTES
+    ) -> None:
         self.root = Path(root)
         self.trash_days = trash_days
+        self._trash = TrashPolicy(self.root / TRASH_DIR, trash_max_bytes)
         self._tree = LinkFreeTree(self.root, self.name)
         self._clean_temps = True
         self._hard_links = HardLinkNames()
@@ -78,7 +83,11 @@ class FolderLocation(Location):
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FolderLocation:
         """Build from a parsed ``folder:`` spec."""
-        return cls(Path(spec.path), trash_days=options.trash_days)
+        return cls(
+            Path(spec.path),
+            trash_days=options.trash_days,
+            trash_max_bytes=int(options.trash_max_mb * (1 << 20)),
+        )
 
     @property
     def key(self) -> str:
@@ -257,7 +266,9 @@ class FolderLocation(Location):
                     os.unlink(tmp, dir_fd=dir_fd)
                 raise
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        return _meta(st)
+        meta = _meta(st)
+        self._trash.wrote(path, meta)
+        return meta
 
     @contextlib.contextmanager
     def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:
@@ -302,23 +313,36 @@ class FolderLocation(Location):
         vanished = FileVanished("file vanished before rename", location=self.name, path=src)
         try:
             with self._tree.at(src) as (src_fd, src_name):
-                if self._existing_file(src_fd, src_name, src) is None:
+                moving = self._existing_file(src_fd, src_name, src)
+                if moving is None:
                     raise vanished
                 with self._parent_for_writing(dst) as (dst_fd, dst_name):
                     old = self._existing_file(dst_fd, dst_name, dst)
                     self._to_trash(dst_fd, dst_name, dst, old, keep=False)
+                    fresh = self._trash.fresh_since(src, _meta(moving))
                     os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                     st = os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             raise vanished from None
         self._remove_empty_parents(src)
-        return _meta(st)
+        meta = _meta(st)
+        if fresh is not None:  # still the engine's fresh copy, under its new name
+            self._trash.wrote(dst, meta, at=fresh)
+        return meta
 
     def _to_trash(
         self, dir_fd: int, name: str, path: str, st: os.stat_result | None, keep: bool
     ) -> None:
-        """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``)."""
+        """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``).
+
+        The engine's own fresh copy is not kept: it is removed (unless ``keep``) and replaced.
+        """
         if st is None or not stat_mod.S_ISREG(st.st_mode):
+            return
+        if self._trash.fresh_since(path, _meta(st)) is not None:
+            if not keep:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=dir_fd)
             return
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         parts = f"{TRASH_DIR}/{stamp}/{path}".split("/")
@@ -339,6 +363,7 @@ class FolderLocation(Location):
                 copy_at(dir_fd, name, trash_fd, target)
                 if not keep:
                     os.unlink(name, dir_fd=dir_fd)
+        self._trash.kept(st.st_size)
 
     @contextlib.contextmanager
     def _trash_folder(self, folders: list[str], path: str) -> Iterator[int]:
@@ -381,6 +406,7 @@ class FolderLocation(Location):
                 continue
             if stamp < cutoff:
                 shutil.rmtree(entry, ignore_errors=True)
+        self._trash.forget()
 
     def watcher(self, sink: ChangeSink, poll_interval: float) -> Watcher:
         """OS events through watchdog; polling if the OS refuses more watches."""

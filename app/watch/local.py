@@ -4,7 +4,9 @@ watchdog's observer threads call :class:`_Handler` which only translates paths a
 :class:`Change` records on the engine's queue; all decisions are the engine's. A new folder is
 reported as a TREE change, because files closed in it before its inotify watch existed produce
 no event of their own; the engine scans the folder. If the OS refuses more watches (the inotify
-limit), this watcher falls back to polling with a warning instead of missing changes.
+limit), this watcher falls back to polling with a warning instead of missing changes. Writes
+and closes feed a :class:`~app.watch.writes.WriteTracker`, so the engine can tell a file that is
+still being written and hold it back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from app.locations.base import is_internal
 from app.watch.change import Change, ChangeKind
 from app.watch.poller import PollingWatcher
 from app.watch.watcher import Watcher
+from app.watch.writes import WriteTracker, Writing
 
 if TYPE_CHECKING:
     from app.locations.base import ChangeSink
@@ -63,12 +66,14 @@ class _StopRaceFilter(logging.Filter):
 logging.getLogger("watchdog.observers.inotify").addFilter(_StopRaceFilter())
 
 _LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
+_LINUX = sys.platform.startswith("linux")
 #: What the handler acts on, given to watchdog as ``event_filter`` so that the inotify mask
-#: itself is narrowed: reads (ours, of every source, a backup tool's) then cost nothing. Where
-#: the OS reports closes (Linux), a file is acted on when its writer closes it, not on every
-#: write() of a large file, which would copy it half-written again and again.
+#: itself is narrowed: reads (ours, of every source, a backup tool's) then cost nothing. Writes
+#: only feed the :class:`WriteTracker` (one queue record per run of writes), so a file still
+#: being written is not copied half-written again and again; closes (Linux) end a run.
 _WANTED_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
+    FileModifiedEvent,
     FileClosedEvent,
     FileDeletedEvent,
     FileMovedEvent,
@@ -76,16 +81,15 @@ _WANTED_EVENTS: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirMovedEvent,
 ]
-if not sys.platform.startswith("linux"):
-    _WANTED_EVENTS.append(FileModifiedEvent)
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, location: FolderLocation, sink: ChangeSink) -> None:
+    def __init__(self, location: FolderLocation, sink: ChangeSink, writes: WriteTracker) -> None:
         self.key = location.key
         self.root = os.fspath(location.root)
         self.location = location
         self._sink = sink
+        self.writes = writes
 
     def sink(self, change: Change) -> None:
         """Pass ``change`` on, plus a change of every other name of a hard-linked file: the OS
@@ -108,6 +112,9 @@ class _Handler(FileSystemEventHandler):
         src = self._rel(event.src_path)
         if isinstance(event, FileMovedEvent):
             dest = self._rel(event.dest_path)
+            for path in (src, dest):  # a rename is no write: the file at dest is whole
+                if path:
+                    self.writes.forget(path)
             if src and dest:
                 self.sink(Change(self.key, ChangeKind.MOVED, src, dest))
             elif src or dest:  # moved in from outside, out to the trash, or a temp file landing
@@ -127,7 +134,24 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, DirCreatedEvent | DirDeletedEvent):
             self.sink(Change(self.key, ChangeKind.TREE, src))
         elif not event.is_directory:
+            if isinstance(event, FileModifiedEvent | FileCreatedEvent) and not event.is_synthetic:
+                if not self.writes.wrote(src):
+                    return  # one more write in a run the engine already knows of
+            elif isinstance(event, FileClosedEvent):
+                self.writes.closed(src)
+            elif isinstance(event, FileDeletedEvent):
+                self.writes.forget(src)
             self.sink(Change(self.key, ChangeKind.FILE, src))
+
+
+def _new_observer() -> BaseObserver:
+    """watchdog's native observer; on Linux with "full" events, so that a file moved in from
+    outside arrives as a move (whole at once), not as a create (which may begin a slow write)."""
+    if _LINUX:
+        from watchdog.observers.inotify import InotifyObserver
+
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
 
 
 class LocalWatcher(Watcher):
@@ -139,14 +163,15 @@ class LocalWatcher(Watcher):
         self.poll_interval = poll_interval
         self._observer: BaseObserver | None = None
         self._fallback: PollingWatcher | None = None
+        self._writes = WriteTracker()
 
     def start(self) -> None:
         """Schedule the recursive watch; fall back to polling if the OS refuses."""
         observer: BaseObserver | None = None
         try:
-            observer = Observer()  # creates the inotify instance: may hit the limit too
+            observer = _new_observer()  # creates the inotify instance: may hit the limit too
             observer.schedule(
-                _Handler(self.location, self.sink),
+                _Handler(self.location, self.sink, self._writes),
                 os.fspath(self.location.root),
                 recursive=True,
                 event_filter=_WANTED_EVENTS,
@@ -169,6 +194,12 @@ class LocalWatcher(Watcher):
             self._fallback.start()
             return
         self._observer = observer
+
+    def unsettled(self, path: str) -> Writing | None:
+        """Whether ``path`` is still being written, from the writes and closes seen."""
+        if self._fallback is not None:
+            return self._fallback.unsettled(path)
+        return self._writes.unsettled(path)
 
     @property
     def polling(self) -> bool:

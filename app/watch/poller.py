@@ -4,17 +4,23 @@ Every ``interval`` seconds it calls the location's ``scan()`` and diffs the list
 previous one. A location may return the very same dict object when nothing changed (a ZIP
 archive whose size and mtime are unchanged); the diff is then skipped, so an idle poll costs
 only what the location's own ``scan`` costs.
+
+A file that changed in two polls in a row is still being written (an upload in progress): it
+is reported unsettled until a poll finds it unchanged, so the engine does not copy every
+partial size it sees.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from app.errors import FileSyncError
 from app.watch.change import Change, ChangeKind
 from app.watch.watcher import Watcher
+from app.watch.writes import Writing
 
 if TYPE_CHECKING:
     from app.locations.base import ChangeSink, FileMeta, Listing, Location
@@ -62,6 +68,10 @@ class PollingWatcher(Watcher):
         self._lock = threading.Lock()
         #: What the engine did while a scan was running (None when no scan runs).
         self._during_scan: dict[str, FileMeta | None] | None = None
+        #: Paths changed in the last poll, and since when those changed in polls in a row.
+        self._changed: set[str] = set()
+        self._growing: dict[str, float] = {}
+        self._last_poll = time.monotonic()
 
     def start(self) -> None:
         """Take the baseline listing now, then poll in the background."""
@@ -116,7 +126,26 @@ class PollingWatcher(Watcher):
             self._failing = False
             self.sink(Change(key, ChangeKind.RESCAN))
             return
-        if previous is None or previous is listing:
-            return
-        for change in diff_listings(key, previous, listing):
+        changes = (
+            [] if previous is None or previous is listing else diff_listings(key, previous, listing)
+        )
+        self._note_growth({c.path for c in changes if c.path in listing})
+        for change in changes:
             self.sink(change)
+
+    def _note_growth(self, changed: set[str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._growing = {
+                p: self._growing.get(p, self._last_poll) for p in changed & self._changed
+            }
+            self._changed = changed
+            self._last_poll = now
+
+    def unsettled(self, path: str) -> Writing | None:
+        """A file that changed in the last two polls is still being written."""
+        with self._lock:
+            since = self._growing.get(path)
+        if since is None:
+            return None
+        return Writing(time.monotonic() - since, self.interval)

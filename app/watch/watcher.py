@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.locations.base import FileMeta
+    from app.watch.writes import Writing
 
 
 class Watcher(ABC):
@@ -26,3 +27,11 @@ class Watcher(ABC):
         OS events need no help; a poller takes it into the listing it diffs against, so a
         change made after the engine's write but before the next poll is not missed.
         """
+
+    def unsettled(self, path: str) -> Writing | None:
+        """How long ``path`` has been written, if this watcher saw it still being written.
+
+        None means it may be copied now (settled, or this watcher cannot tell). The engine
+        parks a path that is not settled instead of copying a partial file.
+        """
+        return None
