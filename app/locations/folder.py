@@ -10,7 +10,6 @@ can be undone by hand, except its own fresh copies; the trash is capped in size 
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import errno
 import os
@@ -395,18 +394,7 @@ class FolderLocation(Location):
 
     def prune_trash(self) -> None:
         """Delete trash folders older than ``trash_days``."""
-        trash = self.root / TRASH_DIR
-        if not trash.is_dir():
-            return
-        cutoff = time.time() - self.trash_days * 86400
-        for entry in trash.iterdir():
-            try:
-                stamp = calendar.timegm(time.strptime(entry.name, "%Y%m%d-%H%M%S"))
-            except ValueError:
-                continue
-            if stamp < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-        self._trash.forget()
+        self._trash.prune(self.trash_days)
 
     def watcher(self, sink: ChangeSink, poll_interval: float) -> Watcher:
         """OS events through watchdog; polling if the OS refuses more watches."""

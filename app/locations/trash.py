@@ -16,7 +16,9 @@ is always kept, even alone over the cap, so the last decision can always be undo
 
 from __future__ import annotations
 
+import calendar
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -59,9 +61,19 @@ class TrashPolicy:
             return None
         return record[1]
 
-    def forget(self) -> None:
-        """The trash was pruned by age: count its size again when next needed."""
-        self._bytes = None
+    def prune(self, days: float) -> None:
+        """Delete the trash folders stamped more than ``days`` ago."""
+        if not self.trash.is_dir():
+            return
+        cutoff = time.time() - days * 86400
+        for entry in self.trash.iterdir():
+            try:
+                stamp = calendar.timegm(time.strptime(entry.name, "%Y%m%d-%H%M%S"))
+            except ValueError:
+                continue
+            if stamp < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        self._bytes = None  # count again when next needed
 
     def kept(self, size: int) -> None:
         """A version of ``size`` bytes went to the trash: enforce the cap."""
