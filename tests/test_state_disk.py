@@ -101,7 +101,8 @@ def test_full_state_disk_pauses_then_catches_up_and_deletes_still_propagate(
 
     # Space returns: the engine saves the index and catches up by itself.
     filler.unlink()
-    wait_until(lambda: status_of(rig).error == "", message="state disk error clears")
+    # The save is retried with growing pauses (up to 30 s) for as long as the disk was full.
+    wait_until(lambda: status_of(rig).error == "", 90, "the state disk error to clear")
     wait_until(
         lambda: (
             tree(b)
