@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import tree, wait_until, write_file
 
 #: "Within a few seconds", with room for a loaded 2-core machine.
@@ -167,3 +168,38 @@ def test_quit_in_the_desktop_app_does_not_wait_for_the_initial_sync(tmp_path: Pa
     assert 0 < len(landed) < total, "Quit waited for the initial sync to finish"
     assert temp_files(a, b) == []
     assert indexed(tmp_path / "state", b) == landed
+
+
+def test_stop_in_the_middle_of_an_ftp_upload_removes_the_temp_file(
+    tmp_path: Path, ftp_server: ThreadedFtpServer
+) -> None:
+    import threading
+
+    from app.engine.engine import Engine, EngineSettings
+    from app.engine.index import StateIndex
+    from app.locations import open_location
+
+    a = tmp_path / "a"
+    big = write_file(a / "big.bin", b"")
+    with open(big, "r+b") as f:
+        f.truncate(2 << 30)
+    index = StateIndex(tmp_path / "state" / "index.sqlite")
+    locations = [open_location(f"folder:{a}"), open_location(ftp_server.url())]
+    engine = Engine(locations, index, EngineSettings())
+    starter = threading.Thread(target=engine.start, kwargs={"watch": False})
+    starter.start()
+    try:
+        wait_until(lambda: temp_files(ftp_server.root), 60, "the upload to be under way")
+    finally:
+        began = time.monotonic()
+        engine.request_stop()
+        starter.join(60)
+        engine.stop()
+        took = time.monotonic() - began
+        ftp_rows = index.load(locations[1].key)
+        index.close()
+    assert not starter.is_alive()
+    assert took < STOP_WITHIN, f"the stop took {took:.1f} s"
+    assert temp_files(ftp_server.root) == []
+    assert ftp_rows == {}
+    assert not (ftp_server.root / "big.bin").exists()
