@@ -183,7 +183,7 @@ class Applier:
                 stopping=self.stopping,
             )
             with self._per_target(done, key, "write", path, slot, copy=copy):
-                late = partial(self._late_copy, slot, source, path)
+                late = partial(self._late_copy, slot, source, path, winner)
                 self._copied(slot, source, path, slot.run(copy.run, self.io.deadline, late))
         for key in decision.record:
             current = sides[key].current
@@ -200,16 +200,20 @@ class Applier:
         self.put(slot, path, meta)
         self.record("copied", path, slot.location.name, f"from {source.location.name}")
 
-    def _late_copy(self, slot: Slot, source: Slot, path: str, future: Future[FileMeta]) -> None:
-        """A write that missed its deadline ended.
+    def _late_copy(
+        self, slot: Slot, source: Slot, path: str, winner: FileMeta, future: Future[FileMeta]
+    ) -> None:
+        """A write that missed its deadline ended: record what landed, as a timely one would.
 
-        Its row is not recorded: the file may have changed again since it landed (an edit
-        within the same second looks identical on a coarse clock). The path is stale there, so
-        the catch-up's fresh stat records it, or copies again.
+        The path stays stale there (the catch-up checks it again) unless the version written
+        is still the one every location agreed on, so nothing decided meanwhile is missed.
         """
-        if future.exception() is None:
-            slot.writes += 1
-            self.record("copied", path, slot.location.name, f"from {source.location.name}")
+        if future.exception() is not None:
+            return
+        self._copied(slot, source, path, future.result())
+        if source.index.get(path) == winner and path in slot.stale:
+            slot.stale.discard(path)
+            self.index.clear_stale(slot.key, path)
 
     def _deleted(self, slot: Slot, path: str) -> None:
         slot.deletes += 1
