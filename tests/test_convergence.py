@@ -153,7 +153,11 @@ def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
         os.replace(tmp, src)
         return data
     if op.kind == "slow":
-        return write_slowly(src, f"slow {n} in {op.where}: {op.path}".encode(), reopen=n % 2 == 1)
+        return write_slowly(
+            src,
+            f"slow {n} in {op.where}: {op.path}".encode("utf-8", "surrogateescape"),
+            reopen=n % 2 == 1,
+        )
     if op.kind == "delete":
         if src.is_file():
             src.unlink()
