@@ -28,7 +28,8 @@ from keyring.backends import fail, null
 from keyring.errors import PasswordDeleteError
 
 from app import paths
-from app.errors import ConfigError, SpecError
+from app.errors import ConfigError, InvalidNumber, SpecError
+from app.limits import POLL_INTERVAL, check_number
 from app.locations.spec import LocationSpec, parse_spec
 from app.logsetup import register_secret
 
@@ -135,9 +136,10 @@ def load_config(path: Path | None = None, secrets: Secrets | None = None) -> Con
 
 def _from_data(data: dict[str, Any], path: Path, secrets: Secrets) -> Config:
     known = {"locations", "poll_interval", "ignore", "autostart"}
-    poll = data.get("poll_interval", DEFAULT_POLL_INTERVAL)
-    if isinstance(poll, bool) or not isinstance(poll, int | float) or not poll > 0:
-        raise ConfigError(f"{path}: poll_interval must be a number of seconds above 0")
+    try:
+        poll = check_number(data.get("poll_interval", DEFAULT_POLL_INTERVAL), POLL_INTERVAL)
+    except InvalidNumber as exc:
+        raise InvalidNumber(f"{path}: poll_interval: {exc.message}") from None
     ignore = data.get("ignore", [])
     if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
         raise ConfigError(f"{path}: ignore must be a list of patterns in quotes")
@@ -152,7 +154,7 @@ def _from_data(data: dict[str, Any], path: Path, secrets: Secrets) -> Config:
     )
     return Config(
         locations=locations,
-        poll_interval=float(poll),
+        poll_interval=poll,
         ignore=tuple(ignore),
         autostart=autostart,
         extra={k: v for k, v in data.items() if k not in known},

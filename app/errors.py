@@ -42,6 +42,18 @@ class ConfigError(FileSyncError):
     """The settings file or a command-line option is invalid."""
 
 
+class InvalidNumber(ConfigError):
+    """A number setting is not a finite value in its allowed range (see :mod:`app.limits`)."""
+
+
+class LocationsOverlap(ConfigError):
+    """Two locations, or a location and FileSync's own files, share a place on the disk.
+
+    Syncing would feed FileSync's own writes back to it (an archive inside the folder it
+    mirrors, nested folders, the index or log inside a synced folder), so it is refused.
+    """
+
+
 class LocationUnavailable(FileSyncError):
     """A location cannot be reached or trusted right now (missing folder, server down, ...).
 

@@ -37,6 +37,7 @@ from app.errors import (
     StateIndexUnwritable,
 )
 from app.locations.base import Location
+from app.locations.overlap import check_new_location, check_overlaps
 from app.messages import shown
 from app.watch.change import Change, ChangeKind
 from app.watch.watcher import Watcher
@@ -71,6 +72,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.index = index
         self.queue = ChangeQueue(debounce=self.settings.debounce)
+        check_overlaps(locations, state_dir=index.path.parent)
         self._slots: dict[str, Slot] = {}
         for loc in locations:
             if loc.key in self._slots:
@@ -188,11 +190,17 @@ class Engine:
         self._listeners.append(callback)
 
     def add_location(self, location: Location) -> None:
-        """Add a location to the running engine; it gets an initial sync, no restart."""
+        """Add a location to the running engine; it gets an initial sync, no restart.
+
+        Raises :class:`~app.errors.LocationsOverlap` at once if it shares a place on the disk
+        with a location already synced or with the state folder.
+        """
+        self._check_overlaps(location)
 
         def command() -> None:
             if location.key in self._slots:
                 raise FileSyncError(f"{location.name} is already synced")
+            self._check_overlaps(location)
             slot = self._new_slot(location)
             with self._lock:
                 self._slots[location.key] = slot
@@ -200,6 +208,11 @@ class Engine:
             self._sync.full_sync(f"adding {location.name}")
 
         self.queue.put(command)
+
+    def _check_overlaps(self, location: Location) -> None:
+        with self._lock:
+            current = [s.location for s in self._slots.values() if s.location.key != location.key]
+        check_new_location(location, current, state_dir=self.index.path.parent)
 
     def remove_location(self, key: str) -> None:
         """Stop syncing a location and forget its history (its files are left alone)."""

@@ -28,6 +28,7 @@ import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from app.errors import FileChanged, NotSupported
@@ -125,6 +126,14 @@ class Location(ABC):
     @abstractmethod
     def label(self) -> str:
         """Short word naming this location inside conflict-copy file names (``laptop``)."""
+
+    def local_paths(self) -> tuple[Path, ...]:
+        """The paths on this computer's disk the location's data occupies; none if remote.
+
+        A folder its root, an archive its file. Used to refuse setups in which FileSync would
+        sync its own files (see :mod:`app.locations.overlap`); nothing needs to exist yet.
+        """
+        return ()
 
     def open(self) -> None:  # noqa: B027 - optional hook, most kinds need no set-up
         """Connect or check the root; raise :class:`LocationUnavailable` if that fails."""

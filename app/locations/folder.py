@@ -96,6 +96,10 @@ class FolderLocation(Location):
     def label(self) -> str:
         return re.sub(r"[^A-Za-z0-9_-]+", "-", self.root.name).strip("-") or "folder"
 
+    def local_paths(self) -> tuple[Path, ...]:
+        """The folder's root: everything below it is synced."""
+        return (self.root,)
+
     @property
     def marker(self) -> Path:
         """The ``.filesync`` folder that marks this root as FileSync's."""

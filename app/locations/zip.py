@@ -122,6 +122,10 @@ class ZipLocation(Location):
         """The archive's file stem, reduced to ``[A-Za-z0-9_-]`` for conflict-copy names."""
         return re.sub(r"[^A-Za-z0-9_-]+", "_", self.path.stem).strip("_") or "zip"
 
+    def local_paths(self) -> tuple[Path, ...]:
+        """The archive file (its rewrite temp files sit beside it, in the same folder)."""
+        return (self.path,)
+
     # --- opening and reading ---------------------------------------------------------------
 
     def open(self) -> None:

@@ -23,6 +23,7 @@ from app.locations.spec import LocationSpec
 from app.ui.commands import Action, CommandQueue, UiCommand
 from app.ui.dialog import AddLocationDialog
 from app.ui.facade import FacadeEvent, SyncFacade
+from app.ui.form import InUse
 from app.ui.opener import target_of
 from app.ui.status_window import StatusWindow
 from app.ui.summary import notification
@@ -50,8 +51,10 @@ class DesktopApp:
         commands: CommandQueue,
         opener: Callable[[str], None],
         secrets: Secrets | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.root = root
+        self.state_dir = state_dir
         self.config = config
         self.config_file = config_file
         self.facade = facade
@@ -162,8 +165,9 @@ class DesktopApp:
             self.dialog.window.lift()
             return self.dialog
         keys = frozenset(spec.key for spec in self.config.locations)
+        in_use = InUse(self.config.locations, self.state_dir, self.log_file)
         self.dialog = AddLocationDialog(
-            self.root, self.add_location, self.facade.test_connection, keys
+            self.root, self.add_location, self.facade.test_connection, keys, in_use
         )
         return self.dialog
 

@@ -33,6 +33,8 @@ from app import autostart, paths
 from app.config import Config, config_path, load_config
 from app.errors import AlreadyRunning, FileSyncError, NoDisplay
 from app.instance import InstanceLock
+from app.locations import open_location
+from app.locations.overlap import check_overlaps
 from app.ui.backends import TrayBackendError, choose_backend
 from app.ui.commands import Action, CommandQueue
 from app.ui.controller import DesktopApp
@@ -96,6 +98,9 @@ def create_app(
     state_dir = options.state or paths.state_dir()
     config_file = options.config or config_path()
     config = load_config(config_file)
+    log_file = options.log_file or default_log_file()
+    locations = [open_location(spec) for spec in config.locations]
+    check_overlaps(locations, state_dir, log_file)  # one line and exit, as `filesync run` does
     commands = CommandQueue()
     tray: Tray | None = None
     try:
@@ -110,9 +115,10 @@ def create_app(
         facade=facade,
         tray=tray,
         autostart=autostart.for_platform(),
-        log_file=options.log_file or default_log_file(),
+        log_file=log_file,
         commands=commands,
         opener=opener,
+        state_dir=state_dir,
     )
 
 

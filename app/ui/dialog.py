@@ -15,7 +15,7 @@ from collections.abc import Callable
 from tkinter import filedialog, ttk
 
 from app.locations.spec import LocationSpec
-from app.ui.form import KINDS, FormError, LocationForm, build_spec
+from app.ui.form import KINDS, FormError, InUse, LocationForm, build_spec
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,12 @@ class AddLocationDialog:
         on_submit: Callable[[LocationSpec], None],
         tester: Tester,
         existing_keys: frozenset[str] = frozenset(),
+        in_use: InUse | None = None,
     ) -> None:
         self.on_submit = on_submit
         self.tester = tester
         self.existing_keys = existing_keys
+        self.in_use = in_use
         self.window = tk.Toplevel(root, name="add_location")
         self.window.title("Add location — FileSync")
         self.window.resizable(False, False)
@@ -137,7 +139,9 @@ class AddLocationDialog:
         self.entries[name] = entry
 
     def _error_label(self, parent: tk.Misc, name: str, row: int) -> None:
-        label = ttk.Label(parent, name=f"{name}_error", text="", foreground=ERROR_COLOUR)
+        label = ttk.Label(
+            parent, name=f"{name}_error", text="", foreground=ERROR_COLOUR, wraplength=360
+        )
         label.grid(row=row, column=1, columnspan=2, sticky="w")
         self.errors[name] = label
 
@@ -171,7 +175,7 @@ class AddLocationDialog:
 
     def _spec(self) -> LocationSpec | None:
         try:
-            spec = build_spec(self.form(), self.existing_keys)
+            spec = build_spec(self.form(), self.existing_keys, self.in_use)
         except FormError as exc:
             self.show_errors(exc.fields)
             return None

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import ftp_spec
-from app.errors import FileSyncError, SpecError
+from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
+from app.limits import PORT, check_number
+from app.locations import open_location
+from app.locations.overlap import check_new_location
 from app.locations.spec import LocationSpec, parse_spec
 
 KINDS = {"folder": "Folder", "zip": "ZIP archive", "ftp": "FTP server"}
@@ -39,8 +42,25 @@ class LocationForm:
     tls: bool = False
 
 
-def build_spec(form: LocationForm, existing_keys: frozenset[str] = frozenset()) -> LocationSpec:
-    """Return the spec the form describes, or raise :class:`FormError` explaining each field."""
+@dataclass(frozen=True)
+class InUse:
+    """What a new location must not overlap: the synced locations and FileSync's own files."""
+
+    locations: tuple[LocationSpec, ...] = ()
+    state_dir: Path | None = None
+    log_file: Path | None = None
+
+
+def build_spec(
+    form: LocationForm,
+    existing_keys: frozenset[str] = frozenset(),
+    in_use: InUse | None = None,
+) -> LocationSpec:
+    """Return the spec the form describes, or raise :class:`FormError` explaining each field.
+
+    With ``in_use``, a location that would hold FileSync's own files or overlap a synced one
+    (the same rules as the command line, :mod:`app.locations.overlap`) is refused too.
+    """
     if form.kind in ("folder", "zip"):
         spec = _local(form)
         field = "path"
@@ -51,6 +71,16 @@ def build_spec(form: LocationForm, existing_keys: frozenset[str] = frozenset()) 
         raise FormError({"kind": f"choose one of {', '.join(KINDS.values())}"})
     if spec.key in existing_keys:
         raise FormError({field: "this location is already synced"})
+    if in_use is not None:
+        try:
+            check_new_location(
+                open_location(spec),
+                [open_location(s) for s in in_use.locations],
+                in_use.state_dir,
+                in_use.log_file,
+            )
+        except LocationsOverlap as exc:
+            raise FormError({field: exc.message}) from exc
     return spec
 
 
@@ -89,12 +119,9 @@ def _ftp(form: LocationForm) -> LocationSpec:
         errors["host"] = "only the server's name: no ftp://, user name or path"
     port = 0
     try:
-        port = int(form.port.strip())
-    except ValueError:
-        errors["port"] = "a number, usually 21"
-    else:
-        if not 0 < port < 65536:
-            errors["port"] = "between 1 and 65535"
+        port = int(check_number(form.port, PORT))
+    except InvalidNumber:
+        errors["port"] = f"{PORT.describe()}, usually 21"
     remote = form.remote_path.strip() or "/"
     if ".." in remote.split("/") or "\x00" in remote:
         errors["remote_path"] = "must not contain '..'"
