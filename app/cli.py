@@ -11,22 +11,28 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
-from app import __version__, paths
+from app import __version__, limits, paths
+from app.askpath import NoAnswer, ask_path
 from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
-from app.errors import FileSyncError, SpecError
+from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
 from app.instance import InstanceLock
 from app.locations import LocationOptions, open_location
+from app.locations.overlap import check_overlaps
 from app.locations.spec import LocationSpec, parse_spec
 from app.logsetup import setup_logging
 
 log = logging.getLogger("filesync")
 
 PROMPT = "Enter path (folder:/zip:/ftp: or [end]): "
+FILE_PROMPT = "Enter path of the locations file: "
+#: ``--file`` given without a value: ask for the path on the terminal.
+ASK_FOR_FILE = Path("<ask>")
 INDEX_FILE = "index.sqlite"
 
 
@@ -34,25 +40,43 @@ class UsageError(FileSyncError):
     """The command line itself is wrong (exit status 2)."""
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit 2, as every FileSync usage error does."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(rule: limits.NumberRule) -> Callable[[str], float]:
+    """An argparse ``type`` that applies ``rule`` (the same check as the settings file's)."""
+
+    def convert(text: str) -> float:
+        try:
+            return limits.check_number(text, rule)
+        except InvalidNumber as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return convert
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state", type=Path, metavar="DIR", help="folder for the state index")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
+    parser.add_argument(
+        "--state", type=Path, metavar="DIR", help="folder for the state index and the lock"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more detail (-vv: also the watchers')",
+    )
     parser.add_argument("--log-file", type=Path, metavar="PATH", help="also log to this file")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and for the desktop app's own options)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="filesync",
         description="Keep folders, ZIP archives and FTP servers mirrored in real time. "
         "Without a command, starts the desktop (tray) app.",
@@ -73,15 +97,57 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="sync headless until Ctrl-C (no desktop needed)")
     run.add_argument("locations", nargs="*", metavar="LOCATION", help="folder:/… zip:/… ftp:…")
-    run.add_argument("--file", type=Path, metavar="PATH", help="read locations, one per line")
-    run.add_argument("--once", action="store_true", help="initial sync only, then exit")
-    run.add_argument("--poll-interval", type=_positive, default=2.0, metavar="SECONDS")
-    run.add_argument("--rescan-interval", type=_positive, default=900.0, metavar="SECONDS")
-    run.add_argument("--debounce", type=_positive, default=0.05, metavar="SECONDS")
-    run.add_argument("--trash-days", type=_positive, default=30.0, metavar="DAYS")
-    run.add_argument("--trash-max-mb", type=_positive, default=1024.0, metavar="MB")
     run.add_argument(
-        "--ignore", action="append", default=[], metavar="PATTERN", help="gitignore pattern"
+        "--file",
+        type=Path,
+        nargs="?",
+        const=ASK_FOR_FILE,
+        metavar="PATH",
+        help="read locations from a file, one per line (no PATH: ask for it on the terminal)",
+    )
+    run.add_argument("--once", action="store_true", help="initial sync only, then exit")
+    run.add_argument(
+        "--poll-interval",
+        type=_number(limits.POLL_INTERVAL),
+        default=2.0,
+        metavar="SECONDS",
+        help="how often ZIP and FTP locations are checked for changes (default: %(default)s)",
+    )
+    run.add_argument(
+        "--rescan-interval",
+        type=_number(limits.RESCAN_INTERVAL),
+        default=900.0,
+        metavar="SECONDS",
+        help="full rescan of every location, for changes a watcher missed (default: %(default)s)",
+    )
+    run.add_argument(
+        "--debounce",
+        type=_number(limits.DEBOUNCE),
+        default=0.05,
+        metavar="SECONDS",
+        help="wait this long after a change for more before syncing (default: %(default)s)",
+    )
+    run.add_argument(
+        "--trash-days",
+        type=_number(limits.TRASH_DAYS),
+        default=30.0,
+        metavar="DAYS",
+        help="keep overwritten and deleted versions in .filesync/trash this long "
+        "(default: %(default)s)",
+    )
+    run.add_argument(
+        "--trash-max-mb",
+        type=_number(limits.TRASH_MAX_MB),
+        default=1024.0,
+        metavar="MB",
+        help="cap on each folder's .filesync/trash; the oldest go first (default: %(default)s)",
+    )
+    run.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="do not sync paths matching this gitignore-style pattern (repeatable)",
     )
     run.add_argument(
         "--allow-mass-delete",
@@ -101,6 +167,8 @@ def read_location_file(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read location file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"location file {path} is not a text file (UTF-8)") from None
     stripped = (line.strip() for line in text.splitlines())
     return [line for line in stripped if line and not line.startswith("#")]
 
@@ -126,9 +194,21 @@ def prompt_locations() -> list[str]:
     return specs
 
 
+def ask_location_file() -> list[str]:
+    """``--file`` without a path: ask for it on the terminal until a readable file is named."""
+    if not sys.stdin.isatty():
+        raise UsageError("--file needs a path when not run on a terminal: filesync run --file PATH")
+    try:
+        return ask_path(FILE_PROMPT, read_location_file)
+    except NoAnswer:
+        raise UsageError("no locations file given") from None
+
+
 def _gather_specs(args: argparse.Namespace) -> list[LocationSpec]:
     raw: list[str] = list(args.locations)
-    if args.file:
+    if args.file is ASK_FOR_FILE:
+        raw += ask_location_file()
+    elif args.file:
         raw += read_location_file(args.file)
     if not raw and sys.stdin.isatty():
         raw = prompt_locations()
@@ -144,10 +224,12 @@ def _gather_specs(args: argparse.Namespace) -> list[LocationSpec]:
 
 def run(args: argparse.Namespace) -> int:
     """``filesync run``: initial sync, then watch until Ctrl-C or SIGTERM."""
-    setup_logging(args.verbose, args.log_file)
     specs = _gather_specs(args)
     state_dir = args.state or paths.state_dir()
     options = LocationOptions(trash_days=args.trash_days, trash_max_mb=args.trash_max_mb)
+    # Before the log file or the state folder is created inside a folder it would loop in.
+    check_overlaps([open_location(s, options) for s in specs], state_dir, args.log_file)
+    setup_logging(args.verbose, args.log_file)
     settings = EngineSettings(
         debounce=args.debounce,
         poll_interval=args.poll_interval,
@@ -239,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.ui.desktop import main as desktop
 
         return desktop(list(argv if argv is not None else sys.argv[1:]))
-    except (UsageError, SpecError) as exc:
+    except (UsageError, SpecError, LocationsOverlap) as exc:
         print(f"filesync: error: {exc}", file=sys.stderr)
         return 2
     except FileSyncError as exc:

@@ -43,6 +43,7 @@ DEBOUNCE = NumberRule("seconds", 60.0)
 POLL_INTERVAL = NumberRule("seconds", 86_400.0)
 RESCAN_INTERVAL = NumberRule("seconds", 7 * 86_400.0)
 TRASH_DAYS = NumberRule("days", 36_500.0)
+TRASH_MAX_MB = NumberRule("MB", 100_000_000.0)
 PORT = NumberRule("", 65_535, minimum=1, inclusive=True, whole=True)
 
 

@@ -74,7 +74,8 @@ def test_bad_spec_is_one_clear_line_exit_2(
 
 def test_missing_folder_is_a_clear_error(two: tuple[Path, Path, Path]) -> None:
     a, _, state = two
-    result = filesync("run", f"folder:{a}", f"folder:{a}/nope", "--once", "--state", str(state))
+    missing = f"folder:{a.parent}/nope"  # beside a: a folder inside a would be refused
+    result = filesync("run", f"folder:{a}", missing, "--once", "--state", str(state))
     assert result.returncode == 1
     assert "does not exist" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

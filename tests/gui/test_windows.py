@@ -152,9 +152,12 @@ def test_dialog_opens_by_itself_adds_a_folder_and_a_zip_that_sync_and_rejects_ba
     type_into(desktop, harness, dialog.entries["path"], str(a))
     click(desktop, harness, dialog.ok_button)
     assert "ends in .zip" in dialog.error_text("path")
+    type_into(desktop, harness, dialog.entries["path"], str(a / "inside.zip"))
+    click(desktop, harness, dialog.ok_button)
+    assert "the archive would contain itself" in dialog.error_text("path")
     type_into(desktop, harness, dialog.entries["path"], str(archive))
     click(desktop, harness, dialog.ok_button)
-    assert dialog.closed
+    assert dialog.closed, dialog.error_text("path")
 
     harness.wait((b / "cat.jpg").exists, "the folder added without a restart to sync")
     harness.wait(lambda: "cat.jpg" in zip_names(archive), "the ZIP archive to receive the file")
@@ -191,7 +194,7 @@ def test_ftp_test_connection_reports_inline_and_ok_adds_the_server(
     type_into(desktop, harness, dialog.entries["host"], "127.0.0.1")
     type_into(desktop, harness, dialog.entries["port"], "port")
     click(desktop, harness, dialog.test_button)
-    assert dialog.error_text("port") == "a number, usually 21"
+    assert dialog.error_text("port") == "a whole number between 1 and 65535, usually 21"
     type_into(desktop, harness, dialog.entries["port"], str(ftp_server.port))
     type_into(desktop, harness, dialog.entries["user"], USER)
     type_into(desktop, harness, dialog.entries["password"], "wrong")
