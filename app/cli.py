@@ -26,6 +26,7 @@ from app.locations import LocationOptions, open_location
 from app.locations.overlap import check_overlaps
 from app.locations.spec import LocationSpec, parse_spec
 from app.logsetup import setup_logging
+from app.messages import shown
 
 log = logging.getLogger("filesync")
 
@@ -166,9 +167,9 @@ def read_location_file(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read location file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read location file {shown(str(path))}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"location file {path} is not a text file (UTF-8)") from None
+        raise UsageError(f"location file {shown(str(path))} is not a text file (UTF-8)") from None
     stripped = (line.strip() for line in text.splitlines())
     return [line for line in stripped if line and not line.startswith("#")]
 

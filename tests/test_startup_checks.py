@@ -227,3 +227,11 @@ def test_engine_refuses_a_state_folder_inside_a_location(folder: Path) -> None:
             Engine([open_location(f"folder:{folder}")], index)
     finally:
         index.close()
+
+
+def test_an_overlap_naming_a_path_with_a_line_break_stays_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "two\nlines"
+    folder.mkdir()
+    state = tmp_path / "state"
+    line = refused(filesync(f"folder:{folder}", f"zip:{folder / 'x.zip'}", "--state", str(state)))
+    assert "two\\nlines" in line

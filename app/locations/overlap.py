@@ -21,6 +21,7 @@ from pathlib import Path
 
 from app.errors import LocationsOverlap
 from app.locations.base import Location
+from app.messages import shown
 
 #: Roles of FileSync's own files (the others are location kinds: ``folder``, ``zip``).
 STATE = "state"
@@ -43,7 +44,7 @@ class Claim:
 
 def location_claims(locations: Iterable[Location]) -> list[Claim]:
     """The local paths every location occupies, in order."""
-    return [Claim(loc.name, p, loc.kind) for loc in locations for p in loc.local_paths()]
+    return [Claim(shown(loc.name), p, loc.kind) for loc in locations for p in loc.local_paths()]
 
 
 def own_claims(state_dir: Path | None = None, log_file: Path | None = None) -> list[Claim]:
@@ -51,10 +52,10 @@ def own_claims(state_dir: Path | None = None, log_file: Path | None = None) -> l
     claims = []
     if state_dir is not None:
         state_dir = state_dir.expanduser().absolute()
-        claims.append(Claim(f"the state folder {state_dir}", state_dir, STATE))
+        claims.append(Claim(f"the state folder {shown(str(state_dir))}", state_dir, STATE))
     if log_file is not None:
         log_file = log_file.expanduser().absolute()
-        claims.append(Claim(f"the log file {log_file}", log_file, LOG))
+        claims.append(Claim(f"the log file {shown(str(log_file))}", log_file, LOG))
     return claims
 
 
@@ -125,7 +126,7 @@ def _inside(path: str, folder: str) -> bool:
 def _same(first: Claim, second: Claim, real: str) -> LocationsOverlap:
     if first.is_location and second.is_location:
         noun = "archive" if second.role == "zip" else "folder"
-        both = f" (both are {real})" if str(first.path) != str(second.path) else ""
+        both = f" (both are {shown(real)})" if str(first.path) != str(second.path) else ""
         return LocationsOverlap(
             f"{second.name} is the same {noun} as {first.name}{both}; give it only once"
         )
@@ -136,14 +137,14 @@ def _same(first: Claim, second: Claim, real: str) -> LocationsOverlap:
 def _nested(inner: Claim, outer: Claim, real_inner: str, real_outer: str) -> LocationsOverlap:
     where = f"{inner.name} is inside {outer.name}"
     if (real_inner, real_outer) != (str(inner.path), str(outer.path)):
-        where += f" ({real_inner} is in {real_outer})"  # a symlink or '..' hid it
+        where += f" ({shown(real_inner)} is in {shown(real_outer)})"  # a symlink or '..' hid it
     if not inner.is_location:
         return LocationsOverlap(f"{where}: {_why(inner)}; {_fix(inner)}")
     if inner.role == "zip":
         return LocationsOverlap(
             f"{where}: the archive would contain itself; move the archive out of the folder"
         )
-    sub = os.path.relpath(real_inner, real_outer)
+    sub = shown(os.path.relpath(real_inner, real_outer))
     return LocationsOverlap(
         f"{where}: its files would be copied into themselves ({sub}/{sub}/…); "
         "sync folders that do not contain each other"
