@@ -144,6 +144,7 @@ def test_side_by_side_locations_with_a_common_prefix_are_fine(tmp_path: Path) ->
         ("--rescan-interval", "1e300"),
         ("--trash-days", "-1"),
         ("--trash-days", "infinity"),
+        ("--trash-max-mb", "inf"),
     ],
 )
 def test_non_finite_or_negative_numbers_are_one_line_usage_errors(
