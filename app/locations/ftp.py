@@ -49,7 +49,7 @@ from app.locations.ftp_listing import (
     parse_mdtm_reply,
     parse_mfmt_reply,
 )
-from app.locations.ftp_read import FtpReadOps
+from app.locations.ftp_read import FtpReadOps, mlst_entry
 from app.locations.ftp_stream import SourceFailed, upload
 from app.locations.names import FTP_NAMES
 
@@ -335,7 +335,8 @@ class FtpLocation(FtpReadOps, Location):
         """Stamp the uploaded temp file and rename it into place, in one pipelined exchange.
 
         The time goes on the temp file first (a rename keeps it), so a failure part-way never
-        touches the file already at ``path``.
+        touches the file already at ``path``. With MLSD, an ``MLST`` of the result rides along
+        for the listing's own tag (its ``unique``).
         """
         stamp = format_ftp_time(mtime_ns)
         commands = [f"RNFR {self._abs(temp)}", f"RNTO {self._abs(path)}"]
@@ -343,31 +344,50 @@ class FtpLocation(FtpReadOps, Location):
             commands.insert(0, f"MFMT {stamp} {self._abs(temp)}")
         elif self._mdtm_set:
             commands.insert(0, f"MDTM {stamp} {self._abs(temp)}")
+        stamping = len(commands) == 3
+        if self._use_mlsd:
+            commands.append(f"MLST {self._abs(path)}")
         replies = self._client.pipeline(ftp, commands)
-        stamped = replies[0] if len(commands) == 3 else None
-        rnfr, rnto = replies[-2:]
+        stamped = replies[0] if stamping else None
+        rnfr, rnto = replies[int(stamping) : int(stamping) + 2]
+        listed = replies[-1] if self._use_mlsd else None
         if isinstance(rnfr, ftplib.Error):
             raise rnfr
         if isinstance(rnto, ftplib.Error):
             self._move(ftp, temp, path)  # the server will not overwrite: delete, then rename
-        return self._stamped_meta(ftp, path, stamp, size, stamped)
+            listed = None  # that MLST saw the file before
+        return self._stamped_meta(ftp, path, stamp, size, stamped, listed=listed)
 
     def _stamped_meta(
-        self, ftp: ftplib.FTP, path: str, stamp: str, size: int, reply: str | ftplib.Error | None
+        self,
+        ftp: ftplib.FTP,
+        path: str,
+        stamp: str,
+        size: int,
+        reply: str | ftplib.Error | None,
+        *,
+        listed: str | ftplib.Error | None,
     ) -> FileMeta:
-        """Return the meta a scan will report for the file just written.
+        """Return the meta a scan will report for the file just written, tagged with the
+        listing's own tag only (the journal adds its version).
 
         That is the time we set when the listing is exact (MLSD/MDTM) and setting worked;
         otherwise whatever the server lists now (its own clock, or LIST minutes).
         """
+        tag: int | None = 0
+        if self._use_mlsd:
+            tag = None
+            with contextlib.suppress(ListingParseError):
+                entry = mlst_entry(listed) if isinstance(listed, str) else None
+                tag = entry.tag if entry is not None and entry.is_file else None
         if isinstance(reply, ftplib.Error):
             log.warning("%s: could not set the time of %s: %s", self.name, path, reply)
-        elif reply is not None and (self._use_mlsd or self._use_mdtm):
+        elif reply is not None and (self._use_mlsd or self._use_mdtm) and tag is not None:
             if not self._use_mfmt:
-                return FileMeta(size, parse_ftp_time(stamp))
+                return FileMeta(size, parse_ftp_time(stamp), tag)
             with contextlib.suppress(ListingParseError):
-                return FileMeta(size, parse_mfmt_reply(reply))
-        meta = self._stat_one(ftp, path)
+                return FileMeta(size, parse_mfmt_reply(reply), tag)
+        meta = self._stat_one(ftp, path, journal=False)
         if meta is None:
             raise FileVanished(
                 "the file vanished right after upload", location=self.name, path=path
@@ -409,7 +429,7 @@ class FtpLocation(FtpReadOps, Location):
             self._make_dirs(ftp, posixpath.dirname(dst))
             self._move(ftp, src, dst)
             self._prune(ftp, posixpath.dirname(src))
-            meta = self._stat_one(ftp, dst)
+            meta = self._stat_one(ftp, dst, journal=False)
             if meta is None:
                 raise FileVanished("the renamed file is gone", location=self.name, path=dst)
             self._journal.forget(src)

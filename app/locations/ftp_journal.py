@@ -133,17 +133,22 @@ class HubJournal:
 
     # --- tags -----------------------------------------------------------------------------
 
-    def tag(self, path: str, size: int, mtime_ns: int) -> int:
-        """The tag for a listed file: a checksum of the journal versions that match it; 0 if none.
+    def tag(self, path: str, size: int, mtime_ns: int, listed: int = 0) -> int:
+        """The tag for a listed file: a checksum of the journal versions that match it, and of
+        ``listed``, the listing's own tag (MLSD's ``unique``; 0 if none), which it is if no
+        version matches.
 
         Every writer's latest entry counts, so whoever uploaded last, the set of ids changes.
+        ``listed`` counts too: a program other than FileSync replacing the file within the same
+        second, with the same size, matches our entry but gets a new ``unique``.
         """
         second = mtime_ns // NS
         versions = self._by_path.get(path, {}).values()
         ids = sorted({v.version for v in versions if v.size == size and v.second == second})
         if not ids:
-            return 0
-        return zlib.crc32("|".join(ids).encode()) or 1
+            return listed
+        own = [str(listed)] if listed else []
+        return zlib.crc32("|".join([*ids, *own]).encode()) or 1
 
     def _set(self, source: str, path: str, version: Version | None) -> None:
         """Record ``source``'s latest entry for ``path`` (None: withdrawn)."""
@@ -155,7 +160,8 @@ class HubJournal:
             del self._by_path[path]
 
     def record(self, path: str, meta: FileMeta) -> FileMeta:
-        """Note our upload of ``path`` (listed as ``meta``); return ``meta`` with its new tag."""
+        """Note our upload of ``path`` (listed as ``meta``, whose tag is the listing's own);
+        return ``meta`` with the tag a scan will now report."""
         if not self.writable:
             return meta
         version = Version(meta.size, meta.mtime_ns // NS, uuid.uuid4().hex)
@@ -164,7 +170,8 @@ class HubJournal:
             self._pending_since = time.monotonic()
         self._pending.append(format_entry(path, version))
         self._set("", path, version)
-        return FileMeta(meta.size, meta.mtime_ns, self.tag(path, meta.size, meta.mtime_ns))
+        tag = self.tag(path, meta.size, meta.mtime_ns, meta.tag)
+        return FileMeta(meta.size, meta.mtime_ns, tag)
 
     def forget(self, path: str) -> None:
         """We deleted or renamed ``path`` away: withdraw our entry for it."""

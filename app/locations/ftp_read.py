@@ -126,9 +126,18 @@ class FtpReadOps:
 
     # --- the hub journal --------------------------------------------------------------------
 
-    def _meta(self, rel: str, size: int, mtime_ns: int, unique: int) -> FileMeta:
-        """A listed file's meta; its tag comes from the hub journal when an entry matches."""
-        return FileMeta(size, mtime_ns, self._journal.tag(rel, size, mtime_ns) or unique)
+    def _meta(
+        self, rel: str, size: int, mtime_ns: int, unique: int, journal: bool = True
+    ) -> FileMeta:
+        """A listed file's meta, tagged with the hub journal's matching versions *and* the
+        listing's own ``unique`` fact (see :meth:`HubJournal.tag`), so a journal entry of ours
+        never hides a save another program made in the same second.
+
+        ``journal=False`` gives the listing's tag alone, which is what the journal records.
+        """
+        if not journal:
+            return FileMeta(size, mtime_ns, unique)
+        return FileMeta(size, mtime_ns, self._journal.tag(rel, size, mtime_ns, unique))
 
     def _refresh_journal(self) -> None:
         """Read other FileSyncs' new journal lines; send ours if an append is still pending."""
@@ -317,10 +326,10 @@ class FtpReadOps:
         return result
 
     def _stat_group(
-        self, ftp: ftplib.FTP, folder: str, group: list[str]
+        self, ftp: ftplib.FTP, folder: str, group: list[str], journal: bool = True
     ) -> dict[str, FileMeta | None]:
         if len(group) == 1 and self._use_mlsd:
-            return {group[0]: self._mlst(ftp, group[0])}
+            return {group[0]: self._mlst(ftp, group[0], journal)}
         try:
             entries = self._list_dir(ftp, folder)
         except ftplib.error_perm as exc:
@@ -338,7 +347,10 @@ class FtpReadOps:
             mtime = entry.mtime_ns
             if (not self._use_mlsd and self._use_mdtm) or mtime is None:
                 mtime = self._mdtm(ftp, path, mtime)
-            result[path] = None if mtime is None else self._meta(path, entry.size, mtime, entry.tag)
+            if mtime is None:
+                result[path] = None
+            else:
+                result[path] = self._meta(path, entry.size, mtime, entry.tag, journal)
         return result
 
     def _is_folder(self, ftp: ftplib.FTP, folder: str) -> bool:
@@ -354,25 +366,23 @@ class FtpReadOps:
             return False
         return any(entry.name == name and entry.is_dir for entry, _ in entries)
 
-    def _mlst(self, ftp: ftplib.FTP, rel: str) -> FileMeta | None:
+    def _mlst(self, ftp: ftplib.FTP, rel: str, journal: bool = True) -> FileMeta | None:
         try:
             reply = ftp.sendcmd(f"MLST {self._abs(rel)}")
         except ftplib.error_perm as exc:
             if is_not_found(exc):
                 return None
             raise
-        for line in reply.splitlines()[1:-1]:
-            entry = parse_mlsd_line(line[1:] if line.startswith(" ") else line)
-            if entry is None or not entry.is_file:
-                return None
-            mtime = entry.mtime_ns
-            if mtime is None:
-                mtime = self._mdtm(ftp, rel, None)
-            return None if mtime is None else self._meta(rel, entry.size, mtime, entry.tag)
-        raise ListingParseError(f"MLST reply without facts: {reply!r}")
+        entry = mlst_entry(reply)
+        if entry is None or not entry.is_file:
+            return None
+        mtime = entry.mtime_ns
+        if mtime is None:
+            mtime = self._mdtm(ftp, rel, None)
+        return None if mtime is None else self._meta(rel, entry.size, mtime, entry.tag, journal)
 
-    def _stat_one(self, ftp: ftplib.FTP, rel: str) -> FileMeta | None:
-        return self._stat_group(ftp, posixpath.dirname(rel), [rel])[rel]
+    def _stat_one(self, ftp: ftplib.FTP, rel: str, journal: bool = True) -> FileMeta | None:
+        return self._stat_group(ftp, posixpath.dirname(rel), [rel], journal)[rel]
 
     # --- reading --------------------------------------------------------------------------
 
@@ -429,3 +439,10 @@ class FtpReadOps:
                     raise self._client.unavailable(f"download of {path}", exc) from None
                 ftp = self._client.reconnect()
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def mlst_entry(reply: str) -> RemoteEntry | None:
+    """The entry an ``MLST`` reply describes (None for a folder's own ``cdir`` line)."""
+    for line in reply.splitlines()[1:-1]:
+        return parse_mlsd_line(line[1:] if line.startswith(" ") else line)
+    raise ListingParseError(f"MLST reply without facts: {reply!r}")
