@@ -5,6 +5,7 @@ The writers are real processes appending to a file in a watched folder while the
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -112,3 +113,28 @@ def test_a_users_version_is_trashed_but_not_the_engines_own_copies(rig: Rig) -> 
     )
     assert [p.read_bytes() for p in _trash(b)] == [b"b's original"]
     assert _trash(rig.roots[2]) == []
+
+
+def test_hard_linked_file_written_slowly_waits_under_every_name(rig: Rig) -> None:
+    """An edit through one name of a hard-linked file reaches its other names: those wait for
+    the file to settle too, instead of being copied at each size it passes."""
+    a, b, c = rig.roots
+    write_file(a / "x.bin", b"before")
+    os.link(a / "x.bin", a / "y.bin")
+    engine = rig.start()
+    wait_until(lambda: trees_equal(a, b, c), 30, lambda: describe_trees(a, b, c))
+    before = engine.writes(f"folder:{b}")
+    writer = _writer(rig.tmp, a / "x.bin", "open", "20", str(MIB), "0.1")
+    try:
+        assert writer.wait(120) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    wait_until(
+        lambda: trees_equal(a, b, c) and (b / "y.bin").stat().st_size == 20 * MIB,
+        60,
+        lambda: describe_trees(a, b, c),
+    )
+    assert engine.wait_idle(30)
+    assert engine.writes(f"folder:{b}") - before <= 2, "partial copies under the other name"
+    assert _trash(b) == [], "b's trash keeps partial copies"

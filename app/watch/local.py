@@ -199,7 +199,11 @@ class LocalWatcher(Watcher):
         """Whether ``path`` is still being written, from the writes and closes seen."""
         if self._fallback is not None:
             return self._fallback.unsettled(path)
-        return self._writes.unsettled(path)
+        for name in (path, *sorted(self.location.other_names(path))):
+            writing = self._writes.unsettled(name)  # a hard link is written through any name
+            if writing is not None:
+                return writing
+        return None
 
     @property
     def polling(self) -> bool:
