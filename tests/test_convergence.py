@@ -141,8 +141,13 @@ def test_engine_converges_on_random_operations_in_memory(rounds: list[list[Op]])
 # ----- the real layer: real folders, real watchers, the running engine ---------------------
 
 
-def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
-    """Apply ``op`` to a real folder; return the bytes written to the op's final path."""
+def apply_to_folder(roots: list[Path], op: Op, n: int, racing: bool = False) -> bytes | None:
+    """Apply ``op`` to a real folder; return the bytes written to the op's final path.
+
+    Every other slow write reopens the file for each chunk, except when ``racing`` the engine:
+    a writer that appends by name to a file the engine just replaced (its version lost a
+    conflict) appends to the winner, so the bytes it meant never exist whole anywhere.
+    """
     root = roots[op.where]
     src = root / op.path
     if op.kind == "write":
@@ -156,7 +161,7 @@ def apply_to_folder(roots: list[Path], op: Op, n: int) -> bytes | None:
         return write_slowly(
             src,
             f"slow {n} in {op.where}: {op.path}".encode("utf-8", "surrogateescape"),
-            reopen=n % 2 == 1,
+            reopen=n % 2 == 1 and not racing,
         )
     if op.kind == "delete":
         if src.is_file():
@@ -221,7 +226,7 @@ def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) ->
         try:
             last_write: dict[str, bytes | None] = {}
             for n, op in enumerate(ops):
-                data = apply_to_folder(roots, op, n)
+                data = apply_to_folder(roots, op, n, racing=not pause)
                 if op.kind in ("write", "slow") and data is not None:
                     last_write[op.path] = data
                 elif op.kind == "rename" and data is not None:
@@ -311,7 +316,7 @@ def test_running_engine_holds_files_under_symlinked_folders(ops: list[Op], pause
                     swap_in_link(root / op.path, target)
                     moved_out[target] = tree(target)
                     continue
-                data = apply_to_folder(roots, op, n)
+                data = apply_to_folder(roots, op, n, racing=not pause)
                 if op.kind in ("write", "slow") and data is not None:
                     last_write[op.path] = data
                 elif op.kind == "rename" and data is not None:

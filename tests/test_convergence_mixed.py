@@ -101,9 +101,9 @@ class Mix:
             return tree(self.server.root)
         return zip_tree(self.archive)
 
-    def apply(self, op: Op, n: int) -> bytes | None:
+    def apply(self, op: Op, n: int, racing: bool = False) -> bytes | None:
         if op.where < 2:
-            return apply_to_folder(self.folders, op, n)
+            return apply_to_folder(self.folders, op, n, racing)
         if op.kind == "slow":
             # In place and same size within the server's 1 s listing precision, a rewrite is
             # invisible to any poll; other clients upload whole files, so write it whole.
@@ -159,7 +159,7 @@ def check_ops(mix: Mix, ops: list[Op], pause: bool) -> None:
 
     wait: Callable[[float], None] = lambda t: wait_until(mix.converged, t, mix.describe)  # noqa: E731
     for n, op in enumerate(ops):
-        data = mix.apply(op, n)
+        data = mix.apply(op, n, racing=not pause)
         if op.kind == "rename" and data is not None:
             note(op.dest, data)
             note(op.path, None)
@@ -214,9 +214,9 @@ class Hub:
             self.indexes.append(index)
             self.engines.append(Engine(locations, index, settings))
 
-    def apply(self, op: Op, n: int) -> bytes | None:
+    def apply(self, op: Op, n: int, racing: bool = False) -> bytes | None:
         if op.kind not in ("write", "resave"):
-            return apply_to_folder(self.folders, op, n)
+            return apply_to_folder(self.folders, op, n, racing)
         target = self.folders[op.where] / op.path
         target.parent.mkdir(parents=True, exist_ok=True)
         saves = ("first", "last") if op.kind == "resave" else ("only",)
@@ -285,7 +285,7 @@ def check_hub_ops(hub: Hub, ops: list[Op], pause: bool) -> None:
         last[path] = data
 
     for n, op in enumerate(ops):
-        data = hub.apply(op, n)
+        data = hub.apply(op, n, racing=not pause)
         if op.kind == "rename" and data is not None:
             note(op.dest, data, op.where)
             note(op.path, None, op.where)
