@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.locations import LocationOptions, open_location
-from app.locations.ftp import FtpLocation
+from app.locations.ftp.location import FtpLocation
 
 USER = "bench"
 PASSWORD = "bench-pass"

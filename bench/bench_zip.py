@@ -31,12 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.locations import (
-    LocationOptions,
-    open_location,
-    ziparchive,
-)
-from app.locations.zip import ZipLocation
+from app.locations import LocationOptions, open_location
+from app.locations.zip import archive as ziparchive
+from app.locations.zip.location import ZipLocation
 from app.watch.poller import PollingWatcher
 
 MEMBER = "d05/m05000.bin"

@@ -15,6 +15,7 @@ import pytest
 from app.errors import FileVanished, UnsafePath
 from app.locations.base import FileMeta, Location
 from app.watch.change import Change, ChangeKind
+from app.watch.choose import watcher_for
 from tests.helpers import wait_until
 
 KINDS = ["folder", "zip", "ftp", "ftp_list", "ftps"]
@@ -171,7 +172,7 @@ def test_large_file_streams(location: Location) -> None:
 
 def test_watcher_reports_a_change(location: Location) -> None:
     changes: queue.Queue[Change] = queue.Queue()
-    watcher = location.watcher(changes.put, poll_interval=0.1)
+    watcher = watcher_for(location, changes.put, poll_interval=0.1)
     watcher.start()
     try:
         _write(location, "seen.txt", b"seen")

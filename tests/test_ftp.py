@@ -20,7 +20,7 @@ import pytest
 from app.errors import AuthenticationFailed, FileChanged, LocationUnavailable
 from app.locations import LocationOptions, open_location
 from app.locations.base import TEMP_PREFIX, FileMeta, Location
-from app.locations.ftp import FtpLocation
+from app.locations.ftp.location import FtpLocation
 from tests.ftp_server import PASSWORD, ThreadedFtpServer
 from tests.helpers import wait_until, write_file
 

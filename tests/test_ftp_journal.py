@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from app.locations.base import FileMeta
-from app.locations.ftp import FtpLocation
-from app.locations.ftp_journal import (
+from app.locations.ftp.journal import (
     JOURNAL_DIR,
     HubJournal,
     Version,
     format_entry,
     parse_journal,
 )
+from app.locations.ftp.location import FtpLocation
 from tests.ftp_server import PERM, ThreadedFtpServer
 
 NS = 1_000_000_000
@@ -77,7 +77,7 @@ def test_an_idle_poll_does_not_read_the_journal(ftp_server: ThreadedFtpServer) -
 def test_a_compacted_journal_keeps_every_tag(
     ftp_server: ThreadedFtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.locations.ftp_journal.COMPACT_AT", 500)
+    monkeypatch.setattr("app.locations.ftp.journal.COMPACT_AT", 500)
     writer, reader = ftp_server.location(), ftp_server.location()
     assert isinstance(writer, FtpLocation) and isinstance(reader, FtpLocation)
     try:

@@ -10,7 +10,7 @@ import calendar
 
 import pytest
 
-from app.locations.ftp_listing import (
+from app.locations.ftp.listing import (
     ListingParseError,
     RemoteEntry,
     format_ftp_time,

@@ -16,7 +16,7 @@ from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
 from app.engine.status import Activity
 from app.locations import LocationOptions, open_location
-from app.locations.ftp import FtpLocation
+from app.locations.ftp.location import FtpLocation
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from app.engine.conflicts import is_conflict_copy
-from app.locations.folder import FolderLocation
+from app.locations.folder.location import FolderLocation
 from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 

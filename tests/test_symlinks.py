@@ -16,7 +16,7 @@ import pytest
 
 from app.errors import LinkedPath
 from app.locations import LocationOptions, open_location
-from app.locations.folder import FolderLocation
+from app.locations.folder.location import FolderLocation
 from tests.engine_fixtures import Rig
 from tests.helpers import tree, trees_equal, wait_until, write_file
 from tests.links import swap_in_link

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from app.errors import CorruptArchive, FileVanished, LocationUnavailable
-from app.locations import zipformat
-from app.locations.zip import ZipLocation
+from app.locations.zip import format as zipformat
+from app.locations.zip.location import ZipLocation
 from tests.helpers import write_file
 from tests.test_zip_helpers import (
     T0,

@@ -12,7 +12,7 @@ import pytest
 from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
 from app.locations import open_location
-from app.locations.zip import ZipLocation
+from app.locations.zip.location import ZipLocation
 from tests.helpers import wait_until, write_file
 from tests.test_zip_helpers import run_zip
 

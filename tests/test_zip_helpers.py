@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from app.locations import LocationOptions, open_location
-from app.locations.zip import ZipLocation
+from app.locations.zip.location import ZipLocation
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14 22:13:20 UTC, a whole second, in ns
 

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from app.errors import FileChanged, FileVanished, LocationUnavailable
-from app.locations import ziparchive, zipformat
+from app.locations.zip import archive as ziparchive
+from app.locations.zip import format as zipformat
 from app.watch.change import Change
+from app.watch.choose import watcher_for
 from tests.helpers import wait_until, write_file
 from tests.test_zip_helpers import T0, put, raw_members, read, run_zip, unzip_test, zip_location
 
@@ -157,7 +159,7 @@ def test_unchanged_members_are_copied_raw(archive: Path) -> None:
 def test_watcher_reports_changes_made_by_other_programs(archive: Path, tmp_path: Path) -> None:
     loc = zip_location(archive)
     changes: queue.Queue[Change] = queue.Queue()
-    watcher = loc.watcher(changes.put, poll_interval=0.05)
+    watcher = watcher_for(loc, changes.put, poll_interval=0.05)
     watcher.start()
     try:
         write_file(tmp_path / "by-zip.txt", "zip tool")
@@ -236,8 +238,9 @@ _CHILD = textwrap.dedent(
     """
     import io, os, random, signal, sys
     from pathlib import Path
-    from app.locations import zipstream, zip as zipmod
-    from app.locations.zip import ZipLocation
+    from app.locations.zip import location as zipmod
+    from app.locations.zip import stream as zipstream
+    from app.locations.zip.location import ZipLocation
 
     archive, progress, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 

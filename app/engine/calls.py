@@ -13,7 +13,9 @@ from concurrent.futures import Future
 
 from app.engine.slot import Slot
 from app.errors import LocationBusy
-from app.locations.base import IGNORE_FILE, ChangeSink, FileMeta, Listing, Location
+from app.locations.base import IGNORE_FILE, FileMeta, Listing, Location
+from app.watch.change import ChangeSink
+from app.watch.choose import watcher_for
 from app.watch.watcher import Watcher
 
 
@@ -104,6 +106,6 @@ def open_and_watch(
         return None
     if old is not None:  # its watch died with the old root
         old.stop()
-    watcher = location.watcher(sink, poll_interval)
+    watcher = watcher_for(location, sink, poll_interval)
     watcher.start()
     return watcher

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.errors import SpecError
 from app.locations.base import Capabilities, FileMeta, Listing, Location
+from app.locations.options import LocationOptions
 from app.locations.spec import LocationSpec, parse_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-@dataclass(frozen=True)
-class LocationOptions:
-    """Settings that apply to every location of a run (from the command line or config)."""
-
-    trash_days: float = 30.0
-    trash_max_mb: float = 1024.0
-    connect_timeout: float = 15.0
 
 
 def open_location(spec: LocationSpec | str, options: LocationOptions | None = None) -> Location:
@@ -29,15 +20,15 @@ def open_location(spec: LocationSpec | str, options: LocationOptions | None = No
     options = options or LocationOptions()
     factory: Callable[[LocationSpec, LocationOptions], Location]
     if spec.kind == "folder":
-        from app.locations.folder import FolderLocation
+        from app.locations.folder.location import FolderLocation
 
         factory = FolderLocation.from_spec
     elif spec.kind == "zip":
-        from app.locations.zip import ZipLocation
+        from app.locations.zip.location import ZipLocation
 
         factory = ZipLocation.from_spec
     elif spec.kind == "ftp":
-        from app.locations.ftp import FtpLocation
+        from app.locations.ftp.location import FtpLocation
 
         factory = FtpLocation.from_spec
     else:  # pragma: no cover - parse_spec only yields the kinds above

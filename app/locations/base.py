@@ -26,18 +26,14 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from app.errors import FileChanged, NotSupported
 from app.locations.names import PORTABLE_NAMES, NamePolicy
 from app.locations.names import check_relpath as check_relpath  # noqa: PLC0414 - re-export
-
-if TYPE_CHECKING:
-    from app.watch.change import Change
-    from app.watch.watcher import Watcher
 
 #: Folder at each root that holds FileSync's own data (trash, root marker). Never synced.
 META_DIR = ".filesync"
@@ -47,8 +43,6 @@ TEMP_PREFIX = ".filesync-tmp-"
 IGNORE_FILE = ".filesyncignore"
 #: Copy buffer size for streaming between locations.
 CHUNK_SIZE = 1024 * 1024
-
-ChangeSink = Callable[["Change"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +212,6 @@ class Location(ABC):
     def batch(self) -> Iterator[None]:
         """Group the writes of one engine batch; a ZIP archive rewrites itself once at exit."""
         yield
-
-    def watcher(self, sink: ChangeSink, poll_interval: float) -> Watcher:
-        """Return a watcher that feeds this location's changes to ``sink``.
-
-        The default polls :meth:`scan`; kinds with OS events override it.
-        """
-        from app.watch.poller import PollingWatcher
-
-        return PollingWatcher(self, sink, poll_interval)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -8,6 +8,7 @@ engine's own writes echo-free: when their events come back, the index already ag
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -43,3 +44,7 @@ class Change:
     dest: str = ""
     from_scan: bool = False
     error: str = ""
+
+
+#: Where a watcher puts its changes: the engine's one queue (``queue.put``).
+ChangeSink = Callable[[Change], None]

@@ -40,8 +40,8 @@ from app.watch.watcher import Watcher
 from app.watch.writes import WriteTracker, Writing
 
 if TYPE_CHECKING:
-    from app.locations.base import ChangeSink
-    from app.locations.folder import FolderLocation
+    from app.locations.folder.location import FolderLocation
+    from app.watch.change import ChangeSink
 
 log = logging.getLogger(__name__)
 

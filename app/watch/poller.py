@@ -23,7 +23,8 @@ from app.watch.watcher import Watcher
 from app.watch.writes import Writing
 
 if TYPE_CHECKING:
-    from app.locations.base import ChangeSink, FileMeta, Listing, Location
+    from app.locations.base import FileMeta, Listing, Location
+    from app.watch.change import ChangeSink
 
 log = logging.getLogger(__name__)
 

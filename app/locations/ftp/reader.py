@@ -34,16 +34,16 @@ from app.locations.base import (
     check_relpath,
     is_internal,
 )
-from app.locations.ftp_client import FTP_ERRORS, FtpClient, is_not_found
-from app.locations.ftp_journal import HubJournal
-from app.locations.ftp_listing import (
+from app.locations.ftp.client import FTP_ERRORS, FtpClient, is_not_found
+from app.locations.ftp.journal import HubJournal
+from app.locations.ftp.listing import (
     ListingParseError,
     RemoteEntry,
     parse_list_line,
     parse_mdtm_reply,
     parse_mlsd_line,
 )
-from app.locations.ftp_stream import DownloadStream
+from app.locations.ftp.transfer import DownloadStream
 from app.locations.names import FTP_NAMES
 
 log = logging.getLogger(__name__)

@@ -43,24 +43,24 @@ from app.locations.base import (
     is_internal,
 )
 from app.locations.names import ZIP_NAMES
-from app.locations.ziparchive import ArchiveFile, Sig
-from app.locations.zipformat import Entry
-from app.locations.zipparse import read_local_header
-from app.locations.zipplan import (
+from app.locations.zip.archive import ArchiveFile, Sig
+from app.locations.zip.format import Entry
+from app.locations.zip.parse import read_local_header
+from app.locations.zip.staging import (
     Moved,
     Op,
     Staged,
     StagedOps,
     meta_of,
     new_entry,
-    plan_members,
     renamed,
+    rewritten_members,
 )
-from app.locations.zipstream import Item, deflate_into, open_member
+from app.locations.zip.stream import Item, deflate_into, open_member
 from app.messages import shown
 
 if TYPE_CHECKING:
-    from app.locations import LocationOptions
+    from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
@@ -391,7 +391,7 @@ class ZipLocation(Location):
                 return
             for _ in range(_MAX_REDO):
                 self._refresh()
-                items = self._plan()
+                items = self._rewritten_members()
                 if items is None or self._disk.replace(items):
                     if items is not None:
                         self.rewrites += 1
@@ -404,10 +404,12 @@ class ZipLocation(Location):
                 location=self.name,
             )
 
-    def _plan(self) -> list[Item] | None:
-        """Drop staged operations whose names another program changed meanwhile; plan."""
+    def _rewritten_members(self) -> list[Item] | None:
+        """Drop staged operations whose names another program changed meanwhile, then lay out"""
         assert self._disk.fd is not None
         ops, changed = self._staged.still_valid(self._listing)
         for path in changed:
             log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
-        return plan_members(self._disk.directory, self._by_name, ops, self._disk.fd, self._stage_fd)
+        return rewritten_members(
+            self._disk.directory, self._by_name, ops, self._disk.fd, self._stage_fd
+        )

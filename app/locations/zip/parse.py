@@ -12,7 +12,7 @@ import os
 import struct
 
 from app.errors import CorruptArchive
-from app.locations.zipformat import (
+from app.locations.zip.format import (
     CENTRAL_FMT,
     CENTRAL_SIG,
     EOCD64_FMT,

@@ -15,7 +15,7 @@ How the contract of :mod:`app.locations.base` is met over FTP:
   engine decides what to overwrite from it.
 
 The root is the path of the spec; ``/`` (or none) means the login folder. The connection,
-reconnects and backoff live in :mod:`app.locations.ftp_client`.
+reconnects and backoff live in :mod:`app.locations.ftp.client`.
 """
 
 from __future__ import annotations
@@ -40,21 +40,21 @@ from app.locations.base import (
     Listing,
     Location,
 )
-from app.locations.ftp_client import FtpClient, is_not_found
-from app.locations.ftp_journal import HubJournal
-from app.locations.ftp_listing import (
+from app.locations.ftp.client import FtpClient, is_not_found
+from app.locations.ftp.journal import HubJournal
+from app.locations.ftp.listing import (
     ListingParseError,
     format_ftp_time,
     parse_ftp_time,
     parse_mdtm_reply,
     parse_mfmt_reply,
 )
-from app.locations.ftp_read import FtpReadOps, mlst_entry
-from app.locations.ftp_stream import SourceFailed, upload
+from app.locations.ftp.reader import FtpReadOps, mlst_entry
+from app.locations.ftp.transfer import SourceFailed, upload
 from app.locations.names import FTP_NAMES
 
 if TYPE_CHECKING:
-    from app.locations import LocationOptions
+    from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class FtpLocation(FtpReadOps, Location):
         self._buffer = bytearray(UPLOAD_CHUNK)
         #: True once the root is known to hold ``.filesync/``: full scans then insist on it.
         self._marked = False
-        #: Exact versions of our uploads, and of other FileSyncs' (see ftp_journal).
+        #: Exact versions of our uploads, and of other FileSyncs' (see ``ftp.journal``).
         self._journal = HubJournal(self.name, self._abs)
         self._batching = 0
         #: The latest full scan (housekeeping keeps the journal entries it still matches).
@@ -472,7 +472,7 @@ class FtpLocation(FtpReadOps, Location):
                     self._client.run("writing the journal", self._flush_journal)
 
     def housekeeping(self) -> None:
-        """Remove journals of FileSync runs that ended long ago (see ftp_journal)."""
+        """Remove journals of FileSync runs that ended long ago (see ``ftp.journal``)."""
         now, listing = time.time_ns(), self._last_listing
         if listing is None:
             return

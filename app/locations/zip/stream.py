@@ -19,7 +19,7 @@ from typing import BinaryIO, Protocol
 
 from app.errors import CorruptArchive, FileVanished, NotSupported
 from app.locations.base import CHUNK_SIZE
-from app.locations.zipformat import (
+from app.locations.zip.format import (
     DEFLATED,
     FLAG_ENCRYPTED,
     STORED,

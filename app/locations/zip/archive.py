@@ -24,9 +24,9 @@ from pathlib import Path
 
 from app.errors import CorruptArchive, FileSyncError, LocationUnavailable
 from app.locations.base import TEMP_PREFIX
-from app.locations.zipformat import Directory, end_records
-from app.locations.zipparse import parse_directory
-from app.locations.zipstream import Item, fsync_dir, rewrite
+from app.locations.zip.format import Directory, end_records
+from app.locations.zip.parse import parse_directory
+from app.locations.zip.stream import Item, fsync_dir, rewrite
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class ArchiveFile:
         """Write a new archive of ``items`` and rename it over this one.
 
         Return False (nothing replaced) if the archive changed since it was read: the caller
-        refreshes and plans again. On success the new directory is installed without
+        refreshes and lays the members out again. On success the new directory is installed without
         re-parsing anything.
         """
         assert self.fd is not None and self.sig is not None

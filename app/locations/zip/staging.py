@@ -1,4 +1,4 @@
-"""Planning one archive rewrite: staged operations in, the new archive's members out.
+"""Staging one archive rewrite: staged operations in, the new archive's members out.
 
 Pure apart from reading local headers of renamed members, so the rules are easy to test:
 members keep their order, a replaced member keeps its place, new members go at the end,
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.locations.base import FileMeta
-from app.locations.zipformat import (
+from app.locations.zip.format import (
     DEFAULT_EXT_ATTR,
     DEFLATED,
     EXTRA_UNICODE_PATH,
@@ -29,8 +29,8 @@ from app.locations.zipformat import (
     strip_extra,
     unix_time_extra,
 )
-from app.locations.zipparse import read_local_header
-from app.locations.zipstream import Blob, Item
+from app.locations.zip.parse import read_local_header
+from app.locations.zip.stream import Blob, Item
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ def _emptied_dirs(final: Iterable[str], dirs: set[str], removed: set[str]) -> se
     return drop
 
 
-def plan_members(
+def rewritten_members(
     directory: Directory,
     by_name: Mapping[str, Entry],
     ops: Mapping[str, Op],

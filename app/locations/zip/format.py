@@ -4,7 +4,7 @@ We handle records ourselves instead of using :mod:`zipfile`, which cannot copy a
 compressed bytes into a new archive and re-parses the whole central directory on every open.
 A ZIP location needs both: unchanged members are copied raw when the archive is rewritten,
 and the parsed directory is kept between batches. Parsing lives in
-:mod:`app.locations.zipparse`, streaming member data in :mod:`app.locations.zipstream`.
+:mod:`app.locations.zip.parse`, streaming member data in :mod:`app.locations.zip.stream`.
 
 Each entry owns the byte *span* from its local header to the next member's local header (or
 the central directory). A span includes any data descriptor, so a member that is kept is copied

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.locations.base import META_DIR, FileMeta, Listing
-from app.locations.ftp_listing import RemoteEntry
+from app.locations.ftp.listing import RemoteEntry
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from typing import BinaryIO
 
-from app.locations.ftp_client import CONNECTION_ERRORS
+from app.locations.ftp.client import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ and then ``os.replace``d over the old file, so readers never see a partial file 
 any moment leaves a stray temp file at worst (removed at the next start). Every version the
 engine overwrites or deletes is moved to ``.filesync/trash/`` first, so each automatic decision
 can be undone by hand, except its own fresh copies; the trash is capped in size and pruned after
-``trash_days`` (:mod:`app.locations.trash`).
+``trash_days`` (:mod:`app.locations.folder.trash`).
 """
 
 from __future__ import annotations
@@ -29,21 +29,19 @@ from app.locations.base import (
     META_DIR,
     TEMP_PREFIX,
     Capabilities,
-    ChangeSink,
     FileMeta,
     Listing,
     Location,
     is_internal,
 )
-from app.locations.hardlinks import FileId, HardLinkNames
+from app.locations.folder.hardlinks import FileId, HardLinkNames
+from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
+from app.locations.folder.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
 from app.locations.names import POSIX_NAMES, check_posix_relpath
-from app.locations.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
-from app.locations.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
 
 if TYPE_CHECKING:
-    from app.locations import LocationOptions
+    from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
-    from app.watch.watcher import Watcher
 
 TRASH_DIR = f"{META_DIR}/trash"
 
@@ -138,7 +136,7 @@ class FolderLocation(Location):
         return self._tree.links()
 
     def other_names(self, path: str) -> frozenset[str]:
-        """The other names of the file at ``path`` if it has hard links (see hardlinks.py)."""
+        """The other names of the file at ``path`` if it has hard links (see ``hardlinks``)."""
         return self._hard_links.others(path)
 
     def scan(self, prefix: str = "") -> Listing:
@@ -399,12 +397,6 @@ class FolderLocation(Location):
     def prune_trash(self) -> None:
         """Delete trash folders older than ``trash_days``."""
         self._trash.prune(self.trash_days)
-
-    def watcher(self, sink: ChangeSink, poll_interval: float) -> Watcher:
-        """OS events through watchdog; polling if the OS refuses more watches."""
-        from app.watch.local import LocalWatcher
-
-        return LocalWatcher(self, sink, poll_interval)
 
 
 def _meta(st: os.stat_result) -> FileMeta:

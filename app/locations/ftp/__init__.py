@@ -1,0 +1,14 @@
+"""FTP and FTPS servers as locations.
+
+``location`` is the :class:`~app.locations.base.Location` (writes); ``reader`` its read half;
+``client`` the connection with its reconnects and backoff; ``listing`` parses directory
+listings; ``transfer`` streams uploads and downloads; ``journal`` records exact versions for
+other FileSyncs sharing the server. Modules here import each other directly, never this
+package's ``__init__``.
+"""
+
+from __future__ import annotations
+
+from app.locations.ftp.location import FtpLocation
+
+__all__ = ["FtpLocation"]

@@ -1,0 +1,28 @@
+"""Choosing a location's watcher from what its kind declares.
+
+A kind that reports OS events (``Capabilities.native_events``, a folder on a local disk) gets
+the watchdog watcher; every other kind is polled through its ``scan``. The choice lives here,
+in the watch layer, so that locations know nothing about watching.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.locations.folder.location import FolderLocation
+from app.watch.local import LocalWatcher
+from app.watch.poller import PollingWatcher
+
+if TYPE_CHECKING:
+    from app.locations.base import Location
+    from app.watch.change import ChangeSink
+    from app.watch.watcher import Watcher
+
+
+def watcher_for(location: Location, sink: ChangeSink, poll_interval: float) -> Watcher:
+    """Return a watcher (not started) that feeds ``location``'s changes to ``sink``."""
+    if not location.capabilities.native_events:
+        return PollingWatcher(location, sink, poll_interval)
+    if not isinstance(location, FolderLocation):
+        raise TypeError(f"{location!r} declares native events but is not on a local disk")
+    return LocalWatcher(location, sink, poll_interval)
