@@ -138,3 +138,28 @@ def test_a_server_refusing_appends_still_takes_uploads(
     finally:
         loc.close()
         server.stop()
+
+
+def test_a_replacement_listed_like_the_old_file_is_journaled_at_once(
+    ftp_list_server: ThreadedFtpServer,
+) -> None:
+    """Not at the end of the batch: a crash in between would leave the others the old save."""
+    writer, reader = ftp_list_server.location(), ftp_list_server.location()
+    assert isinstance(writer, FtpLocation) and isinstance(reader, FtpLocation)
+    try:
+        write(writer, "doc.txt", b"one")
+        before = reader.scan()["doc.txt"]
+        with writer.batch():
+            for attempt in range(5):  # the server stamps its own clock: retry across a second
+                current = writer.stat("doc.txt")
+                meta = writer.guarded_write("doc.txt", io.BytesIO(b"%03d" % attempt), T0, current)
+                if current is not None and current.same_version(meta):
+                    break
+            else:
+                pytest.fail("no two uploads within one second")
+            after = reader.scan()["doc.txt"]
+            assert after.same_version(meta)
+            assert after.tag == meta.tag != before.tag
+    finally:
+        writer.close()
+        reader.close()

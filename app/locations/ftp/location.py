@@ -280,7 +280,13 @@ class FtpLocation(FtpReadOps, Location):
                 with contextlib.suppress(ftplib.Error, OSError, EOFError):
                     ftp.delete(self._abs(temp))
                 raise
-            return self._journaled(ftp, path, meta)
+            # A same-size replacement within the same second lists exactly like the file it
+            # replaced: only its journal line tells, so that line is sent at once.
+            alike = expected is not None and (expected.size, expected.mtime_ns // NS) == (
+                meta.size,
+                meta.mtime_ns // NS,
+            )
+            return self._journaled(ftp, path, meta, urgent=alike)
 
         try:
             return self._call(f"upload of {path}", put, path)
@@ -439,17 +445,19 @@ class FtpLocation(FtpReadOps, Location):
 
     # --- the hub journal --------------------------------------------------------------------
 
-    def _journaled(self, ftp: ftplib.FTP, path: str, meta: FileMeta) -> FileMeta:
+    def _journaled(
+        self, ftp: ftplib.FTP, path: str, meta: FileMeta, urgent: bool = False
+    ) -> FileMeta:
         """Record our upload of ``path`` in the hub journal; return its meta with the new tag
         (``meta`` as it was if the server turned out not to take the journal)."""
         tagged = self._journal.record(path, meta)
-        self._send_journal(ftp)
+        self._send_journal(ftp, urgent)
         return tagged if self._journal.writable else meta
 
-    def _send_journal(self, ftp: ftplib.FTP) -> None:
+    def _send_journal(self, ftp: ftplib.FTP, urgent: bool = False) -> None:
         """Send pending journal lines now, unless a batch is open (it sends them at its end or
-        when enough have gathered)."""
-        if not self._batching or self._journal.due(time.monotonic()):
+        when enough have gathered) and nothing is ``urgent``."""
+        if urgent or not self._batching or self._journal.due(time.monotonic()):
             self._flush_journal(ftp)
 
     def _flush_journal(self, ftp: ftplib.FTP) -> None:
