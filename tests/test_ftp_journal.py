@@ -163,3 +163,18 @@ def test_a_replacement_listed_like_the_old_file_is_journaled_at_once(
     finally:
         writer.close()
         reader.close()
+
+
+def test_the_journal_works_over_tls(ftps_server: ThreadedFtpServer) -> None:
+    writer, reader = ftps_server.location(), ftps_server.location()
+    assert isinstance(writer, FtpLocation) and isinstance(reader, FtpLocation)
+    try:
+        write(writer, "doc.txt", b"one", T0)
+        before = reader.scan()["doc.txt"]
+        write(writer, "doc.txt", b"two", T0 + 500_000_000)
+        after = reader.scan()["doc.txt"]
+        assert after.same_version(before) and after.tag != before.tag
+        assert reader.scan() == {"doc.txt": after}
+    finally:
+        writer.close()
+        reader.close()
