@@ -6,7 +6,6 @@ a filler file; deleting the filler "returns the space". Mounting needs root (CI 
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from app.engine.status import EngineStatus
 from app.ui.summary import TrayState, tray_state
+from tests.disks import fill, small_tmpfs
 from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 
@@ -25,38 +25,8 @@ from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_f
 @pytest.fixture
 def small_state_disk(tmp_path: Path) -> Iterator[Path]:
     """``tmp_path/state`` as a 2 MiB tmpfs of its own (unmounted afterwards)."""
-    state = tmp_path / "state"
-    state.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for a full disk needs root (CI runs as root)")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(state)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "state") as state:
         yield state
-    finally:
-        subprocess.run(["umount", "-l", str(state)], capture_output=True, check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Fill ``disk`` to the last byte with one filler file; deleting it returns the space."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        for block in (1 << 16, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * block)
-            except OSError:
-                continue
-    finally:
-        os.close(fd)
-    return filler
 
 
 def indexed(state: Path, location: Path) -> set[str]:

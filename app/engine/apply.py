@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, cast
 from app.engine.conflicts import conflict_name
 from app.engine.failures import target_failed
 from app.engine.index import StateIndex
+from app.engine.landing import Landing
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
 from app.engine.stopping import stop_aware
@@ -111,6 +112,7 @@ class Applier:
         self.stopping = stopping  # set: every copy or compare stops at its next chunk
         self.bytes_copied = 0
         self.files_copied = 0
+        self.landing = Landing()
 
     def same_content(self, slots: dict[str, Slot], path: str) -> Callable[[str, str], bool]:
         """A content comparer for :func:`plan_path` bound to one path (run on ``a``'s worker)."""
@@ -125,6 +127,7 @@ class Applier:
 
     def put(self, slot: Slot, path: str, meta: FileMeta) -> None:
         """Record ``meta`` for ``path`` in ``slot`` (memory, SQLite and its watcher)."""
+        self.landing.touch(slot, path)
         slot.index[path] = meta
         self.index.put(slot.key, path, meta)
         if slot.watcher is not None:
@@ -132,6 +135,7 @@ class Applier:
 
     def drop(self, slot: Slot, path: str) -> None:
         """Forget ``path`` in ``slot`` (it is gone there, or everywhere)."""
+        self.landing.touch(slot, path)
         if slot.index.pop(path, None) is not None:
             self.index.remove(slot.key, path)
         if slot.watcher is not None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 
 from app.engine.slot import Slot
-from app.errors import LocationBusy
+from app.errors import FileSyncError, LocationBusy
 from app.locations.base import IGNORE_FILE, FileMeta, Listing, Location
 from app.watch.change import ChangeSink
 from app.watch.choose import watcher_for
@@ -20,25 +20,35 @@ from app.watch.watcher import Watcher
 
 
 @contextlib.contextmanager
-def batch(slot: Slot, deadline: float | None) -> Iterator[None]:
+def batch(
+    slot: Slot, deadline: float | None, unlanded: Callable[[Exception], None]
+) -> Iterator[None]:
     """``slot.location.batch()`` entered and left on its worker (a ZIP's lock is per thread).
 
     The end is queued even when the location stalled meanwhile, so a batch is always closed.
+    When the end failed, or its outcome is not known in time, ``unlanded`` is told: what the
+    batch wrote may not be in the location (see :mod:`app.engine.landing`).
     """
     ctx = slot.location.batch()
     try:
         slot.run(ctx.__enter__, deadline, lambda _: slot.worker.post(end_batch(ctx)))
-    except LocationBusy:
-        yield
+    except LocationBusy as exc:
+        try:
+            yield
+        finally:
+            unlanded(exc)
         return
     try:
         yield
     finally:
         if slot.worker.stalled:
             slot.worker.post(end_batch(ctx))
+            unlanded(LocationBusy("not answering", location=slot.location.name))
         else:
-            with contextlib.suppress(LocationBusy):
+            try:
                 slot.run(end_batch(ctx), deadline)
+            except (FileSyncError, OSError) as exc:
+                unlanded(exc)
 
 
 def scan(location: Location) -> Listing:

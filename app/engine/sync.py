@@ -346,9 +346,12 @@ class Syncer:
             # Each chunk is its own batch, committed only after the batch has landed: a ZIP
             # archive writes its staged members at batch exit, and an index row saved before
             # its file would make a crash look like a delete.
+            self.applier.landing.begin(list(listings))
             with contextlib.ExitStack() as stack:
                 for key in listings:
-                    stack.enter_context(calls.batch(self.slots[key], self.io.deadline))
+                    slot = self.slots[key]
+                    unlanded = partial(self._unlanded, slot)
+                    stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
                 for n in range(start, min(start + COMMIT_EVERY, len(paths))):
                     self._check_stop()  # what landed so far is recorded; stop() commits it
                     if n % 100 == 0:
@@ -357,12 +360,32 @@ class Syncer:
                     follow_ups += self._apply_one(paths[n], listings)
                     if progress is not None:
                         progress.step(n + 1, self.applier.files_copied, self.applier.bytes_copied)
+            for key in listings:
+                self.applier.landing.landed(key)
             if progress is not None:
                 self.index.commit()
         for slot in slots:
             slot.pending = 0
         if follow_ups:
             self.sync_paths(set(follow_ups), "conflict copies")
+
+    def _unlanded(self, slot: Slot, exc: Exception) -> None:
+        """``slot``'s batch may not have landed: its rows go back, its paths are synced again."""
+        paths = self.applier.landing.revert(slot, self.index)
+        if not paths:
+            return
+        for path in paths:
+            if path not in slot.stale:
+                slot.stale.add(path)
+                self.index.mark_stale(slot.key, path)
+        if isinstance(exc, LocationBusy):
+            slot.parked.update(paths)
+            return
+        log.warning("%s; %d changes there will be tried again", exc, len(paths))
+        self.record("error", "", slot.location.name, str(exc))
+        when = time.monotonic() + RETRY_FAILED_PATH_AFTER
+        for path in paths:
+            self.retry_paths[(slot.key, path)] = when
 
     def _check_stop(self) -> None:
         if self.stopping.is_set():
