@@ -143,6 +143,10 @@ class Engine:
             self._thread = None
         for slot in list(self._slots.values()):
             slot.worker.shutdown()  # a stalled call ends at the location's own timeout
+            # Take over what it left: a late open's new watcher (closed just below), a late
+            # write's or delete's row; then let the worker end what that queued (a batch end).
+            slot.worker.collect()
+            slot.worker.shutdown()
             self._close_slot(slot)
         self.index.commit()
 
