@@ -24,7 +24,8 @@ from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
 from app.instance import InstanceLock
 from app.locations import LocationOptions, open_location
 from app.locations.overlap import check_overlaps
-from app.locations.spec import LocationSpec, parse_spec
+from app.locations.registry import opens_at_start, parse_spec, short_forms
+from app.locations.spec import LocationSpec
 from app.logsetup import setup_logging
 from app.messages import shown
 
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="sync headless until Ctrl-C (no desktop needed)")
-    run.add_argument("locations", nargs="*", metavar="LOCATION", help="folder:/… zip:/… ftp:…")
+    run.add_argument("locations", nargs="*", metavar="LOCATION", help=short_forms())
     run.add_argument(
         "--file",
         type=Path,
@@ -243,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             locations = [open_location(s, options) for s in specs]
             for location in locations:
-                if location.kind == "folder":
+                if opens_at_start(location.kind):
                     location.open()  # a mistyped folder fails now; a remote one is retried
             engine = Engine(locations, index, settings)
             signals.attach(engine)

@@ -21,7 +21,6 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import keyring
 from keyring.backends import fail, null
@@ -30,8 +29,8 @@ from keyring.errors import PasswordDeleteError
 from app import paths
 from app.errors import ConfigError, InvalidNumber, SpecError
 from app.limits import POLL_INTERVAL, check_number
-from app.locations.spec import LocationSpec, parse_spec
-from app.logsetup import register_secret
+from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind, kind_of, parse_spec
+from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +64,6 @@ class Config:
 def config_path() -> Path:
     """The settings file in the user config dir (``FILESYNC_HOME`` moves it for tests)."""
     return paths.config_dir() / CONFIG_NAME
-
-
-def ftp_spec(
-    host: str,
-    port: int,
-    user: str,
-    password: str,
-    path: str,
-    *,
-    tls: bool,
-    options: tuple[tuple[str, str], ...] = (),
-) -> LocationSpec:
-    """Build and validate an FTP spec from separate fields (the dialog and the file use this).
-
-    Going through :func:`parse_spec` keeps one set of rules for host, port and remote path.
-    """
-    scheme = "ftps" if tls else "ftp"
-    netloc = f"[{host}]" if ":" in host else host
-    cred = f"{quote(user, safe='')}@" if user else ""
-    remote = quote("/" + path.strip().lstrip("/"), safe="/")
-    spec = parse_spec(f"{scheme}://{cred}{netloc}:{port}{remote}")
-    register_secret(password)
-    return replace(spec, password=password, options=options)
 
 
 class Secrets:
@@ -165,27 +141,30 @@ def _location_from_table(table: Any, path: Path, number: int, secrets: Secrets) 
     where = f"{path}: location {number}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    kind = table.get("kind")
+    name = table.get("kind")
+    kind = find_kind(name) if isinstance(name, str) and name == name.lower() else None
     try:
-        if kind in ("folder", "zip"):
-            return parse_spec(f"{kind}:{_text(table, 'path', where)}")
-        if kind in ("ftp", "ftps"):
-            return _ftp_from_table(table, where, secrets, tls=kind == "ftps")
+        if kind is not None and kind.form.style is not FormStyle.SERVER:
+            return parse_spec(f"{kind.name}:{_text(table, 'path', where)}")
+        if kind is not None:
+            return _server_from_table(kind, table, where, secrets, tls=name != kind.name)
     except SpecError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    raise ConfigError(f"{where}: kind must be folder, zip, ftp or ftps, not {kind!r}")
+    prefixes = [p for k in KINDS for p in k.prefixes]
+    expected = ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
+    raise ConfigError(f"{where}: kind must be {expected}, not {name!r}")
 
 
-def _ftp_from_table(
-    table: dict[str, Any], where: str, secrets: Secrets, *, tls: bool
+def _server_from_table(
+    kind: LocationKind, table: dict[str, Any], where: str, secrets: Secrets, *, tls: bool
 ) -> LocationSpec:
-    port = table.get("port", 21)
+    port = table.get("port", kind.default_port)
     if isinstance(port, bool) or not isinstance(port, int):
         raise ConfigError(f"{where}: port must be a whole number")
     options = table.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
         raise ConfigError(f"{where}: options must be a table of strings")
-    spec = ftp_spec(
+    spec = kind.server_spec(
         _text(table, "host", where),
         port,
         str(table.get("user", "")),
@@ -225,7 +204,7 @@ def save_config(config: Config, path: Path | None = None, secrets: Secrets | Non
     path = path or config_path()
     secrets = secrets or Secrets()
     in_keyring: set[str] = set()
-    with_password = [s for s in config.locations if s.kind == "ftp" and s.password]
+    with_password = [s for s in config.locations if kind_of(s).has_password and s.password]
     if with_password and secrets.usable():
         for spec in with_password:
             try:
@@ -261,10 +240,10 @@ def render_config(
 
 
 def _location_lines(spec: LocationSpec, in_keyring: set[str] | frozenset[str]) -> list[str]:
-    if spec.kind in ("folder", "zip"):
+    if not spec.host:
         return [f"kind = {_toml_str(spec.kind)}", f"path = {_toml_str(spec.path)}"]
     lines = [
-        f"kind = {_toml_str('ftps' if spec.tls else 'ftp')}",
+        f"kind = {_toml_str(spec.scheme)}",
         f"host = {_toml_str(spec.host)}",
         f"port = {spec.port}",
         f"user = {_toml_str(spec.user)}",

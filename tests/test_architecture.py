@@ -130,6 +130,32 @@ def test_backends_do_not_import_their_package() -> None:
     assert offenders == set()
 
 
+def _kind_words() -> set[str]:
+    from app.locations.registry import KINDS
+
+    return {word for kind in KINDS for word in (kind.name, *kind.prefixes, *kind.url_schemes)}
+
+
+def test_only_app_locations_names_a_kind() -> None:
+    """Outside ``app/locations/`` a kind is known only through the registry.
+
+    A string constant equal to a kind's name or prefix (``"zip"``, ``"ftps"``) or starting
+    with ``"kind:"`` (``"folder:/x"``) means some module tests for a kind by itself.
+    """
+    words = _kind_words()
+    prefixes = tuple(f"{word}:" for word in words)
+    offenders = set()
+    for name, path in _modules().items():
+        if name.startswith("app.locations"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if text in words or text.startswith(prefixes):
+                    offenders.add(f"{name}:{node.lineno}: {text!r}")
+    assert sorted(offenders) == []
+
+
 def test_locations_folder_holds_only_shared_modules() -> None:
     direct = sorted(p.name for p in (APP / "locations").glob("*.py") if p.name != "__init__.py")
     assert len(direct) <= MAX_LOCATION_MODULES, direct

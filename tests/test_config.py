@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.config import Config, Secrets, ftp_spec, load_config, render_config, save_config
+from app.config import Config, Secrets, load_config, render_config, save_config
 from app.errors import ConfigError
-from app.locations.spec import parse_spec
+from app.locations.ftp.kind import FTP
+from app.locations.registry import parse_spec
 
 
 class MemorySecrets(Secrets):
@@ -41,7 +42,7 @@ def _sample(tmp_path: Path) -> Config:
         locations=(
             parse_spec(f"folder:{tmp_path / 'a dir'}"),
             parse_spec(f"zip:{tmp_path / 'b.zip'}"),
-            ftp_spec("ftp.example.org", 2121, "me@home", 'pa:ss@/w"rd', "/backup", tls=True),
+            FTP.server_spec("ftp.example.org", 2121, "me@home", 'pa:ss@/w"rd', "/backup", tls=True),
         ),
         poll_interval=5.0,
         ignore=("*.tmp", "build/"),
@@ -140,7 +141,8 @@ def test_any_ignore_patterns_and_passwords_round_trip(
 ) -> None:
     tmp = tmp_path_factory.mktemp("rt")
     config = Config(
-        locations=(ftp_spec("host", 21, "u", password, "/", tls=False),), ignore=tuple(ignore)
+        locations=(FTP.server_spec("host", 21, "u", password, "/", tls=False),),
+        ignore=tuple(ignore),
     )
     save_config(config, tmp / "f.toml", MemorySecrets(usable=False))
     assert load_config(tmp / "f.toml", MemorySecrets(usable=False)) == config

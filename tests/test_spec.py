@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import SpecError
-from app.locations.spec import parse_spec
+from app.locations.registry import parse_spec
 from app.logsetup import setup_logging
 
 

@@ -17,7 +17,7 @@ from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.errors import ConfigError, LocationsOverlap
 from app.locations import open_location
-from app.locations.spec import parse_spec
+from app.locations.registry import parse_spec
 from app.ui.form import FormError, InUse, LocationForm, build_spec
 from tests.engine_fixtures import Rig
 

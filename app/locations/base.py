@@ -24,16 +24,21 @@ them against every kind):
 from __future__ import annotations
 
 import contextlib
+import enum
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from app.errors import FileChanged, NotSupported
 from app.locations.names import PORTABLE_NAMES, NamePolicy
 from app.locations.names import check_relpath as check_relpath  # noqa: PLC0414 - re-export
+
+if TYPE_CHECKING:
+    from app.locations.options import LocationOptions
+    from app.locations.spec import LocationSpec
 
 #: Folder at each root that holds FileSync's own data (trash, root marker). Never synced.
 META_DIR = ".filesync"
@@ -215,3 +220,88 @@ class Location(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+class FormStyle(enum.Enum):
+    """Which fields the add-location dialog shows for a kind."""
+
+    #: One path, to an existing folder (Browse picks a folder).
+    FOLDER = "folder-path"
+    #: One path, to a file that may not exist yet, with the kind's suffix (Browse picks a file).
+    FILE = "file-path"
+    #: Host, port, user, password, remote path and a TLS switch.
+    SERVER = "server"
+
+
+@dataclass(frozen=True)
+class FormLayout:
+    """How the add-location dialog asks for a location of one kind.
+
+    ``what`` names the path's target in labels and messages (``folder``, ``ZIP file``);
+    ``suffix`` is a file kind's required name ending; ``tls_label`` the TLS switch's text.
+    """
+
+    style: FormStyle
+    what: str = ""
+    suffix: str = ""
+    file_types: str = ""
+    tls_label: str = ""
+
+
+@dataclass(frozen=True)
+class LocationKind:
+    """Everything the rest of the program knows about one kind of location.
+
+    ``prefixes`` are the short forms it parses (``zip:PATH``), ``url_schemes`` the URL schemes
+    (``ftps://…``), ``forms`` examples for error messages; ``parse(text, prefix, rest)``
+    builds the spec and ``from_spec`` the :class:`Location`. ``title`` is the kind's name in
+    the dialog. ``opens_at_start``: the command line opens such a location before syncing, so
+    a mistyped path fails at once (a remote one is retried instead). ``has_password``: its
+    password lives in the OS keyring. ``default_port`` is a server's usual port.
+    """
+
+    name: str
+    title: str
+    prefixes: tuple[str, ...]
+    forms: tuple[str, ...]
+    parse: Callable[[str, str, str], LocationSpec]
+    from_spec: Callable[[LocationSpec, LocationOptions], Location]
+    form: FormLayout
+    url_schemes: tuple[str, ...] = ()
+    opens_at_start: bool = False
+    has_password: bool = False
+    default_port: int = 0
+
+    def server_spec(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        path: str,
+        *,
+        tls: bool,
+        options: tuple[tuple[str, str], ...] = (),
+    ) -> LocationSpec:
+        """A server kind's spec from separate fields (the dialog and the settings file)."""
+        from app.locations.spec import server_spec
+
+        return server_spec(
+            host,
+            port,
+            user,
+            password,
+            path,
+            kind=self.name,
+            tls=tls,
+            default_port=self.default_port,
+            options=options,
+        )
+
+    def open_target(self, spec: LocationSpec) -> str:
+        """What "Open" shows: a folder, the folder holding a file location, or the URL."""
+        if self.form.style is FormStyle.FOLDER:
+            return spec.path
+        if self.form.style is FormStyle.FILE:
+            return str(Path(spec.path).parent)
+        return spec.key

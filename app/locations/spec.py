@@ -1,9 +1,9 @@
-"""Parsing location specs: ``folder:/path``, ``zip:/path/a.zip`` and the FTP forms.
+"""Location specs, and the parsing rules the kinds share (a local path, a server's URL).
 
-FTP accepts the original short form ``ftp:user:password@host/path`` (the password may itself
-contain ``:``, ``@`` and ``/`` only in the URL form, where it is percent-encoded) and URLs
-``ftp://user:pass@host:21/path`` / ``ftps://…`` (explicit TLS). URL query options:
-``verify=no`` accepts any server certificate, ``cafile=PATH`` trusts a certificate file.
+Which kinds exist, and which prefix means which kind, is known only to
+:mod:`app.locations.registry`; this module names no kind. A server's spec comes from a URL
+``SCHEME://user:pass@host:port/path?options`` (user and password percent-encoded, so they may
+hold ``:``, ``@`` and ``/``) or the short form ``SCHEME:user:password@host/path``.
 
 A :class:`LocationSpec` never shows its password: ``str()`` and ``repr()`` print ``***``.
 """
@@ -12,25 +12,42 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from app.errors import SpecError
 from app.logsetup import register_secret
 
-KINDS = ("folder", "zip", "ftp", "ftps")
-EXPECTED_FORMS = (
-    "expected folder:/path, zip:/path/archive.zip, ftp:user:password@host/path, "
-    "ftp://user:password@host:port/path or ftps://user:password@host:port/path"
-)
-_FTP_DEFAULT_PORT = 21
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$")
+#: What the registered kinds accept, for error messages (filled by :mod:`app.locations.registry`).
+_FORMS: list[str] = []
+#: Prefixes of the kinds whose specs may hold a password, for :func:`redact_text`.
+_SECRET_PREFIXES: list[str] = []
+
+
+def add_forms(forms: tuple[str, ...], secret_prefixes: tuple[str, ...] = ()) -> None:
+    """Learn a registered kind's example forms and the prefixes under which it holds a password."""
+    _FORMS.extend(forms)
+    _SECRET_PREFIXES.extend(secret_prefixes)
+
+
+def expected_forms() -> str:
+    """``expected a, b or c``: every form the registered kinds accept."""
+    if len(_FORMS) < 2:
+        return "expected " + "".join(_FORMS)
+    return "expected " + ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]
 
 
 @dataclass(frozen=True)
 class LocationSpec:
-    """A parsed location spec. ``kind`` is ``folder``, ``zip`` or ``ftp`` (``tls`` for FTPS)."""
+    """A parsed location spec: ``kind`` is a registered kind's name (``tls`` for its TLS variant).
+
+    A spec with a ``host`` is a server's; its URL scheme is the kind's name, with an ``s``
+    appended for TLS, and its port is left out of the redacted form when it is
+    ``default_port``.
+    """
 
     kind: str
     path: str
@@ -40,6 +57,7 @@ class LocationSpec:
     password: str = field(default="", repr=False)
     tls: bool = False
     options: tuple[tuple[str, str], ...] = ()
+    default_port: int = field(default=0, repr=False, compare=False)
 
     def option(self, name: str, default: str = "") -> str:
         """Return a URL query option (``verify``, ``cafile``), or ``default``."""
@@ -48,23 +66,26 @@ class LocationSpec:
     @property
     def redacted(self) -> str:
         """The spec as a user would type it, with the password replaced by ``***``."""
-        if self.kind in ("folder", "zip"):
+        if not self.host:
             return f"{self.kind}:{self.path}"
-        scheme = "ftps" if self.tls else "ftp"
         cred = ""
         if self.user:
             cred = self.user + (":***" if self.password else "") + "@"
-        port = "" if self.port == _FTP_DEFAULT_PORT else f":{self.port}"
-        return f"{scheme}://{cred}{self.host}{port}{self.path}"
+        port = "" if self.port == self.default_port else f":{self.port}"
+        return f"{self.scheme}://{cred}{self.host}{port}{self.path}"
+
+    @property
+    def scheme(self) -> str:
+        """The URL scheme of a server's spec: the kind's name, plus ``s`` with TLS."""
+        return self.kind + ("s" if self.tls else "")
 
     @property
     def key(self) -> str:
         """Stable identity for the state index: the redacted spec without the ``***``."""
-        if self.kind in ("folder", "zip"):
+        if not self.host:
             return f"{self.kind}:{self.path}"
-        scheme = "ftps" if self.tls else "ftp"
         user = f"{self.user}@" if self.user else ""
-        return f"{scheme}://{user}{self.host}:{self.port}{self.path}"
+        return f"{self.scheme}://{user}{self.host}:{self.port}{self.path}"
 
     def __str__(self) -> str:
         return self.redacted
@@ -72,53 +93,73 @@ class LocationSpec:
 
 def redact_text(text: str) -> str:
     """Best-effort removal of a password from a spec the parser could not understand."""
-    text = re.sub(r"(ftps?://[^:/@]*):[^@]*@", r"\1:***@", text)
-    return re.sub(r"^(ftps?:(?!//)[^:@/]*):[^@]*@", r"\1:***@", text)
+    prefixes = "|".join(re.escape(p) for p in sorted(_SECRET_PREFIXES, key=len, reverse=True))
+    if not prefixes:
+        return text
+    text = re.sub(rf"((?:{prefixes})://[^:/@]*):[^@]*@", r"\1:***@", text)
+    return re.sub(rf"^((?:{prefixes}):(?!//)[^:@/]*):[^@]*@", r"\1:***@", text)
 
 
-def _local_path(kind: str, raw: str, rest: str) -> LocationSpec:
+def local_spec(kind: str, raw: str, rest: str) -> LocationSpec:
+    """A spec for a kind that lives at a local path: ``kind:PATH`` (``~`` expanded, absolute)."""
     if not rest.strip():
-        raise SpecError(f"{raw!r}: the {kind} path is empty; {EXPECTED_FORMS}")
+        raise SpecError(f"{raw!r}: the {kind} path is empty; {expected_forms()}")
     if "\x00" in rest:
         raise SpecError(f"{raw!r}: the path contains a NUL character")
     path = Path(os.path.expanduser(rest))
     return LocationSpec(kind=kind, path=str(path.absolute()))
 
 
-def _split_hostport(raw: str, hostport: str) -> tuple[str, int]:
+def local_parser(kind: str) -> Callable[[str, str, str], LocationSpec]:
+    """The ``parse`` of a kind whose specs are ``kind:PATH`` (see :func:`local_spec`)."""
+
+    def parse(text: str, prefix: str, rest: str) -> LocationSpec:
+        return local_spec(kind, text, rest)
+
+    return parse
+
+
+def _split_hostport(raw: str, hostport: str, default_port: int) -> tuple[str, int]:
     match = _HOST_RE.match(hostport)
     if not match:
-        raise SpecError(f"{redact_text(raw)!r}: {hostport!r} is not a host name; {EXPECTED_FORMS}")
+        raise SpecError(
+            f"{redact_text(raw)!r}: {hostport!r} is not a host name; {expected_forms()}"
+        )
     host = match.group(1).strip("[]")
-    port = int(match.group(2)) if match.group(2) else _FTP_DEFAULT_PORT
+    port = int(match.group(2)) if match.group(2) else default_port
     if not 0 < port < 65536:
         raise SpecError(f"{redact_text(raw)!r}: port {port} is out of range (1-65535)")
     return host, port
 
 
-def _ftp_url(raw: str) -> LocationSpec:
+def server_url(kind: str, raw: str, default_port: int) -> LocationSpec:
+    """A server's spec from ``SCHEME://user:pass@host:port/path?options`` (``SCHEME`` + s: TLS).
+
+    User and password are percent-decoded, so they may hold ``:``, ``@`` and ``/``.
+    """
     parts = urlsplit(raw)
     netloc = parts.netloc
     if not netloc:
-        raise SpecError(f"{redact_text(raw)!r}: no host; {EXPECTED_FORMS}")
+        raise SpecError(f"{redact_text(raw)!r}: no host; {expected_forms()}")
     user = password = ""
     hostport = netloc
     if "@" in netloc:
         cred, hostport = netloc.rsplit("@", 1)
         user, _, password = cred.partition(":")
         user, password = unquote(user), unquote(password)
-    host, port = _split_hostport(raw, hostport)
+    host, port = _split_hostport(raw, hostport, default_port)
     path = unquote(parts.path) or "/"
     options = tuple(parse_qsl(parts.query))
     return LocationSpec(
-        kind="ftp",
+        kind=kind,
         path=_norm_remote(path),
         host=host,
         port=port,
         user=user,
         password=password,
-        tls=parts.scheme == "ftps",
+        tls=parts.scheme.lower() != kind,
         options=options,
+        default_port=default_port,
     )
 
 
@@ -129,8 +170,11 @@ def _norm_remote(path: str) -> str:
     return path
 
 
-def _ftp_short(raw: str, rest: str) -> LocationSpec:
-    # ftp:user:password@host/path  (the password is everything up to the last '@' before host)
+def server_short(kind: str, raw: str, rest: str, default_port: int, *, tls: bool) -> LocationSpec:
+    """A server's spec from the short form ``kind:user:password@host/path``.
+
+    The password is everything up to the last ``@`` before the host.
+    """
     user = password = ""
     hostpath = rest
     if "@" in rest:
@@ -138,43 +182,40 @@ def _ftp_short(raw: str, rest: str) -> LocationSpec:
         user, _, password = cred.partition(":")
     hostport, slash, path = hostpath.partition("/")
     if not hostport:
-        raise SpecError(f"{redact_text(raw)!r}: no host; {EXPECTED_FORMS}")
-    host, port = _split_hostport(raw, hostport)
+        raise SpecError(f"{redact_text(raw)!r}: no host; {expected_forms()}")
+    host, port = _split_hostport(raw, hostport, default_port)
     return LocationSpec(
-        kind="ftp",
+        kind=kind,
         path=_norm_remote(slash + path),
         host=host,
         port=port,
         user=user,
         password=password,
+        tls=tls,
+        default_port=default_port,
     )
 
 
-def parse_spec(raw: str) -> LocationSpec:
-    """Parse one location spec, or raise :class:`SpecError` naming it and the expected forms."""
-    spec = _parse(raw)
-    register_secret(spec.password)
-    return spec
+def server_spec(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    path: str,
+    *,
+    kind: str,
+    tls: bool,
+    default_port: int,
+    options: tuple[tuple[str, str], ...] = (),
+) -> LocationSpec:
+    """Build and validate a server's spec from separate fields (the dialog and the file use this).
 
-
-def _parse(raw: str) -> LocationSpec:
-    text = raw.strip()
-    if not text:
-        raise SpecError(f"empty location; {EXPECTED_FORMS}")
-    lowered = text.lower()
-    if lowered.startswith(("ftp://", "ftps://")):
-        return _ftp_url(text)
-    kind, sep, rest = text.partition(":")
-    kind = kind.lower()
-    if not sep or kind not in KINDS:
-        hint = ""
-        if text.startswith(("/", "~", ".")):
-            guess = "zip" if lowered.endswith(".zip") else "folder"
-            hint = f" (did you mean {guess}:{text}?)"
-        raise SpecError(f"{redact_text(text)!r} is not a location{hint}; {EXPECTED_FORMS}")
-    if kind in ("folder", "zip"):
-        return _local_path(kind, text, rest)
-    if kind == "ftps":
-        spec = _ftp_short(text, rest)
-        return LocationSpec(**{**spec.__dict__, "tls": True})
-    return _ftp_short(text, rest)
+    Going through :func:`server_url` keeps one set of rules for host, port and remote path.
+    """
+    scheme = kind + ("s" if tls else "")
+    netloc = f"[{host}]" if ":" in host else host
+    cred = f"{quote(user, safe='')}@" if user else ""
+    remote = quote("/" + path.strip().lstrip("/"), safe="/")
+    spec = server_url(kind, f"{scheme}://{cred}{netloc}:{port}{remote}", default_port)
+    register_secret(password)
+    return replace(spec, password=password, options=options)

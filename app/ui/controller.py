@@ -19,6 +19,7 @@ from app.autostart import Autostart
 from app.config import Config, Secrets, save_config
 from app.engine.status import Activity, EngineStatus
 from app.errors import FileSyncError
+from app.locations.registry import kind_of
 from app.locations.spec import LocationSpec
 from app.ui.commands import Action, CommandQueue, UiCommand
 from app.ui.dialog import AddLocationDialog
@@ -182,7 +183,7 @@ class DesktopApp:
         spec = self._spec(key)
         self.config = self.config.without_location(key)
         self._save()
-        if spec.kind == "ftp":
+        if kind_of(spec).has_password:
             try:
                 self.secrets.delete(key)
             except Exception:  # a keyring that cannot delete must not block the removal

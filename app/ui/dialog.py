@@ -14,8 +14,9 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import filedialog, ttk
 
+from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind
 from app.locations.spec import LocationSpec
-from app.ui.form import KINDS, FormError, InUse, LocationForm, build_spec
+from app.ui.form import FormError, InUse, LocationForm, build_spec
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,13 @@ class AddLocationDialog:
         self.window.title("Add location — FileSync")
         self.window.resizable(False, False)
         self.window.protocol("WM_DELETE_WINDOW", self.cancel)
-        self.kind = tk.StringVar(self.window, value="folder")
+        self.kind = tk.StringVar(self.window, value=LocationForm.kind)
         self.vars: dict[str, tk.StringVar] = {
             name: tk.StringVar(self.window, value=default)
             for name, default in (
                 ("path", ""),
                 ("host", ""),
-                ("port", "21"),
+                ("port", LocationForm.port),
                 ("user", ""),
                 ("password", ""),
                 ("remote_path", "/"),
@@ -71,12 +72,12 @@ class AddLocationDialog:
         kinds = ttk.Frame(outer)
         kinds.grid(row=0, column=0, columnspan=3, sticky="w", pady=(0, 8))
         ttk.Label(kinds, text="Kind:").pack(side="left", padx=(0, 8))
-        for value, text in KINDS.items():
+        for kind in KINDS:
             ttk.Radiobutton(
                 kinds,
-                name=f"kind_{value}",
-                text=text,
-                value=value,
+                name=f"kind_{kind.name}",
+                text=kind.title,
+                value=kind.name,
                 variable=self.kind,
                 command=self._on_kind,
             ).pack(side="left", padx=(0, 8))
@@ -91,8 +92,8 @@ class AddLocationDialog:
         )
         self._error_label(self.local, "path", row=1)
 
-        self.ftp = ttk.Frame(outer)
-        self.ftp.grid(row=2, column=0, columnspan=3, sticky="we")
+        self.server = ttk.Frame(outer)
+        self.server.grid(row=2, column=0, columnspan=3, sticky="we")
         for row, (name, text) in enumerate(
             (
                 ("host", "Host:"),
@@ -102,14 +103,13 @@ class AddLocationDialog:
                 ("remote_path", "Remote path:"),
             )
         ):
-            ttk.Label(self.ftp, text=text, width=12).grid(row=row * 2, column=0, sticky="w")
+            ttk.Label(self.server, text=text, width=12).grid(row=row * 2, column=0, sticky="w")
             self._entry(
-                self.ftp, name, row=row * 2, width=30, show="•" if name == "password" else ""
+                self.server, name, row=row * 2, width=30, show="•" if name == "password" else ""
             )
-            self._error_label(self.ftp, name, row=row * 2 + 1)
-        ttk.Checkbutton(
-            self.ftp, name="tls", text="Use TLS (FTPS, explicit)", variable=self.tls
-        ).grid(row=10, column=1, sticky="w", pady=(2, 0))
+            self._error_label(self.server, name, row=row * 2 + 1)
+        self.tls_switch = ttk.Checkbutton(self.server, name="tls", text="", variable=self.tls)
+        self.tls_switch.grid(row=10, column=1, sticky="w", pady=(2, 0))
 
         test_row = ttk.Frame(outer)
         test_row.grid(row=3, column=0, columnspan=3, sticky="we", pady=(10, 0))
@@ -145,16 +145,20 @@ class AddLocationDialog:
         label.grid(row=row, column=1, columnspan=2, sticky="w")
         self.errors[name] = label
 
+    def _chosen(self) -> LocationKind:
+        return find_kind(self.kind.get()) or KINDS[0]
+
     def _on_kind(self) -> None:
-        kind = self.kind.get()
-        if kind == "ftp":
+        kind = self._chosen()
+        if kind.form.style is FormStyle.SERVER:
             self.local.grid_remove()
-            self.ftp.grid()
+            self.server.grid()
+            self.tls_switch.configure(text=kind.form.tls_label)
             self.entries["host"].focus_set()
         else:
-            self.ftp.grid_remove()
+            self.server.grid_remove()
             self.local.grid()
-            self.path_label.configure(text="Folder:" if kind == "folder" else "ZIP file:")
+            self.path_label.configure(text=kind.form.what.capitalize() + ":")
             self.entries["path"].focus_set()
         self.show_errors({})
         self.test_result.configure(text="")
@@ -183,16 +187,17 @@ class AddLocationDialog:
         return spec
 
     def browse(self) -> None:
-        """Pick a folder, or a .zip file (new or existing)."""
+        """Pick a folder, or a file of the kind's type (new or existing)."""
         current = self.vars["path"].get() or None
-        if self.kind.get() == "folder":
+        form = self._chosen().form
+        if form.style is FormStyle.FOLDER:
             chosen = filedialog.askdirectory(parent=self.window, initialdir=current, mustexist=True)
         else:
             chosen = filedialog.asksaveasfilename(
                 parent=self.window,
                 initialfile=current,
-                defaultextension=".zip",
-                filetypes=[("ZIP archives", "*.zip")],
+                defaultextension=form.suffix,
+                filetypes=[(form.file_types, f"*{form.suffix}")],
                 confirmoverwrite=False,
             )
         if chosen:

@@ -10,14 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import ftp_spec
 from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
 from app.limits import PORT, check_number
 from app.locations import open_location
 from app.locations.overlap import check_new_location
-from app.locations.spec import LocationSpec, parse_spec
-
-KINDS = {"folder": "Folder", "zip": "ZIP archive", "ftp": "FTP server"}
+from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind, parse_spec
+from app.locations.spec import LocationSpec
 
 
 class FormError(FileSyncError):
@@ -30,9 +28,9 @@ class FormError(FileSyncError):
 
 @dataclass(frozen=True)
 class LocationForm:
-    """What the user typed. ``path`` is used for folder and zip, the rest for FTP."""
+    """What the user typed: ``path`` for a kind with a local path, the rest for a server."""
 
-    kind: str = "folder"
+    kind: str = KINDS[0].name
     path: str = ""
     host: str = ""
     port: str = "21"
@@ -61,14 +59,15 @@ def build_spec(
     With ``in_use``, a location that would hold FileSync's own files or overlap a synced one
     (the same rules as the command line, :mod:`app.locations.overlap`) is refused too.
     """
-    if form.kind in ("folder", "zip"):
-        spec = _local(form)
-        field = "path"
-    elif form.kind == "ftp":
-        spec = _ftp(form)
+    kind = find_kind(form.kind)
+    if kind is None or kind.name != form.kind:
+        raise FormError({"kind": f"choose one of {', '.join(k.title for k in KINDS)}"})
+    if kind.form.style is FormStyle.SERVER:
+        spec = _server(form, kind)
         field = "host"
     else:
-        raise FormError({"kind": f"choose one of {', '.join(KINDS.values())}"})
+        spec = _local(form, kind)
+        field = "path"
     if spec.key in existing_keys:
         raise FormError({field: "this location is already synced"})
     if in_use is not None:
@@ -84,50 +83,50 @@ def build_spec(
     return spec
 
 
-def _local(form: LocationForm) -> LocationSpec:
+def _local(form: LocationForm, kind: LocationKind) -> LocationSpec:
     raw = form.path.strip()
     if not raw:
-        what = "folder" if form.kind == "folder" else "ZIP file"
-        raise FormError({"path": f"choose a {what} (Browse…)"})
+        raise FormError({"path": f"choose a {kind.form.what} (Browse…)"})
     path = Path(os.path.expanduser(raw))
     if not path.is_absolute():
         raise FormError({"path": "use a full path, starting at the root of a drive"})
-    if form.kind == "folder":
+    suffix = kind.form.suffix
+    if kind.form.style is FormStyle.FOLDER:
         if not path.exists():
             raise FormError({"path": "this folder does not exist; create it first"})
         if not path.is_dir():
             raise FormError({"path": "this is a file, not a folder"})
     else:
-        if path.suffix.lower() != ".zip":
-            raise FormError({"path": "a ZIP archive's name ends in .zip"})
+        if suffix and path.suffix.lower() != suffix:
+            raise FormError({"path": f"a {kind.title}'s name ends in {suffix}"})
         if path.exists() and not path.is_file():
-            raise FormError({"path": "this is a folder, not a .zip file"})
+            raise FormError({"path": f"this is a folder, not a {suffix} file"})
         if not path.parent.is_dir():
             raise FormError({"path": f"the folder {path.parent} does not exist"})
     try:
-        return parse_spec(f"{form.kind}:{path}")
+        return parse_spec(f"{kind.name}:{path}")
     except SpecError as exc:
         raise FormError({"path": exc.message}) from exc
 
 
-def _ftp(form: LocationForm) -> LocationSpec:
+def _server(form: LocationForm, kind: LocationKind) -> LocationSpec:
     errors: dict[str, str] = {}
     host = form.host.strip()
     if not host:
-        errors["host"] = "enter the server's name, e.g. ftp.example.org"
+        errors["host"] = f"enter the server's name, e.g. {kind.name}.example.org"
     elif any(c in host for c in " /@") or "://" in host:
-        errors["host"] = "only the server's name: no ftp://, user name or path"
+        errors["host"] = f"only the server's name: no {kind.name}://, user name or path"
     port = 0
     try:
         port = int(check_number(form.port, PORT))
     except InvalidNumber:
-        errors["port"] = f"{PORT.describe()}, usually 21"
+        errors["port"] = f"{PORT.describe()}, usually {kind.default_port}"
     remote = form.remote_path.strip() or "/"
     if ".." in remote.split("/") or "\x00" in remote:
         errors["remote_path"] = "must not contain '..'"
     if errors:
         raise FormError(errors)
     try:
-        return ftp_spec(host, port, form.user.strip(), form.password, remote, tls=form.tls)
+        return kind.server_spec(host, port, form.user.strip(), form.password, remote, tls=form.tls)
     except SpecError as exc:
         raise FormError({"host": exc.message}) from exc

@@ -11,9 +11,9 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from app.errors import FileSyncError
+from app.locations.registry import kind_of
 from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,7 @@ log = logging.getLogger(__name__)
 
 def target_of(spec: LocationSpec) -> str:
     """What "Open" shows: a folder, the folder holding a ZIP, or the FTP URL (no password)."""
-    if spec.kind == "folder":
-        return spec.path
-    if spec.kind == "zip":
-        return str(Path(spec.path).parent)
-    return spec.key
+    return kind_of(spec).open_target(spec)
 
 
 def open_with_desktop(target: str) -> None:

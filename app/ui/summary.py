@@ -7,11 +7,11 @@ the same thing, and tested without a display.
 from __future__ import annotations
 
 import enum
-import posixpath
 import re
 import time
 
 from app.engine.status import Activity, EngineStatus, LocationState, LocationStatus
+from app.locations.registry import local_prefixes, short_label
 from app.messages import shown
 
 
@@ -32,22 +32,14 @@ STATE_WORDS = {
 }
 
 
-_LOCAL_NAME = re.compile(r"\b(folder|zip):(/[^\s,;()]*)")
+_LOCAL_NAME = re.compile(
+    r"\b(" + "|".join(re.escape(p) for p in local_prefixes()) + r"):(/[^\s,;()]*)"
+)
 
 
 def short_name(name: str) -> str:
-    """What a person calls a location: ``Documents``, ``photos.zip``, ``ftp.example.org/backup``.
-
-    Engine names are full specs (``folder:/home/me/Documents``); windows and tooltips are
-    too narrow for them. The full name stays in the log.
-    """
-    for kind in ("folder:", "zip:"):
-        if name.startswith(kind):
-            return posixpath.basename(name[len(kind) :].rstrip("/\\")) or name
-    match = re.match(r"^ftps?://(?:[^@/]*@)?([^/:]+)(?::\d+)?(/.*)?$", name)
-    if match:
-        return match.group(1) + (match.group(2) or "").rstrip("/")
-    return name
+    """What a person calls a location (see :func:`app.locations.registry.short_label`)."""
+    return short_label(name)
 
 
 def shorten_names(text: str, own_name: str = "") -> str:

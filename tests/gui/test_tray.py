@@ -18,7 +18,7 @@ from PIL import Image
 
 from app.config import Config, load_config
 from app.engine.index import StateIndex
-from app.locations.spec import parse_spec
+from app.locations.registry import parse_spec
 from app.ui.commands import Action
 from app.ui.summary import TrayState
 from tests.gui.conftest import GTK_DEPRECATIONS, Desktop, Harness

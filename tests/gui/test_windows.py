@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Config, load_config
-from app.locations.spec import parse_spec
+from app.locations.registry import parse_spec
 from app.ui.commands import Action
 from tests.ftp_server import PASSWORD, USER, ThreadedFtpServer
 from tests.gui.conftest import GTK_DEPRECATIONS, Desktop, Harness

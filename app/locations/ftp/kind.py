@@ -1,0 +1,38 @@
+"""The FTP kind, as the registry knows it: FTP and FTPS (explicit TLS) servers.
+
+Accepted: the short forms ``ftp:user:password@host/path`` and ``ftps:…``, and URLs
+``ftp://user:pass@host:21/path`` / ``ftps://…``. URL query options: ``verify=no`` accepts any
+server certificate, ``cafile=PATH`` trusts a certificate file.
+"""
+
+from __future__ import annotations
+
+from app.locations.base import FormLayout, FormStyle, LocationKind
+from app.locations.ftp.location import FtpLocation
+from app.locations.spec import LocationSpec, server_short, server_url
+
+DEFAULT_PORT = 21
+
+
+def _parse(text: str, prefix: str, rest: str) -> LocationSpec:
+    if "://" in text and text.lower().startswith(prefix + "://"):
+        return server_url("ftp", text, DEFAULT_PORT)
+    return server_short("ftp", text, rest, DEFAULT_PORT, tls=prefix == "ftps")
+
+
+FTP = LocationKind(
+    name="ftp",
+    title="FTP server",
+    prefixes=("ftp", "ftps"),
+    url_schemes=("ftp", "ftps"),
+    forms=(
+        "ftp:user:password@host/path",
+        "ftp://user:password@host:port/path",
+        "ftps://user:password@host:port/path",
+    ),
+    parse=_parse,
+    from_spec=FtpLocation.from_spec,
+    form=FormLayout(FormStyle.SERVER, tls_label="Use TLS (FTPS, explicit)"),
+    has_password=True,
+    default_port=DEFAULT_PORT,
+)
