@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,3 +81,16 @@ def describe_trees(*roots: Path) -> str:
         if len(set(row)) > 1 or len({t.get(name) for t in trees}) > 1:
             lines.append(f"  {name}: {' | '.join(row)}")
     return "trees differ:\n" + "\n".join(lines[:40])
+
+
+def indexed(state: Path, location: Path) -> set[str]:
+    """The paths the state index in folder ``state`` has saved for folder ``location``.
+
+    Reads committed rows only, through a separate read-only connection, as a restart would.
+    """
+    db = sqlite3.connect(f"file:{state / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT path FROM files WHERE location = ?", (f"folder:{location}",))
+        return {row[0] for row in rows}
+    finally:
+        db.close()

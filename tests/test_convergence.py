@@ -49,17 +49,20 @@ class Op:
 
 
 def ops_strategy(
-    n_locations: int, max_ops: int, names: list[str] = NAMES
+    n_locations: int, max_ops: int, names: list[str] = NAMES, links: list[str] | None = None
 ) -> st.SearchStrategy[list[Op]]:
+    """Random writes, slow writes, deletes and renames; with ``links``, folder-to-link swaps."""
     where = st.integers(0, n_locations - 1)
     name = st.sampled_from(names)
-    op = st.one_of(
+    ops = [
         st.builds(Op, st.just("write"), where, name),
         st.builds(Op, st.just("slow"), where, name),
         st.builds(Op, st.just("delete"), where, name),
         st.builds(Op, st.just("rename"), where, name, name),
-    )
-    return st.lists(op, min_size=1, max_size=max_ops)
+    ]
+    if links:
+        ops.append(st.builds(Op, st.just("link"), where, st.sampled_from(links)))
+    return st.lists(st.one_of(ops), min_size=1, max_size=max_ops)
 
 
 # ----- the fast layer: real engine, in-memory locations ------------------------------------
@@ -258,20 +261,6 @@ def test_running_engine_converges_on_real_folders(ops: list[Op], pause: bool) ->
 LINKABLE = ["dir", "dir/sub"]
 
 
-def ops_with_links(n_locations: int, max_ops: int) -> st.SearchStrategy[list[Op]]:
-    """The usual operations plus "replace a folder with a link to a folder outside the root"."""
-    where = st.integers(0, n_locations - 1)
-    name = st.sampled_from(NAMES)
-    op = st.one_of(
-        st.builds(Op, st.just("write"), where, name),
-        st.builds(Op, st.just("slow"), where, name),
-        st.builds(Op, st.just("delete"), where, name),
-        st.builds(Op, st.just("rename"), where, name, name),
-        st.builds(Op, st.just("link"), where, st.sampled_from(LINKABLE)),
-    )
-    return st.lists(op, min_size=1, max_size=max_ops)
-
-
 def visible(roots: list[Path]) -> list[dict[str, bytes]]:
     """Each root's files that no link in it holds (``tree`` does not descend into links)."""
     return [tree(r) for r in roots]
@@ -288,7 +277,7 @@ def agree_where_not_held(roots: list[Path]) -> bool:
 
 
 @live_settings(12)
-@given(ops=ops_with_links(3, 15), pause=st.booleans())
+@given(ops=ops_strategy(3, 15, links=LINKABLE), pause=st.booleans())
 def test_running_engine_holds_files_under_symlinked_folders(ops: list[Op], pause: bool) -> None:
     """A folder replaced by a link to a folder outside the root (moved to another disk): the
     other locations keep syncing among themselves and never lose the files under it."""

@@ -7,7 +7,6 @@ a filler file; deleting the filler "returns the space". Mounting needs root (CI 
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from app.engine.status import EngineStatus
 from app.ui.summary import TrayState, tray_state
 from tests.disks import fill, small_tmpfs
 from tests.engine_fixtures import Rig
-from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
+from tests.helpers import describe_trees, indexed, tree, trees_equal, wait_until, write_file
 
 
 @pytest.fixture
@@ -27,16 +26,6 @@ def small_state_disk(tmp_path: Path) -> Iterator[Path]:
     """``tmp_path/state`` as a 2 MiB tmpfs of its own (unmounted afterwards)."""
     with small_tmpfs(tmp_path / "state") as state:
         yield state
-
-
-def indexed(state: Path, location: Path) -> set[str]:
-    """The paths the state index has saved for ``location`` (committed rows only)."""
-    db = sqlite3.connect(f"file:{state / 'index.sqlite'}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT path FROM files WHERE location = ?", (f"folder:{location}",))
-        return {row[0] for row in rows}
-    finally:
-        db.close()
 
 
 def status_of(rig: Rig) -> EngineStatus:

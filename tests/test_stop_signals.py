@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.ftp_server import ThreadedFtpServer
-from tests.helpers import tree, wait_until, write_file
+from tests.helpers import indexed, tree, wait_until, write_file
 
 #: "Within a few seconds", with room for a loaded 2-core machine.
 STOP_WITHIN = 8.0
@@ -47,15 +46,6 @@ def temp_files(*roots: Path) -> list[str]:
 
 def user_files(root: Path) -> set[str]:
     return set(tree(root))
-
-
-def indexed(state: Path, location: Path) -> set[str]:
-    db = sqlite3.connect(f"file:{state / 'index.sqlite'}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT path FROM files WHERE location = ?", (f"folder:{location}",))
-        return {row[0] for row in rows}
-    finally:
-        db.close()
 
 
 def start(log: Path, *args: str) -> subprocess.Popen[bytes]:
