@@ -230,3 +230,15 @@ def test_a_folder_replaced_by_a_link_while_running_is_held_and_reported_once(
     assert engine.wait_idle(60)
     assert not (tmp_path / "disk/new.jpg").exists()
     assert len(tree(a)) == len(tree(c)) == 12
+
+
+def test_pruning_the_trash_never_deletes_through_a_symlinked_trash_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    precious = write_file(outside / "20000101-000000" / "precious.txt", "not FileSync's")
+    root = tmp_path / "root"
+    (root / ".filesync").mkdir(parents=True)
+    (root / ".filesync" / "trash").symlink_to(outside, target_is_directory=True)
+    loc = folder(root)
+    loc.adopt(has_history=True)  # prunes the trash at start
+    loc.housekeeping()  # and with every periodic rescan
+    assert precious.read_text() == "not FileSync's"

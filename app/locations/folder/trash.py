@@ -63,7 +63,7 @@ class TrashPolicy:
 
     def prune(self, days: float) -> None:
         """Delete the trash folders stamped more than ``days`` ago."""
-        if not self.trash.is_dir():
+        if not self._real_folder():
             return
         cutoff = time.time() - days * 86400
         for entry in self.trash.iterdir():
@@ -84,9 +84,18 @@ class TrashPolicy:
         if self._bytes > self.max_bytes:
             self._bytes = self._shrink(self.max_bytes * 3 // 4)
 
+    def _real_folder(self) -> bool:
+        """True when the trash is a real folder: pruning never deletes through a symbolic link
+        (``.filesync`` or its ``trash`` made a link would point it at someone else's files)."""
+        if self.trash.is_symlink() or self.trash.parent.is_symlink():
+            return False
+        return self.trash.is_dir()
+
     def _entries(self) -> list[tuple[int, int, str]]:
         """(ctime, size, full path) of every file in the trash; ctime is when it was trashed."""
         found: list[tuple[int, int, str]] = []
+        if not self._real_folder():
+            return found
         for dirpath, _dirs, files in os.walk(self.trash):
             for name in files:
                 full = os.path.join(dirpath, name)
