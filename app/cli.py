@@ -19,7 +19,7 @@ from typing import NoReturn
 from app import __version__, limits, paths
 from app.askpath import NoAnswer, ask_path
 from app.engine.engine import Engine, EngineSettings
-from app.engine.index import StateIndex
+from app.engine.index import INDEX_FILE, StateIndex
 from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
 from app.instance import InstanceLock
 from app.locations import LocationOptions, open_location
@@ -35,7 +35,6 @@ PROMPT = "Enter path (folder:/zip:/ftp: or [end]): "
 FILE_PROMPT = "Enter path of the locations file: "
 #: ``--file`` given without a value: ask for the path on the terminal.
 ASK_FOR_FILE = Path("<ask>")
-INDEX_FILE = "index.sqlite"
 
 
 class UsageError(FileSyncError):

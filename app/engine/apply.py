@@ -24,6 +24,7 @@ from app.engine.index import StateIndex
 from app.engine.landing import Landing
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
+from app.engine.status import Recorder
 from app.engine.stopping import stop_aware
 from app.engine.workers import SlotIo
 from app.errors import (
@@ -37,8 +38,6 @@ from app.locations.base import CHUNK_SIZE, FileMeta, Location
 from app.messages import shown
 
 log = logging.getLogger(__name__)
-
-Recorder = Callable[[str, str, str, str], None]
 
 
 @dataclass

@@ -10,6 +10,8 @@ import posixpath
 import re
 import time
 
+from app.locations.names import safe_label
+
 #: Keep names under common 255-byte file-name limits after the suffix is added.
 _MAX_NAME_BYTES = 255
 _CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+")
@@ -27,8 +29,8 @@ def conflict_name(path: str, mtime_ns: int, label: str, attempt: int = 1) -> str
     if not stem:  # a dot-file such as ".bashrc"
         stem, ext = base, ""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
-    safe_label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "location"
-    suffix = f".sync-conflict-{stamp}-{safe_label}" + (f"-{attempt}" if attempt > 1 else "")
+    safe = safe_label(label, "location")
+    suffix = f".sync-conflict-{stamp}-{safe}" + (f"-{attempt}" if attempt > 1 else "")
     # A Linux name may hold bytes that are not UTF-8 (surrogate escapes): count real bytes.
     room = _MAX_NAME_BYTES - len((suffix + ext).encode("utf-8", "surrogateescape"))
     stem_bytes = stem.encode("utf-8", "surrogateescape")

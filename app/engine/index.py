@@ -41,6 +41,8 @@ from app.locations.base import FileMeta
 Params = tuple[str | bytes | int, ...]
 #: Less free space than this on the state disk reads as "full" (SQLite needs whole pages).
 _FULL_BELOW = 64 * 1024
+#: The state index's file name in the state folder (the CLI and the desktop app share it).
+INDEX_FILE = "index.sqlite"
 
 
 def _stored(name: str) -> str | bytes:

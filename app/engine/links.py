@@ -13,15 +13,13 @@ if it disappears and comes back).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from app.engine.ignore import IgnoreRules
 from app.engine.slot import Slot
+from app.engine.status import Recorder
 from app.messages import shown
 
 log = logging.getLogger(__name__)
-
-Recorder = Callable[[str, str, str, str], None]
 
 
 def link_message(link: str) -> str:

@@ -10,14 +10,13 @@ once per run, as a warning and a ``skipped`` activity, however often the path is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from app.engine.slot import Slot
+from app.engine.status import Recorder
 from app.messages import shown
 
 log = logging.getLogger(__name__)
 
-Recorder = Callable[[str, str, str, str], None]
 
 #: Reported names are remembered up to this many; beyond it a name may be reported again.
 MAX_REMEMBERED = 100_000

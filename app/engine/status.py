@@ -7,7 +7,11 @@ engine's own objects, so it cannot race with the engine thread.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+#: Records one line of recent activity: ``(action, path, location, detail)``.
+Recorder = Callable[[str, str, str, str], None]
 
 
 class LocationState(enum.Enum):

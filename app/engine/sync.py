@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future
 from functools import partial
 
@@ -25,7 +25,7 @@ from app.engine.plan import Decision, Side, SideState, plan_path
 from app.engine.progress import Progress
 from app.engine.settle import SETTLE_BOUND, SettleGate
 from app.engine.slot import Slot
-from app.engine.status import LocationState
+from app.engine.status import LocationState, Recorder
 from app.engine.stopping import SyncStopped
 from app.engine.workers import SlotIo
 from app.errors import (
@@ -50,8 +50,6 @@ MASS_DELETE_MIN = 5
 RETRY_FAILED_PATH_AFTER = 5.0
 #: A full sync commits the index after every this many paths (each chunk is one batch).
 COMMIT_EVERY = 2000
-
-Recorder = Callable[[str, str, str, str], None]
 
 
 class Syncer:

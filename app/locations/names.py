@@ -16,6 +16,7 @@ can never become a path outside the root.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from app.errors import UnsafePath
@@ -103,3 +104,18 @@ ZIP_NAMES = NamePolicy(utf8_only=True, windows_syntax=True, line_breaks=True)
 FTP_NAMES = NamePolicy(utf8_only=True, windows_syntax=True, line_breaks=False)
 #: What a kind that declares nothing is assumed to hold: the names every kind can hold.
 PORTABLE_NAMES = FTP_NAMES
+
+
+def safe_label(text: str, fallback: str, fill: str = "-") -> str:
+    """``text`` reduced to ``A-Z a-z 0-9 _ -`` (runs of anything else become ``fill``).
+
+    A location's label goes into file names (conflict copies, trash folders), so it must be
+    safe on every file system; ``fallback`` stands in when nothing is left.
+    """
+    return re.sub(r"[^A-Za-z0-9_-]+", fill, text).strip(fill) or fallback
+
+
+def parent_folders(path: str) -> list[str]:
+    """The folders that hold ``path``, nearest first: ``"a/b/c"`` -> ``["a/b", "a"]``."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]

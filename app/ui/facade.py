@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "index.sqlite"
-
 
 class EngineLike(Protocol):
     """The part of :class:`app.engine.engine.Engine` the desktop app uses."""
@@ -57,12 +55,12 @@ class FacadeEvent:
 def build_engine(config: Config, state_dir: Path) -> EngineLike:
     """Build the real engine for ``config`` with its index in ``state_dir``."""
     from app.engine.engine import Engine, EngineSettings
-    from app.engine.index import StateIndex
+    from app.engine.index import INDEX_FILE, StateIndex
 
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = EngineSettings(poll_interval=config.poll_interval, ignore=config.ignore)
     locations = [open_location(spec, LocationOptions()) for spec in config.locations]
-    engine: EngineLike = Engine(locations, StateIndex(state_dir / INDEX_NAME), settings)
+    engine: EngineLike = Engine(locations, StateIndex(state_dir / INDEX_FILE), settings)
     return engine
 
 

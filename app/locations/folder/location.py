@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import shutil
 import stat as stat_mod
 import time
@@ -37,7 +36,7 @@ from app.locations.base import (
 from app.locations.folder.hardlinks import FileId, HardLinkNames
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 from app.locations.folder.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
-from app.locations.names import POSIX_NAMES, check_posix_relpath
+from app.locations.names import POSIX_NAMES, check_posix_relpath, safe_label
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
@@ -92,7 +91,7 @@ class FolderLocation(Location):
 
     @property
     def label(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.root.name).strip("-") or "folder"
+        return safe_label(self.root.name, self.kind)
 
     def local_paths(self) -> tuple[Path, ...]:
         """The folder's root: everything below it is synced."""

@@ -25,7 +25,6 @@ import ftplib
 import io
 import logging
 import posixpath
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,7 +50,7 @@ from app.locations.ftp.listing import (
 )
 from app.locations.ftp.reader import FtpReadOps, mlst_entry
 from app.locations.ftp.transfer import SourceFailed, upload
-from app.locations.names import FTP_NAMES
+from app.locations.names import FTP_NAMES, parent_folders, safe_label
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
@@ -123,7 +122,7 @@ class FtpLocation(FtpReadOps, Location):
     @property
     def label(self) -> str:
         """The host name, reduced to characters safe in a file name."""
-        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.spec.host).strip("-") or "ftp"
+        return safe_label(self.spec.host, self.kind)
 
     @property
     def request_count(self) -> int:
@@ -493,8 +492,4 @@ class FtpLocation(FtpReadOps, Location):
 
 def _ancestors(folder: str) -> list[str]:
     """``"a/b/c"`` -> ``["a/b/c", "a/b", "a"]`` (``""`` for the root has none)."""
-    out: list[str] = []
-    while folder:
-        out.append(folder)
-        folder = posixpath.dirname(folder)
-    return out
+    return [folder, *parent_folders(folder)] if folder else []

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import stat
 import threading
 from collections.abc import Iterable, Iterator
@@ -42,7 +41,7 @@ from app.locations.base import (
     check_relpath,
     is_internal,
 )
-from app.locations.names import ZIP_NAMES
+from app.locations.names import ZIP_NAMES, safe_label
 from app.locations.zip.archive import ArchiveFile, Sig
 from app.locations.zip.format import Entry
 from app.locations.zip.parse import read_local_header
@@ -120,7 +119,7 @@ class ZipLocation(Location):
     @property
     def label(self) -> str:
         """The archive's file stem, reduced to ``[A-Za-z0-9_-]`` for conflict-copy names."""
-        return re.sub(r"[^A-Za-z0-9_-]+", "_", self.path.stem).strip("_") or "zip"
+        return safe_label(self.path.stem, self.kind, fill="_")
 
     def local_paths(self) -> tuple[Path, ...]:
         """The archive file (its rewrite temp files sit beside it, in the same folder)."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.locations.base import FileMeta
+from app.locations.names import parent_folders
 from app.locations.zip.format import (
     DEFAULT_EXT_ATTR,
     DEFLATED,
@@ -93,8 +94,8 @@ def new_entry(name: str, blob: Blob, mtime_ns: int, template: Entry | None) -> E
 
 
 def _ancestors(path: str) -> list[str]:
-    parts = path.rstrip("/").split("/")[:-1]
-    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+    """The directory entries (``"a/"``) that hold ``path``."""
+    return [f"{d}/" for d in parent_folders(path.rstrip("/"))]
 
 
 def _emptied_dirs(final: Iterable[str], dirs: set[str], removed: set[str]) -> set[str]:
