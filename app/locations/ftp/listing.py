@@ -57,7 +57,9 @@ class RemoteEntry:
     symlink). ``tag`` is a stable checksum of MLSD's ``unique`` fact (device and inode on most
     servers; 0 without it): a file replaced within the same second with the same size still
     shows up as changed. ``is_file``/``is_dir`` are both false for entries we never sync (symlinks,
-    devices); callers skip them.
+    devices); callers skip them. ``is_link`` marks a symbolic link the server admits to (a LIST
+    ``l`` line, MLSD ``type=OS.unix=symlink``/``slink``): the location reports it, so the files
+    it hides are held instead of read as deleted.
     """
 
     name: str
@@ -66,6 +68,7 @@ class RemoteEntry:
     size: int
     mtime_ns: int | None
     tag: int = 0
+    is_link: bool = False
 
 
 def parse_ftp_time(text: str) -> int:
@@ -152,7 +155,8 @@ def parse_mlsd_line(line: str) -> RemoteEntry | None:
     mtime_ns = parse_ftp_time(facts["modify"]) if "modify" in facts else None
     unique = facts.get("unique", "")
     tag = zlib.crc32(unique.encode()) if unique else 0
-    return RemoteEntry(name, is_file, is_dir, size, mtime_ns, tag)
+    is_link = kind.startswith(("os.unix=symlink", "os.unix=slink"))
+    return RemoteEntry(name, is_file, is_dir, size, mtime_ns, tag, is_link)
 
 
 def _infer_year(month: int, day: int, hour: int, minute: int, now: float) -> int:
@@ -201,7 +205,8 @@ def _unix_entry(match: re.Match[str], now: float) -> RemoteEntry | None:
     if name in (".", ".."):
         return None
     stamp = calendar.timegm((year, month, day, hour, minute, 0, 0, 0, 0)) * NS
-    return RemoteEntry(name, mode == "-", mode == "d", int(match.group("size")), stamp)
+    size = int(match.group("size"))
+    return RemoteEntry(name, mode == "-", mode == "d", size, stamp, is_link=mode == "l")
 
 
 def _dos_entry(match: re.Match[str]) -> RemoteEntry | None:

@@ -103,6 +103,7 @@ class FtpLocation(FtpReadOps, Location):
         #: The latest full scan (housekeeping keeps the journal entries it still matches).
         self._last_listing: Listing | None = None
         self._warned_names: set[str] = set()
+        self._links: frozenset[str] = frozenset()
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:

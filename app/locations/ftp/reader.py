@@ -79,6 +79,8 @@ class FtpReadOps:
     _last_listing: Listing | None
     #: Unsafe names on the server already warned about (a poll every 2 s must not repeat it).
     _warned_names: set[str]
+    #: Symbolic links the last scans met (relative paths), for ``links()``.
+    _links: frozenset[str]
 
     @property
     def name(self) -> str:
@@ -188,10 +190,11 @@ class FtpReadOps:
 
     def _scan_dir(
         self, ftp: ftplib.FTP, folder: str, old_cache: Cache
-    ) -> tuple[Listing, list[str], Cache]:
-        """List one folder: (files with meta, sub-folders, LIST-line cache entries)."""
+    ) -> tuple[Listing, list[str], Cache, list[str]]:
+        """List one folder: (files with meta, sub-folders, LIST-line cache entries, links)."""
         files: Listing = {}
         subdirs: list[str] = []
+        links: list[str] = []
         cache: Cache = {}
         now_ns = time.time_ns()
         entries = self._list_dir(ftp, folder)
@@ -205,6 +208,9 @@ class FtpReadOps:
             rel = f"{folder}/{entry.name}" if folder else entry.name
             if is_internal(rel):
                 self._remove_stale_temp(ftp, rel, entry, now_ns)
+                continue
+            if entry.is_link:
+                links.append(rel)
                 continue
             if entry.is_dir:
                 subdirs.append(rel)
@@ -227,7 +233,7 @@ class FtpReadOps:
                     f"the server gives no time for {rel}", location=self.name, path=rel
                 )
             files[rel] = self._meta(rel, entry.size, mtime, entry.tag)
-        return files, subdirs, cache
+        return files, subdirs, cache, links
 
     def _remove_stale_temp(
         self, ftp: ftplib.FTP, rel: str, entry: RemoteEntry, now_ns: int
@@ -252,24 +258,33 @@ class FtpReadOps:
         old_cache = self._mdtm_cache
         new_cache: Cache = {}
         listing: Listing = {}
+        links: set[str] = set()
         pending = [start]
         while pending:
             folder = pending.pop()
 
             def list_one(ftp: ftplib.FTP, folder: str = folder) -> tuple[
-                Listing, list[str], Cache
+                Listing, list[str], Cache, list[str]
             ]:  # fmt: skip
                 return self._scan_dir(ftp, folder, old_cache)
 
             try:
-                files, subdirs, cache = self._client.run(f"listing {folder or '/'}", list_one)
+                files, subdirs, cache, found = self._client.run(
+                    f"listing {folder or '/'}", list_one
+                )
             except ftplib.error_perm as exc:
-                # A folder deleted since its parent was listed is simply gone; any other
-                # refusal must not be read as "no files here".
-                if folder and is_not_found(exc) and not self._is_dir(folder):
-                    if folder == start:
-                        return {}
-                    continue
+                # A folder deleted since its parent was listed is simply gone; a folder that
+                # is a link (MLSD showed it as a folder) is held; any other refusal must not
+                # be read as "no files here".
+                if folder and is_not_found(exc):
+                    if self._listed_as_link(folder):
+                        links.add(folder)
+                        continue
+                    if not self._is_dir(folder):
+                        if folder == start:
+                            self._replace_links(start, links)
+                            return {}
+                        continue
                 raise LocationUnavailable(
                     f"cannot list {self._abs(folder)}: {self._client.scrub(str(exc))}",
                     location=self.name,
@@ -277,6 +292,7 @@ class FtpReadOps:
             except ftplib.Error as exc:
                 raise self._client.unavailable(f"listing {self._abs(folder)}", exc) from None
             listing.update(files)
+            links.update(found)
             new_cache.update(cache)
             pending.extend(subdirs)
             self._known_dirs.update(subdirs)
@@ -285,7 +301,43 @@ class FtpReadOps:
         else:
             self._mdtm_cache = new_cache
             self._last_listing = listing
+        self._replace_links(start, links)
         return listing
+
+    def links(self) -> frozenset[str]:
+        """Symbolic links the scans met on the server (see ``Location.links``)."""
+        return self._links
+
+    def _replace_links(self, prefix: str, found: set[str]) -> None:
+        """A scan of ``prefix`` (``""``: everything) found exactly these links there."""
+        inside = prefix + "/"
+        kept = {p for p in self._links if prefix and p != prefix and not p.startswith(inside)}
+        self._links = frozenset(kept | found)
+
+    def _listed_as_link(self, rel: str) -> bool:
+        """True when LIST shows ``rel`` as a link (``l``), for a folder MLSD cannot list.
+
+        pyftpdlib's MLSD follows links: a folder replaced by a link to somewhere outside the
+        server's root is listed as a folder whose own listing is refused. Only LIST tells.
+        """
+        if not self._use_mlsd:
+            return False
+        parent, base = posixpath.split(rel)
+
+        def look(ftp: ftplib.FTP) -> bool:
+            try:
+                lines = self._read_lines(ftp, f"{self._list_cmd} {self._abs(parent)}")
+            except ftplib.error_perm:
+                return False
+            now = time.time()
+            for line in lines:
+                with contextlib.suppress(ListingParseError):
+                    entry = parse_list_line(line, now)
+                    if entry is not None and entry.name == base:
+                        return entry.is_link
+            return False
+
+        return self._call(f"listing {self._abs(parent)}", look)
 
     def _is_dir(self, rel: str) -> bool:
         parent, base = posixpath.split(rel)
