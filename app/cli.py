@@ -18,8 +18,9 @@ from typing import NoReturn
 
 from app import __version__, limits, paths
 from app.askpath import NoAnswer, ask_path
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import INDEX_FILE, StateIndex
+from app.engine.settings import EngineSettings
 from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
 from app.instance import InstanceLock
 from app.locations import LocationOptions, open_location

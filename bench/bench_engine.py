@@ -50,8 +50,9 @@ from watchdog.events import FileClosedEvent, FileSystemEvent, FileSystemEventHan
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.locations import open_location
 from app.locations.base import META_DIR, TEMP_PREFIX
 

@@ -222,8 +222,9 @@ def bench_idle_syscalls(base: Path, work: Path) -> list[Row]:
 
 def bench_engine(work: Path) -> list[Row]:
     try:
-        from app.engine.engine import Engine, EngineSettings
+        from app.engine.engine import Engine
         from app.engine.index import StateIndex
+        from app.engine.settings import EngineSettings
     except ImportError as exc:
         return [("(c) engine burst", "skipped", f"engine not importable: {exc}")]
     folder = work / "folder"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.locations import open_location
 from app.locations.base import Location
 

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from app.engine.conflicts import is_conflict_copy
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, wait_until, write_file
 from tests.links import swap_in_link, under_link

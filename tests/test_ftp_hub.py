@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.locations import LocationOptions, open_location
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import describe_trees, tree, wait_until

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.engine.status import Activity
 from app.locations import LocationOptions, open_location
 from app.locations.ftp.location import FtpLocation

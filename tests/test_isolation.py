@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.engine.status import LocationState
 from app.locations import LocationOptions, open_location
 from tests.engine_fixtures import Rig

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.locations import LocationOptions, open_location
 from tests.ftp_process import FtpProcess
 from tests.helpers import describe_trees, trees_equal, wait_until, write_file

@@ -134,8 +134,9 @@ def test_sigterm_in_the_middle_of_a_big_copy_removes_its_temp_file(tmp_path: Pat
 
 
 def test_quit_in_the_desktop_app_does_not_wait_for_the_initial_sync(tmp_path: Path) -> None:
-    from app.engine.engine import Engine, EngineSettings
+    from app.engine.engine import Engine
     from app.engine.index import StateIndex
+    from app.engine.settings import EngineSettings
     from app.locations import open_location
     from app.ui.facade import SyncFacade
 
@@ -165,8 +166,9 @@ def test_stop_in_the_middle_of_an_ftp_upload_removes_the_temp_file(
 ) -> None:
     import threading
 
-    from app.engine.engine import Engine, EngineSettings
+    from app.engine.engine import Engine
     from app.engine.index import StateIndex
+    from app.engine.settings import EngineSettings
     from app.locations import open_location
 
     a = tmp_path / "a"

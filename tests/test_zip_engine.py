@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.engine import Engine, EngineSettings
+from app.engine.engine import Engine
 from app.engine.index import StateIndex
+from app.engine.settings import EngineSettings
 from app.locations import open_location
 from app.locations.zip.location import ZipLocation
 from tests.helpers import wait_until, write_file

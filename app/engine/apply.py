@@ -127,7 +127,7 @@ class Applier:
     def put(self, slot: Slot, path: str, meta: FileMeta) -> None:
         """Record ``meta`` for ``path`` in ``slot`` (memory, SQLite and its watcher)."""
         self.landing.touch(slot, path)
-        slot.index[path] = meta
+        slot.known[path] = meta
         self.index.put(slot.key, path, meta)
         if slot.watcher is not None:
             slot.watcher.expect(path, meta)
@@ -135,7 +135,7 @@ class Applier:
     def drop(self, slot: Slot, path: str) -> None:
         """Forget ``path`` in ``slot`` (it is gone there, or everywhere)."""
         self.landing.touch(slot, path)
-        if slot.index.pop(path, None) is not None:
+        if slot.known.pop(path, None) is not None:
             self.index.remove(slot.key, path)
         if slot.watcher is not None:
             slot.watcher.expect(path, None)
@@ -214,7 +214,7 @@ class Applier:
         if future.exception() is not None:
             return
         self._copied(slot, source, path, future.result())
-        if source.index.get(path) == winner and path in slot.stale:
+        if source.known.get(path) == winner and path in slot.stale:
             slot.stale.discard(path)
             self.index.clear_stale(slot.key, path)
 
@@ -260,7 +260,7 @@ class Applier:
         assert current is not None
         loc = slot.location
         names = [conflict_name(path, current.mtime_ns, loc.label, n) for n in range(1, 100)]
-        names = [n for n in names if n not in slot.index]
+        names = [n for n in names if n not in slot.known]
         names.append(conflict_name(path, current.mtime_ns, f"{loc.label}-{id(side)}"))
         keep = partial(_keep_aside, loc, path, names, current.mtime_ns, self.stopping)
         name, meta = slot.run(keep, self.io.deadline, partial(self._late_conflict, slot, path))

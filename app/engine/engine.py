@@ -16,21 +16,18 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from functools import partial
 
-from app.engine import calls
+from app.engine.activity import ActivityLog
 from app.engine.index import StateIndex
+from app.engine.opening import Opener
 from app.engine.queue import ChangeQueue
+from app.engine.settings import EngineSettings
 from app.engine.slot import Slot
 from app.engine.statehold import StateHold
 from app.engine.status import Activity, EngineStatus, LocationState
 from app.engine.stopping import SyncStopped
 from app.engine.sync import Syncer
-from app.engine.workers import DEFAULT_DEADLINE
 from app.errors import (
     FileSyncError,
     LocationBusy,
@@ -38,26 +35,9 @@ from app.errors import (
 )
 from app.locations.base import Location
 from app.locations.overlap import check_new_location, check_overlaps
-from app.messages import shown
 from app.watch.change import Change, ChangeKind
-from app.watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Tunables; the defaults are what a user gets."""
-
-    debounce: float = 0.05
-    poll_interval: float = 2.0
-    rescan_interval: float = 900.0
-    ignore: tuple[str, ...] = ()
-    allow_mass_delete: bool = False
-    #: Longest wait for one location's answer while watching; a slower one is parked.
-    io_deadline: float = DEFAULT_DEADLINE
-    #: Seconds a file may grow without pause before it is copied as it is (a busy log).
-    settle_bound: float = 60.0
 
 
 class Engine:
@@ -74,14 +54,10 @@ class Engine:
         self.queue = ChangeQueue(debounce=self.settings.debounce)
         check_overlaps(locations, state_dir=index.path.parent)
         self._slots: dict[str, Slot] = {}
-        for loc in locations:
-            if loc.key in self._slots:
-                raise FileSyncError(f"{loc.name} is listed twice")
-            self._slots[loc.key] = self._new_slot(loc)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._activity: deque[Activity] = deque(maxlen=200)
-        self._listeners: list[Callable[[Activity], None]] = []
+        self.activity = ActivityLog()
+        self._record = self.activity.record
         self._sync = Syncer(
             self._slots,
             index,
@@ -92,6 +68,19 @@ class Engine:
             stopping=self._stopping,
             settle_bound=self.settings.settle_bound,
         )
+        self._opener = Opener(
+            self._slots,
+            index,
+            self.queue,
+            self._sync,
+            self._record,
+            poll_interval=self.settings.poll_interval,
+            paused=lambda: self._paused,
+        )
+        for loc in locations:
+            if loc.key in self._slots:
+                raise FileSyncError(f"{loc.name} is listed twice")
+            self._slots[loc.key] = self._opener.new_slot(loc)
         self._thread: threading.Thread | None = None
         self._paused = False
         self._backlog: set[str] = set()
@@ -111,7 +100,7 @@ class Engine:
         returns early, without watching; :meth:`stop` then records what landed.
         """
         for slot in self._slots.values():
-            self._open_slot(slot, watch)
+            self._opener.open(slot, watch)
         self._busy = True
         try:
             self._sync.full_sync("initial sync")
@@ -147,7 +136,7 @@ class Engine:
             # write's or delete's row; then let the worker end what that queued (a batch end).
             slot.worker.collect()
             slot.worker.shutdown()
-            self._close_slot(slot)
+            self._opener.close(slot)
         self.index.commit()
 
     def run_once(self) -> bool:
@@ -177,7 +166,7 @@ class Engine:
             last = [r.last_sync for r in rows if r.last_sync]
             return EngineStatus(
                 locations=rows,
-                activity=tuple(self._activity),
+                activity=self.activity.recent(),
                 paused=self._paused,
                 syncing=self._busy,
                 pending=self.queue.qsize() + len(self._backlog),
@@ -191,7 +180,7 @@ class Engine:
 
     def add_listener(self, callback: Callable[[Activity], None]) -> None:
         """Call ``callback`` (from the engine thread) for every activity record."""
-        self._listeners.append(callback)
+        self.activity.add_listener(callback)
 
     def add_location(self, location: Location) -> None:
         """Add a location to the running engine; it gets an initial sync, no restart.
@@ -205,10 +194,10 @@ class Engine:
             if location.key in self._slots:
                 raise FileSyncError(f"{location.name} is already synced")
             self._check_overlaps(location)
-            slot = self._new_slot(location)
+            slot = self._opener.new_slot(location)
             with self._lock:
                 self._slots[location.key] = slot
-            self._open_slot(slot, watch=True)
+            self._opener.open(slot, watch=True)
             self._sync.full_sync(f"adding {location.name}")
 
         self.queue.put(command)
@@ -226,7 +215,7 @@ class Engine:
             if slot is None:
                 return
             slot.worker.shutdown(wait=False)
-            self._close_slot(slot)
+            self._opener.close(slot)
             with self._lock:
                 del self._slots[key]
             self.index.forget_location(key)
@@ -251,7 +240,7 @@ class Engine:
             for slot in self._slots.values():
                 if not slot.available:
                     slot.next_retry = 0.0
-            self._retry_unavailable()
+            self._opener.retry_unavailable(watch=self._thread is not None)
             self._sync.full_sync("sync")
 
         self.queue.put(command)
@@ -326,19 +315,19 @@ class Engine:
             return max(0.01, self._hold.retry_at - now)
         deadlines = [self._next_rescan]
         deadlines += [s.next_retry for s in self._slots.values() if not s.available]
-        deadlines += list(self._sync.retry_paths.values())
+        retry = self._sync.retries.next_at()
+        if retry is not None:
+            deadlines.append(retry)
         return max(0.01, min(deadlines) - now)
 
     def _timers(self) -> None:
         now = time.monotonic()
         if self._paused or self._hold.active:
             return
-        self._retry_unavailable()
-        due = [kp for kp, t in self._sync.retry_paths.items() if t <= now]
+        self._opener.retry_unavailable(watch=self._thread is not None)
+        due = self._sync.retries.take_due()
         if due:
-            for kp in due:
-                del self._sync.retry_paths[kp]
-            self._sync.sync_paths({p for _, p in due}, "retry")
+            self._sync.sync_paths(due, "retry")
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
             for slot in self._sync.available():
@@ -383,92 +372,3 @@ class Engine:
             self._sync.full_sync("catching up")
             return
         self._sync.sync_changes(changes)
-
-    # ----- opening and closing -----------------------------------------------------------
-
-    def _new_slot(self, location: Location) -> Slot:
-        slot = Slot(location)
-        slot.worker.wake = lambda: self.queue.put(partial(self._catch_up, slot))
-        return slot
-
-    def _catch_up(self, slot: Slot) -> None:
-        """A stalled location's late call ended: record its result, then catch the location up."""
-        if self._slots.get(slot.key) is not slot or not slot.worker.collect():
-            return
-        if self._paused or not slot.available or slot.worker.stalled:
-            return  # resuming, reopening or the next answer catches it up
-        log.info("%s answers again; catching up", slot.location.name)
-        if not slot.failing and not slot.held_deletes:
-            slot.state = LocationState.SYNCING
-        if slot.needs_full:
-            self._sync.full_sync("catching up")
-        else:
-            paths, slot.parked = slot.parked, set()
-            self._sync.sync_paths(paths, "catching up")
-            if slot.state is LocationState.SYNCING:
-                slot.mark_ok()
-
-    def _open_slot(self, slot: Slot, watch: bool) -> bool:
-        """Open, adopt and watch a location; False (and marked unavailable) if that fails.
-
-        Runs on the location's worker: a server that accepts the connection but never answers
-        must not hold up the engine thread.
-        """
-        loc = slot.location
-        slot.index = self.index.load(loc.key)
-        slot.stale = self.index.load_stale(loc.key)
-        sink = self.queue.put if watch else None
-        history = self.index.has_history(loc.key)
-        poll = self.settings.poll_interval
-        opening = partial(calls.open_and_watch, loc, history, slot.watcher, sink, poll)
-        try:
-            watcher = slot.run(opening, self._sync.io.deadline, partial(self._late_open, slot))
-        except FileSyncError as exc:
-            slot.mark_unavailable(str(exc))
-            log.error("%s", exc)
-            self._record("error", "", loc.name, str(exc))
-            return False
-        self._opened(slot, watcher)
-        return True
-
-    def _opened(self, slot: Slot, watcher: Watcher | None) -> None:
-        if watcher is not None:
-            slot.watcher = watcher
-        slot.state = LocationState.SYNCING
-
-    def _late_open(self, slot: Slot, future: Future[Watcher | None]) -> None:
-        """An open that missed its deadline ended; if it worked, the location is back."""
-        if future.exception() is None:
-            self._opened(slot, future.result())
-            slot.needs_full = True
-
-    def _close_slot(self, slot: Slot) -> None:
-        if slot.watcher is not None:
-            slot.watcher.stop()
-            slot.watcher = None
-        with contextlib.suppress(Exception):
-            slot.location.close()
-
-    def _retry_unavailable(self) -> None:
-        now = time.monotonic()
-        back = False
-        for slot in self._slots.values():
-            if slot.available or slot.next_retry > now:
-                continue
-            if self._open_slot(slot, watch=self._thread is not None):
-                log.info("%s is available again", slot.location.name)
-                back = True
-        if back:
-            self._sync.full_sync("catching up")
-
-    def _record(self, action: str, path: str, location: str, detail: str) -> None:
-        entry = Activity(time.time(), action, path, location, detail)
-        with self._lock:
-            self._activity.append(entry)
-        if action in ("copied", "deleted", "renamed"):
-            log.info("%s %s in %s %s", action, shown(path), location, detail)
-        for listener in list(self._listeners):
-            try:
-                listener(entry)
-            except Exception:
-                log.exception("activity listener failed")

@@ -30,7 +30,7 @@ class Landing:
         """``path``'s row in ``slot`` is about to change: keep the row it had first."""
         rows = self._before.get(slot.key)
         if rows is not None and path not in rows:
-            rows[path] = slot.index.get(path)
+            rows[path] = slot.known.get(path)
 
     def landed(self, key: str) -> None:
         """``key``'s batch landed: its rows stand."""
@@ -41,9 +41,9 @@ class Landing:
         rows = self._before.pop(slot.key, {})
         for path, meta in rows.items():
             if meta is None:
-                slot.index.pop(path, None)
+                slot.known.pop(path, None)
                 index.remove(slot.key, path)
             else:
-                slot.index[path] = meta
+                slot.known[path] = meta
                 index.put(slot.key, path, meta)
         return sorted(rows)

@@ -1,4 +1,4 @@
-"""The engine's bookkeeping for one location: its index mirror, state and counters."""
+"""The engine's bookkeeping for one location: its last-known files, state and counters."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class Slot:
     """One location as the engine tracks it. Only the engine thread mutates a slot."""
 
     location: Location
-    index: dict[str, FileMeta] = field(default_factory=dict)
+    #: The last-known meta of every file in this location (its rows of the state index).
+    known: dict[str, FileMeta] = field(default_factory=dict)
     watcher: Watcher | None = None
     state: LocationState = LocationState.SYNCING
     error: str = ""
@@ -124,5 +125,5 @@ class Slot:
             last_sync=self.last_sync,
             pending=self.pending + len(self.parked),
             last_error=self.error,
-            file_count=len(self.index),
+            file_count=len(self.known),
         )

@@ -1,7 +1,10 @@
-"""Syncing paths: scan or stat the locations, plan each path, apply, keep the index in step.
+"""Syncing paths: read the locations, plan each path, apply, keep the state index in step.
 
 The engine thread owns a :class:`Syncer` and calls it for the initial and periodic full syncs
-and for every batch of changes; nothing here runs on another thread.
+and for every batch of changes; nothing here runs on another thread. Reading is
+:mod:`app.engine.reading`, deciding :mod:`app.engine.plan`, doing :mod:`app.engine.apply`,
+renames :mod:`app.engine.renames`; this module runs them in order and decides what to try
+again when a path or a location fails.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future
 from functools import partial
 
 from app.engine import calls
@@ -20,10 +22,15 @@ from app.engine.failures import retry_delay
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
+from app.engine.massdelete import guard_mass_delete
 from app.engine.namegate import NameGate
-from app.engine.plan import Decision, Side, SideState, plan_path
+from app.engine.plan import Decision, Side, SideState
 from app.engine.progress import Progress
+from app.engine.reading import Reader
+from app.engine.renames import Renamer
+from app.engine.retries import RETRY_FAILED_PATH_AFTER, RetryTable
 from app.engine.settle import SETTLE_BOUND, SettleGate
+from app.engine.sides import Sides
 from app.engine.slot import Slot
 from app.engine.status import LocationState, Recorder
 from app.engine.stopping import SyncStopped
@@ -35,19 +42,14 @@ from app.errors import (
     LinkedPath,
     LocationBusy,
     LocationUnavailable,
-    MassDeleteHeld,
 )
-from app.locations.base import IGNORE_FILE, FileMeta, Listing
+from app.locations.base import Listing
 from app.messages import shown
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
 UNCHANGED = SideState.UNCHANGED
 
-#: A scan may miss this many indexed files before the mass-delete guard looks at the ratio.
-MASS_DELETE_MIN = 5
-#: A path that failed for a reason other than a vanished location is tried again after this.
-RETRY_FAILED_PATH_AFTER = 5.0
 #: A full sync commits the index after every this many paths (each chunk is one batch).
 COMMIT_EVERY = 2000
 
@@ -77,113 +79,58 @@ class Syncer:
         self.applier = Applier(index, record, self.io, self.stopping)
         self.base_ignore = ignore
         self.ignore = IgnoreRules(ignore)
-        self.retry_paths: dict[tuple[str, str], float] = {}
+        self.retries = RetryTable()
         self.settle = SettleGate(settle_bound)
         self.links = HeldLinks(record)
         self.names = NameGate(record)
+        self.reader = Reader(
+            slots,
+            self.io,
+            links=self.links,
+            names=self.names,
+            record=record,
+            check_stop=self._check_stop,
+        )
+        self.sides = Sides(slots, self.applier, self.links, self.names)
+        self.renamer = Renamer(self.reader, self.applier, self.links, self.names, record)
 
     def retry_later(self, changes: Iterable[Change]) -> None:
         """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
-        when = time.monotonic() + RETRY_FAILED_PATH_AFTER
         for change in changes:
             for path in (change.path, change.dest):
                 if path:
-                    self.retry_paths[(change.location, path)] = when
+                    self.retries.later([change.location], path, RETRY_FAILED_PATH_AFTER)
 
     def load_ignore_files(self) -> None:
         """Merge ``--ignore`` patterns with every available root's ``.filesyncignore``."""
-        patterns: list[str] = list(self.base_ignore)
-        for slot in self.available():
-            try:
-                patterns += slot.run(
-                    partial(calls.read_ignore_file, slot.location), self.io.deadline
-                )
-            except FileVanished:
-                continue
-            except LocationBusy:
-                slot.needs_full = True  # its patterns count again once it answers
-            except (FileSyncError, OSError) as exc:
-                log.warning("cannot read %s: %s", IGNORE_FILE, exc)
-        self.ignore = IgnoreRules(patterns)
+        self.ignore = self.reader.ignore_rules(self.base_ignore)
+
+    def available(self) -> list[Slot]:
+        """The locations that can be read and written now (reachable, and answering)."""
+        return self.reader.available()
 
     def converged(self) -> bool:
         """Rescan everything and report whether all locations hold the same files."""
         if any(not s.ready or s.held_deletes for s in self.slots.values()):
             return False
         with self.io.patient():
-            listings = self._scan_all()
+            listings = self.reader.scan_all(self.ignore)
             paths = self._all_paths(listings)
             return all(self._plan(path, listings).is_noop for path in paths)
-
-    def available(self) -> list[Slot]:
-        """The locations that can be read and written now (reachable, and answering)."""
-        return [s for s in self.slots.values() if s.ready]
-
-    def _scan_all(self) -> dict[str, Listing]:
-        """Scan every ready location, all at once on their workers.
-
-        A location that does not answer in time is left out (it is caught up with a full sync
-        once it answers, using the scan it was busy with).
-        """
-        listings: dict[str, Listing] = {}
-        started: dict[str, Future[Listing]] = {}
-        for slot in self.slots.values():
-            if slot.available and slot.worker.stalled:
-                slot.needs_full = True
-        for slot in self.available():
-            self._check_stop()
-            if slot.late_listing is not None:
-                listings[slot.key], slot.late_listing = slot.late_listing, None
-                self.links.refresh(slot, self.ignore)
-            else:
-                started[slot.key] = slot.worker.start(partial(calls.scan, slot.location))
-        for key, future in started.items():
-            slot = self.slots[key]
-            try:
-                late = partial(calls.keep_late_listing, slot)
-                listings[key] = slot.worker.finish(future, self.io.deadline, late)
-                self.links.refresh(slot, self.ignore)
-            except LocationBusy as exc:
-                slot.mark_stalled(exc)
-                slot.needs_full = True
-            except FileSyncError as exc:
-                slot.mark_unavailable(str(exc))
-                log.error("%s", exc)
-                self.record("error", "", slot.location.name, str(exc))
-        return {
-            key: {p: m for p, m in listing.items() if not self.ignore.ignored(p)}
-            for key, listing in listings.items()
-        }
 
     def _all_paths(self, listings: dict[str, Listing]) -> list[str]:
         paths: set[str] = set()
         for key, listing in listings.items():
             paths.update(listing)
-            paths.update(p for p in self.slots[key].index if not self.ignore.ignored(p))
+            paths.update(p for p in self.slots[key].known if not self.ignore.ignored(p))
         return sorted(paths)
 
     def _guard_mass_delete(
         self, slot: Slot, missing: Iterable[str], allow: bool, detail: str = ""
-    ) -> set[str]:
-        """Return the deletes to hold for ``slot`` (empty when they may proceed)."""
-        missing = set(missing)
-        if allow or self.allow_mass_delete_always:
-            return set()
-        threshold = max(MASS_DELETE_MIN, len(slot.index) // 2)
-        if len(missing) <= threshold:
-            return set()
-        error = MassDeleteHeld(
-            f"{len(missing)} of {len(slot.index)} files vanished at once{detail}; their deletes "
-            "are held. If that was intended, run again with --allow-mass-delete",
-            location=slot.location.name,
-        )
-        if not missing <= slot.held_deletes:
-            log.error("%s", error)
-            self.record("held", "", slot.location.name, str(error))
-        slot.held_deletes |= missing
-        slot.state = LocationState.ERROR
-        slot.error = str(error)
-        return missing
+    ) -> None:
+        """Hold ``slot``'s deletes if too many vanished at once (see :mod:`.massdelete`)."""
+        if not (allow or self.allow_mass_delete_always):
+            guard_mass_delete(slot, missing, self.record, detail)
 
     def full_sync(self, reason: str, allow_mass_delete: bool = False) -> None:
         """Scan every available location and bring them all to the same state.
@@ -192,12 +139,12 @@ class Syncer:
         now". Re-reads the ``.filesyncignore`` files first, so edits to them take effect.
         """
         self.load_ignore_files()
-        listings = self._scan_all()
+        listings = self.reader.scan_all(self.ignore)
         for key, listing in listings.items():
             slot = self.slots[key]
             missing = [
                 p
-                for p in slot.index
+                for p in slot.known
                 if p not in listing and not self.ignore.ignored(p) and not self.links.holds(key, p)
             ]
             slot.held_deletes = set()
@@ -226,27 +173,18 @@ class Syncer:
             if slot is None or not slot.available:
                 continue
             if change.kind is ChangeKind.MOVED:
-                self._propagate_rename(slot, change.path, change.dest)
+                self.renamer.propagate(slot, change.path, change.dest, self.ignore)
                 paths.update((change.path, change.dest))
             elif change.kind is ChangeKind.MOVED_TREE:
-                paths.update(self._propagate_tree_rename(slot, change.path, change.dest))
+                moved = self.renamer.propagate_tree(slot, change.path, change.dest, self.ignore)
+                paths.update(moved)
             elif change.kind is ChangeKind.TREE:
-                paths.update(self._expand_tree(slot, change.path))
+                paths.update(self.reader.expand_tree(slot, change.path))
             elif change.kind is ChangeKind.FILE:
                 paths.add(change.path)
-                if change.from_scan and change.path in slot.index:
+                if change.from_scan and change.path in slot.known:
                     scan_deletes.setdefault(slot.key, set()).add(change.path)
         self.sync_paths(paths, "changes", scan_deletes)
-
-    def _expand_tree(self, slot: Slot, prefix: str) -> set[str]:
-        found = {p for p in slot.index if p.startswith(prefix + "/")}
-        try:
-            found.update(slot.run(partial(slot.location.scan, prefix), self.io.deadline))
-        except LocationBusy:
-            slot.needs_full = True
-        except (FileSyncError, OSError) as exc:
-            log.debug("scan of %s failed: %s", shown(prefix), exc)
-        return found
 
     def sync_paths(
         self, paths: set[str], reason: str, scan_deletes: dict[str, set[str]] | None = None
@@ -261,38 +199,11 @@ class Syncer:
         paths = {p for p in paths if p and not self.ignore.ignored(p)}
         if not paths:
             return
-        listings: dict[str, Listing] = {}
-        wanted = sorted(paths)
-        known: dict[str, dict[str, FileMeta | None]] = {}
-        started: dict[str, Future[dict[str, FileMeta | None]]] = {}
-        for slot in self.available():  # a stat that answered late still counts: no livelock
-            known[slot.key] = {p: slot.late_stats.pop(p) for p in wanted if p in slot.late_stats}
-            rest = [p for p in wanted if p not in known[slot.key] and self.names.holds(slot, p)]
-            started[slot.key] = slot.worker.start(partial(calls.stat, slot.location, rest))
-        for key, future in started.items():
-            slot = self.slots[key]
-            late = partial(calls.keep_late_stats, slot)
-            try:
-                fresh: dict[str, FileMeta | None] = slot.worker.finish(
-                    future, self.io.deadline, late
-                )
-                stats = known[key] | fresh
-            except LocationBusy as exc:
-                slot.mark_stalled(exc)
-                continue
-            except (FileSyncError, OSError) as exc:
-                log.error("%s", exc)
-                slot.mark_unavailable(str(exc))
-                self.record("error", "", slot.location.name, str(exc))
-                continue
-            self.links.refresh(slot, self.ignore)
-            listing = {p: m for p, m in stats.items() if m is not None}
-            candidates = (scan_deletes or {}).get(slot.key, set())
-            vanished = {
-                p for p in candidates if p not in listing and not self.links.holds(slot.key, p)
-            }
-            self._guard_mass_delete(slot, vanished, False, " in one poll")
-            listings[slot.key] = listing
+        listings = self.reader.stat(sorted(paths), self.ignore)
+        for key, listing in listings.items():
+            candidates = (scan_deletes or {}).get(key, set())
+            vanished = {p for p in candidates if p not in listing and not self.links.holds(key, p)}
+            self._guard_mass_delete(self.slots[key], vanished, False, " in one poll")
         self._park(paths)
         self._apply_all(sorted(paths), listings, None)
         for key in listings:
@@ -303,35 +214,7 @@ class Syncer:
                 slot.last_sync = time.time()
 
     def _plan(self, path: str, listings: dict[str, Listing]) -> Decision:
-        return self._decide(path, self._sides(path, listings))
-
-    def _decide(self, path: str, sides: dict[str, Side]) -> Decision:
-        """The planner's decision for ``path`` given these sides (may compare file bytes)."""
-        stale = frozenset(k for k in sides if path in self.slots[k].stale)
-        same = self.applier.same_content(self.slots, path)
-        return plan_path(list(sides.values()), same, stale)
-
-    def _sides(self, path: str, listings: dict[str, Listing]) -> dict[str, Side]:
-        """Each location's view of ``path``; a location holding its delete, or holding the
-        path behind a symbolic link, has no say."""
-        sides = {}
-        for key, listing in listings.items():
-            slot = self.slots[key]
-            if (
-                path in slot.held_deletes
-                or self.links.holds(key, path)
-                or not self.names.holds(slot, path)
-            ):
-                continue
-            caps = slot.location.capabilities
-            sides[key] = Side(
-                key,
-                listing.get(path),
-                slot.index.get(path),
-                caps.mtime_precision_ns,
-                caps.can_set_mtime,
-            )
-        return sides
+        return self.sides.decide(path, self.sides.of(path, listings))
 
     def _apply_all(
         self, paths: list[str], listings: dict[str, Listing], progress: Progress | None
@@ -373,28 +256,25 @@ class Syncer:
         if not paths:
             return
         for path in paths:
-            if path not in slot.stale:
-                slot.stale.add(path)
-                self.index.mark_stale(slot.key, path)
+            self._mark_behind(slot, path)
         if isinstance(exc, LocationBusy):
             slot.parked.update(paths)
             return
         log.warning("%s; %d changes there will be tried again", exc, len(paths))
         self.record("error", "", slot.location.name, str(exc))
-        when = time.monotonic() + RETRY_FAILED_PATH_AFTER
         for path in paths:
-            self.retry_paths[(slot.key, path)] = when
+            self.retries.later([slot.key], path, RETRY_FAILED_PATH_AFTER)
 
     def _check_stop(self) -> None:
         if self.stopping.is_set():
             raise SyncStopped("stopping")
 
     def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
-        sides = self._sides(path, listings)
+        sides = self.sides.of(path, listings)
         try:
             if self._still_written(path, sides):
                 return []
-            decision = self._decide(path, sides)
+            decision = self.sides.decide(path, sides)
             for key, side in sides.items():  # learn a tag the index did not have yet
                 current = side.current
                 if current is not None and current != side.indexed and side.state is UNCHANGED:
@@ -432,17 +312,14 @@ class Syncer:
             slot = self._slot_by_name(exc.location)
             if slot is not None:
                 self.links.refresh(slot, self.ignore)
-            for key in listings:
-                self.retry_paths[(key, path)] = time.monotonic() + self.debounce
+            self.retries.later(listings, path, self.debounce)
         except FileChanged:
             log.info("%s changed while it was being synced; planning it again", shown(path))
-            for key in listings:
-                self.retry_paths[(key, path)] = time.monotonic() + self.debounce
+            self.retries.later(listings, path, self.debounce)
         except (FileSyncError, OSError) as exc:
             log.warning("cannot sync %s now (%s); will retry", shown(path), exc)
             self.record("error", path, "", str(exc))
-            for key in listings:
-                self.retry_paths[(key, path)] = time.monotonic() + RETRY_FAILED_PATH_AFTER
+            self.retries.later(listings, path, RETRY_FAILED_PATH_AFTER)
         return []
 
     def _target_failed(
@@ -450,9 +327,7 @@ class Syncer:
     ) -> None:
         """Only ``key`` missed this change: it is marked behind on ``path`` and retried."""
         slot = self.slots[key]
-        if path not in slot.stale:
-            slot.stale.add(path)
-            self.index.mark_stale(key, path)
+        self._mark_behind(slot, path)
         if isinstance(exc, LocationBusy):
             slot.parked.add(path)
             return
@@ -465,7 +340,7 @@ class Syncer:
         attempts = slot.mark_failed(path, str(exc))
         if attempts == 1:
             log.warning("%s", exc)
-        self.retry_paths[(key, path)] = time.monotonic() + retry_delay(attempts)
+        self.retries.later([key], path, retry_delay(attempts))
 
     def _park(self, paths: Iterable[str]) -> None:
         """Remember ``paths`` for every reachable location that is not answering now."""
@@ -477,85 +352,23 @@ class Syncer:
         """True when a copy of ``path`` is still being written: plan it again later instead."""
         parking = self.settle.check(path, sides, self.slots)
         if parking.recheck is not None and sides:
-            self.retry_paths[(next(iter(sides)), path)] = time.monotonic() + parking.recheck
+            self.retries.later([next(iter(sides))], path, parking.recheck)
         return parking.hold
 
     def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
         """Mark ``path`` stale for every location that was not part of this decision."""
         for slot in self.slots.values():
-            if slot.key not in sides and path not in slot.stale and self.names.holds(slot, path):
-                slot.stale.add(path)
-                self.index.mark_stale(slot.key, path)
+            if slot.key not in sides and self.names.holds(slot, path):
+                self._mark_behind(slot, path)
+
+    def _mark_behind(self, slot: Slot, path: str) -> None:
+        """``slot`` missed the latest change of ``path`` (kept in the state index)."""
+        if path not in slot.stale:
+            slot.stale.add(path)
+            self.index.mark_stale(slot.key, path)
 
     def _slot_by_name(self, name: str | None) -> Slot | None:
         for slot in self.slots.values():
             if slot.location.name == name:
                 return slot
         return None
-
-    def _propagate_rename(self, origin: Slot, src: str, dst: str) -> None:
-        """Rename in the other locations instead of re-copying, where that is safe."""
-        if self.ignore.ignored(src) or self.ignore.ignored(dst):
-            return
-        old = origin.index.get(src)
-        deadline = self.io.deadline
-        try:
-            moved = origin.run(partial(calls.moved_here, origin.location, src, dst, old), deadline)
-            if moved is None:
-                return  # not a plain rename of a synced file: the planner handles it
-            everywhere = True
-            for slot in self.available():
-                if slot is origin:
-                    continue
-                indexed = slot.index.get(src)
-                if (
-                    not self.names.holds(slot, src)
-                    or not self.names.holds(slot, dst)
-                    or not slot.location.capabilities.can_rename
-                    or indexed is None
-                    or self.links.holds(slot.key, src)
-                    or self.links.holds(slot.key, dst)
-                ):
-                    everywhere = False  # the planner copies and deletes there instead
-                    continue
-                rename = partial(calls.rename_if_unchanged, slot.location, src, dst, indexed)
-                try:
-                    meta = slot.run(rename, deadline, partial(self._late_rename, slot, src, dst))
-                except (FileSyncError, OSError) as exc:
-                    log.info(
-                        "rename %s -> %s not done in %s (%s)", shown(src), shown(dst), slot.key, exc
-                    )
-                    meta = None
-                if meta is None:
-                    everywhere = False
-                    continue
-                self._renamed(slot, src, dst, meta)
-            if everywhere:
-                self._move_row(origin, src, dst, moved)
-        except (FileSyncError, OSError) as exc:
-            log.info(
-                "rename %s -> %s not propagated (%s); copying instead", shown(src), shown(dst), exc
-            )
-
-    def _propagate_tree_rename(self, origin: Slot, src: str, dst: str) -> set[str]:
-        """A folder moved: rename each file it held in the other locations; return the paths
-        to plan (both trees), so whatever could not be renamed is copied and deleted."""
-        moved = sorted(p for p in origin.index if p.startswith(src + "/"))
-        for old in moved:
-            self._propagate_rename(origin, old, dst + old[len(src) :])
-        return set(moved) | self._expand_tree(origin, dst)
-
-    def _renamed(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
-        slot.renames += 1
-        self._move_row(slot, src, dst, meta)
-        self.record("renamed", dst, slot.location.name, f"from {shown(src)}")
-
-    def _late_rename(self, slot: Slot, src: str, dst: str, future: Future[FileMeta | None]) -> None:
-        """A rename that missed its deadline ended: record it if it happened."""
-        meta = future.result() if future.exception() is None else None
-        if meta is not None:
-            self._renamed(slot, src, dst, meta)
-
-    def _move_row(self, slot: Slot, src: str, dst: str, meta: FileMeta) -> None:
-        self.applier.drop(slot, src)
-        self.applier.put(slot, dst, meta)

@@ -54,8 +54,9 @@ class FacadeEvent:
 
 def build_engine(config: Config, state_dir: Path) -> EngineLike:
     """Build the real engine for ``config`` with its index in ``state_dir``."""
-    from app.engine.engine import Engine, EngineSettings
+    from app.engine.engine import Engine
     from app.engine.index import INDEX_FILE, StateIndex
+    from app.engine.settings import EngineSettings
 
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = EngineSettings(poll_interval=config.poll_interval, ignore=config.ignore)

@@ -1,0 +1,22 @@
+"""The engine's tunables, apart from the engine so front ends and tests can build them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.engine.workers import DEFAULT_DEADLINE
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Tunables; the defaults are what a user gets."""
+
+    debounce: float = 0.05
+    poll_interval: float = 2.0
+    rescan_interval: float = 900.0
+    ignore: tuple[str, ...] = ()
+    allow_mass_delete: bool = False
+    #: Longest wait for one location's answer while watching; a slower one is parked.
+    io_deadline: float = DEFAULT_DEADLINE
+    #: Seconds a file may grow without pause before it is copied as it is (a busy log).
+    settle_bound: float = 60.0
