@@ -29,6 +29,7 @@ from app.locations.registry import opens_at_start, parse_spec, short_forms
 from app.locations.spec import LocationSpec
 from app.logsetup import setup_logging
 from app.messages import shown
+from app.web import commands as web
 
 log = logging.getLogger("filesync")
 
@@ -156,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply deletes even when most of a location's files vanished at once",
     )
+    web.add_run_options(run)
     _common(run)
+    web.add_commands(sub.add_parser, _common)
     return parser
 
 
@@ -256,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     log.info("converged" if converged else "NOT converged: see the errors above")
                 return 0 if converged else 1
-            return _watch(engine, signals.stop)
+            with web.serving(args, engine, specs, options, state_dir):
+                return _watch(engine, signals.stop)
         finally:
             index.close()
 
@@ -313,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``filesync`` console script and of ``python -m app``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    web.check_args(parser, args)
     try:
         if args.self_check:
             from app.ui.selfcheck import main as self_check
@@ -320,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return self_check()
         if args.command == "run":
             return run(args)
+        if args.command in web.COMMANDS:
+            return web.main(args)
         from app.ui.desktop import main as desktop
 
         return desktop(list(argv if argv is not None else sys.argv[1:]))

@@ -13,7 +13,7 @@ import pytest
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
 
-pytest_plugins = ["tests.ftp_server", "tests.engine_fixtures"]
+pytest_plugins = ["tests.ftp_server", "tests.engine_fixtures", "tests.web_fixtures"]
 
 
 def _children() -> set[int]:

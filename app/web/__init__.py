@@ -1,0 +1,1 @@
+"""The local web dashboard and its JSON API (served beside the engine by uvicorn)."""
