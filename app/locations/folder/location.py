@@ -18,7 +18,6 @@ import stat as stat_mod
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -33,25 +32,18 @@ from app.locations.base import (
     Location,
     is_internal,
 )
-from app.locations.folder.hardlinks import FileId, HardLinkNames
+from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
+from app.locations.folder.scan import TreeScan
+from app.locations.folder.scan import file_meta as _meta
 from app.locations.folder.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
-from app.locations.names import POSIX_NAMES, check_posix_relpath, safe_label
+from app.locations.names import POSIX_NAMES, safe_label
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
 
 TRASH_DIR = f"{META_DIR}/trash"
-
-
-@dataclass
-class _Found:
-    """What one scan found: files, the links it skipped, files with several names."""
-
-    files: Listing = field(default_factory=dict)
-    links: set[str] = field(default_factory=set)
-    hard_links: dict[str, FileId] = field(default_factory=dict)
 
 
 class FolderLocation(Location):
@@ -141,55 +133,12 @@ class FolderLocation(Location):
     def scan(self, prefix: str = "") -> Listing:
         """Walk the folder (or ``prefix`` below it) without following symlinks."""
         self.check_available()
-        found = _Found()
-        stack = [check_posix_relpath(prefix).split("/") if prefix else []]
-        while stack:
-            folders = stack.pop()
-            try:
-                with self._tree.folder(folders, prefix, listable=True) as fd:
-                    stack += self._scan_folder(fd, folders, found)
-            except LinkedPath as exc:
-                found.links.add(exc.link)
-            except (FileNotFoundError, NotADirectoryError):
-                if not folders:
-                    raise LocationUnavailable("the folder vanished", location=self.name) from None
-            except PermissionError as exc:
-                # Missing files under an unreadable folder must not read as deletes.
-                where = "/".join(folders) or "."
-                raise LocationUnavailable(
-                    f"cannot read folder {where}: {exc.strerror}", location=self.name
-                ) from None
+        found = TreeScan(self._tree, prefix, clean_temps=self._clean_temps).run()
         self._tree.replace_links(prefix, found.links)
         self._hard_links.replace(prefix, found.hard_links)
         if not prefix:
             self._clean_temps = False
         return found.files
-
-    def _scan_folder(self, fd: int, folders: list[str], found: _Found) -> list[list[str]]:
-        """Add the entries of one folder to ``found``; return its subfolders."""
-        subfolders = []
-        base = "/".join(folders)
-        for entry in list(os.scandir(fd)):
-            rel = f"{base}/{entry.name}" if base else entry.name
-            if is_internal(rel):
-                if self._clean_temps and entry.name.startswith(TEMP_PREFIX):
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.name, dir_fd=fd)
-                continue
-            try:
-                if entry.is_symlink():
-                    found.links.add(rel)
-                elif entry.is_dir(follow_symlinks=False):
-                    subfolders.append([*folders, entry.name])
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    found.files[rel] = _meta(st)
-                    file_id = HardLinkNames.file_id(st)
-                    if file_id is not None:
-                        found.hard_links[rel] = file_id
-            except FileNotFoundError:
-                continue
-        return subfolders
 
     def stat(self, path: str) -> FileMeta | None:
         """``lstat`` the file; folders, links, names under a link and missing names are None."""
@@ -396,14 +345,3 @@ class FolderLocation(Location):
     def prune_trash(self) -> None:
         """Delete trash folders older than ``trash_days``."""
         self._trash.prune(self.trash_days)
-
-
-def _meta(st: os.stat_result) -> FileMeta:
-    """Size and mtime, tagged with inode and ctime: a save that replaced the file (new inode) or
-    rewrote it and restored its mtime (new ctime) is seen even when size and mtime match."""
-    return FileMeta(
-        st.st_size, st.st_mtime_ns, (st.st_ino * 1_000_003 ^ st.st_ctime_ns) & _TAG_MASK
-    )
-
-
-_TAG_MASK = (1 << 63) - 1

@@ -1,0 +1,188 @@
+"""Listing a folder location: every regular file below its root (or a prefix), with its meta.
+
+A restart with nothing changed costs little more than this walk, so it does as little per entry
+as it can: one ``fstatat`` per regular file (the entry's type comes from ``getdents``), names
+joined once, FileSync's own names recognised by the entry's name alone (temp files anywhere,
+``.filesync`` and ``.filesyncignore`` only at the root). Each folder is opened relative to its
+parent's descriptor with ``O_NOFOLLOW``, as :mod:`~app.locations.folder.nofollow` does for every
+other access, so a symbolic link is reported (:attr:`Found.links`) and never followed, even one
+swapped in for a folder during the walk.
+
+A caller may ``prune`` folders it ignores entirely: nothing below them is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from app.errors import LinkedPath, LocationUnavailable
+from app.locations.base import IGNORE_FILE, META_DIR, TEMP_PREFIX, FileMeta, Listing
+from app.locations.folder.hardlinks import FileId
+from app.locations.folder.nofollow import LinkFreeTree, LinkInPath, is_link_at, open_folder
+from app.locations.names import check_posix_relpath
+
+#: Flags for a folder whose entries we list (see ``nofollow``).
+_LIST = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_RDONLY
+#: Names FileSync owns at the root of a location (temp files are recognised anywhere).
+_ROOT_INTERNAL = frozenset({META_DIR, IGNORE_FILE})
+#: Folders deeper than this below the scan's start are opened from the start folder instead of
+#: from their parent, so a very deep tree never holds more descriptors than this at once.
+_HELD_DEPTH = 64
+_TAG_MASK = (1 << 63) - 1
+
+#: ``prune(folder)`` is True for a folder (relative path, no trailing slash) to skip whole.
+Prune = Callable[[str], bool]
+
+
+def file_meta(st: os.stat_result) -> FileMeta:
+    """Size and mtime, tagged with inode and ctime: a save that replaced the file (new inode) or
+    rewrote it and restored its mtime (new ctime) is seen even when size and mtime match."""
+    return FileMeta(
+        st.st_size, st.st_mtime_ns, (st.st_ino * 1_000_003 ^ st.st_ctime_ns) & _TAG_MASK
+    )
+
+
+@dataclass
+class Found:
+    """What one scan found: files, the links it skipped, files with several names."""
+
+    files: Listing = field(default_factory=dict)
+    links: set[str] = field(default_factory=set)
+    hard_links: dict[str, FileId] = field(default_factory=dict)
+
+
+@dataclass
+class _Frame:
+    """A folder being walked: its descriptor (None: open children from the start folder), its
+    path parts below the start, its relative path with a trailing slash, its subfolders."""
+
+    fd: int | None
+    parts: list[str]
+    base: str
+    subfolders: Iterator[str]
+
+
+class TreeScan:
+    """One walk of ``tree`` below ``prefix``; :meth:`run` returns what it found."""
+
+    def __init__(
+        self, tree: LinkFreeTree, prefix: str, *, clean_temps: bool, prune: Prune | None = None
+    ) -> None:
+        self.tree = tree
+        self.prefix = prefix
+        self.clean_temps = clean_temps
+        self.prune = prune
+        self.found = Found()
+
+    def run(self) -> Found:
+        """Walk the tree; a vanished or unreadable root is :class:`LocationUnavailable`."""
+        start = check_posix_relpath(self.prefix).split("/") if self.prefix else []
+        try:
+            with self.tree.folder(start, self.prefix, listable=True) as fd:
+                self._walk(fd, start)
+        except LinkedPath as exc:
+            self.found.links.add(exc.link)
+        except (FileNotFoundError, NotADirectoryError):
+            if not start:
+                raise LocationUnavailable("the folder vanished", location=self.tree.name) from None
+        except PermissionError as exc:
+            raise self._unreadable(start, exc) from None
+        return self.found
+
+    def _walk(self, start_fd: int, start: list[str]) -> None:
+        """Depth first from the folder ``start_fd``; every descriptor opened here is closed."""
+        base = "".join(f"{p}/" for p in start)
+        stack = [_Frame(None, [], base, iter(self._list(start_fd, base, not start)))]
+        try:
+            while stack:
+                frame = stack[-1]
+                name = next(frame.subfolders, None)
+                if name is None:
+                    stack.pop()
+                    if frame.fd is not None:
+                        os.close(frame.fd)
+                    continue
+                rel = frame.base + name
+                if self.prune is not None and self.prune(rel):
+                    continue
+                parts = [*frame.parts, name]
+                fd = self._open(start_fd if frame.fd is None else frame.fd, frame, name, start)
+                if fd is None:
+                    continue
+                try:
+                    subfolders = self._list(fd, rel + "/", False)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                held = len(parts) <= _HELD_DEPTH
+                if not held:
+                    os.close(fd)
+                stack.append(_Frame(fd if held else None, parts, rel + "/", iter(subfolders)))
+        finally:
+            for frame in stack:
+                if frame.fd is not None:
+                    os.close(frame.fd)
+
+    def _open(self, dir_fd: int, frame: _Frame, name: str, start: list[str]) -> int | None:
+        """Open the subfolder ``name`` for listing; None if it vanished or is a link now."""
+        try:
+            if frame.fd is None and frame.parts:  # a deep folder: reopen the way from start
+                return open_folder(dir_fd, [*frame.parts, name], listable=True)
+            return os.open(name, _LIST, dir_fd=dir_fd)
+        except LinkInPath as exc:
+            self.found.links.add("/".join([*start, exc.link]))
+        except FileNotFoundError:
+            pass
+        except PermissionError as exc:
+            raise self._unreadable([*start, *frame.parts, name], exc) from None
+        except OSError as exc:  # a folder replaced by a link (or a file) since it was listed
+            if exc.errno == errno.ELOOP or is_link_at(dir_fd, name):
+                self.found.links.add(frame.base + name)
+            elif exc.errno != errno.ENOTDIR:
+                raise
+        return None
+
+    def _list(self, fd: int, base: str, at_root: bool) -> list[str]:
+        """Add the files and links of the folder ``fd`` (path ``base``); return its subfolders."""
+        files, subfolders = self.found.files, []
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(TEMP_PREFIX) or (at_root and name in _ROOT_INTERNAL):
+                    if self.clean_temps and name.startswith(TEMP_PREFIX):
+                        with contextlib.suppress(OSError):
+                            os.unlink(name, dir_fd=fd)
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        mode = st.st_mode
+                        if stat_mod.S_ISREG(mode):
+                            rel = base + name
+                            files[rel] = file_meta(st)
+                            if st.st_nlink > 1:
+                                self.found.hard_links[rel] = (st.st_dev, st.st_ino)
+                            continue
+                        if stat_mod.S_ISLNK(mode):  # replaced by a link since it was listed
+                            self.found.links.add(base + name)
+                        elif stat_mod.S_ISDIR(mode):
+                            subfolders.append(name)
+                    elif entry.is_dir(follow_symlinks=False):
+                        subfolders.append(name)
+                    elif entry.is_symlink():
+                        self.found.links.add(base + name)
+                except FileNotFoundError:
+                    continue
+        return subfolders
+
+    def _unreadable(self, parts: list[str], exc: PermissionError) -> LocationUnavailable:
+        """Missing files under an unreadable folder must not read as deletes."""
+        where = "/".join(parts) or "."
+        return LocationUnavailable(
+            f"cannot read folder {where}: {exc.strerror}", location=self.tree.name
+        )

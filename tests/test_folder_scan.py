@@ -1,0 +1,92 @@
+"""The folder scan (``app.locations.folder.scan``): what it lists and what it never touches.
+
+The contract suite checks the listing against every kind; these cover what is particular to
+the folder walk: FileSync's own names are recognised by name and place alone, a tree deeper than
+the descriptors the walk holds at once is still walked without following links, and ignored
+folders can be pruned without reading them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from app.locations import LocationOptions, open_location
+from app.locations.folder.location import FolderLocation
+from app.locations.folder.nofollow import LinkFreeTree
+from app.locations.folder.scan import TreeScan
+from tests.helpers import write_file
+
+
+def folder(root: Path) -> FolderLocation:
+    root.mkdir(exist_ok=True)
+    loc = open_location(f"folder:{root}", LocationOptions())
+    assert isinstance(loc, FolderLocation)
+    loc.open()
+    loc.adopt(has_history=False)
+    return loc
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_only_the_root_holds_filesyncs_own_names(tmp_path: Path) -> None:
+    loc = folder(tmp_path / "root")
+    for rel in (
+        ".filesyncignore",
+        "sub/.filesyncignore",
+        "sub/.filesync/notes.txt",
+        "sub/.filesync-tmp-abc",
+        ".filesync-tmp-def",
+        "sub/.filesync-tmpfile",
+        "a.txt",
+    ):
+        write_file(loc.root / rel, rel)
+    assert sorted(loc.scan()) == [
+        "a.txt",
+        "sub/.filesync-tmpfile",
+        "sub/.filesync/notes.txt",
+        "sub/.filesyncignore",
+    ]
+    assert not (loc.root / "sub/.filesync-tmp-abc").exists()  # the first scan clears temps
+
+
+def test_a_tree_deeper_than_the_held_descriptors_is_walked_without_following_links(
+    tmp_path: Path,
+) -> None:
+    loc = folder(tmp_path / "root")
+    outside = tmp_path / "outside"
+    write_file(outside / "secret.txt", "not ours")
+    parts = [f"l{n}" for n in range(90)]
+    deep = loc.root.joinpath(*parts)
+    write_file(deep / "bottom.txt", "deep")
+    write_file(loc.root.joinpath(*parts[:70]) / "middle.txt", "middle")
+    loc.root.joinpath(*parts[:75], "link").symlink_to(outside, target_is_directory=True)
+    loc.root.joinpath(*parts[:80], "file-link").symlink_to(outside / "secret.txt")
+    before = open_descriptors()
+    listing = loc.scan()
+    assert open_descriptors() == before
+    assert set(listing) == {
+        "/".join([*parts[:70], "middle.txt"]),
+        "/".join([*parts, "bottom.txt"]),
+    }
+    assert loc.links() == {"/".join([*parts[:75], "link"]), "/".join([*parts[:80], "file-link"])}
+    assert sorted(loc.scan("/".join(parts[:85]))) == ["/".join([*parts, "bottom.txt"])]
+
+
+def test_a_pruned_folder_is_not_read(tmp_path: Path) -> None:
+    loc = folder(tmp_path / "root")
+    write_file(loc.root / "keep/a.txt", "a")
+    write_file(loc.root / "keep/build/b.txt", "b")
+    write_file(loc.root / "build/c.txt", "c")
+    write_file(loc.root / "keep/build/sub/d.txt", "d")
+    asked: list[str] = []
+
+    def prune(rel: str) -> bool:
+        asked.append(rel)
+        return rel.rsplit("/", 1)[-1] == "build"
+
+    found = TreeScan(LinkFreeTree(loc.root, loc.name), "", clean_temps=False, prune=prune).run()
+    assert sorted(found.files) == ["keep/a.txt"]
+    assert sorted(asked) == ["build", "keep", "keep/build"]
