@@ -18,14 +18,14 @@ from typing import NoReturn
 
 from app import __version__, limits, paths
 from app.askpath import NoAnswer, ask_path
+from app.engine.builder import build_engine
 from app.engine.engine import Engine
-from app.engine.index import INDEX_FILE, StateIndex
 from app.engine.settings import EngineSettings
 from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
 from app.instance import InstanceLock
 from app.locations import LocationOptions, open_location
 from app.locations.overlap import check_overlaps
-from app.locations.registry import opens_at_start, parse_spec, short_forms
+from app.locations.registry import parse_spec, short_forms
 from app.locations.spec import LocationSpec
 from app.logsetup import setup_logging
 from app.messages import shown
@@ -243,13 +243,9 @@ def run(args: argparse.Namespace) -> int:
         allow_mass_delete=args.allow_mass_delete,
     )
     with StopSignals() as signals, InstanceLock(state_dir):
-        index = StateIndex(state_dir / INDEX_FILE)
+        # A mistyped folder fails now; a remote location is retried by the engine.
+        engine = build_engine(specs, state_dir, settings, options, open_local_now=True)
         try:
-            locations = [open_location(s, options) for s in specs]
-            for location in locations:
-                if opens_at_start(location.kind):
-                    location.open()  # a mistyped folder fails now; a remote one is retried
-            engine = Engine(locations, index, settings)
             signals.attach(engine)
             log.info("syncing %s", ", ".join(s.redacted for s in specs))
             if args.once:
@@ -262,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
             with web.serving(args, engine, specs, options, state_dir):
                 return _watch(engine, signals.stop)
         finally:
-            index.close()
+            engine.close()
 
 
 class StopSignals:

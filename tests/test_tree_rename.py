@@ -18,14 +18,17 @@ def _inodes(root: Path, folder: str) -> dict[str, int]:
 
 
 def _wait_quiet(engine: Engine, quiet: float = 1.5) -> None:
-    """Wait until the engine handled no batch for ``quiet`` s: the echoes of its own renames
-    (some reach it only after watchdog's 0.5 s wait for a move's other half) are done."""
-    seen = {"batches": engine.batches, "since": time.monotonic()}
+    """Wait until the engine did nothing for ``quiet`` s: no activity recorded, nothing queued
+    and no sync running, so the echoes of its own renames (some reach it only after watchdog's
+    0.5 s wait for a move's other half) are done."""
+    seen = {"last": -1.0, "since": time.monotonic()}
 
     def quiet_now() -> bool:
-        if engine.batches != seen["batches"]:
-            seen.update(batches=engine.batches, since=time.monotonic())
-        return engine.wait_idle(0) and time.monotonic() - seen["since"] >= quiet
+        status = engine.status()
+        last = status.activity[-1].time if status.activity else 0.0
+        if last != seen["last"] or status.syncing or status.pending or not engine.wait_idle(0):
+            seen.update(last=last, since=time.monotonic())
+        return time.monotonic() - seen["since"] >= quiet
 
     wait_until(quiet_now, 60, "the engine to go quiet")
 

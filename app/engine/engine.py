@@ -86,7 +86,6 @@ class Engine:
         self._backlog: set[str] = set()
         self._busy = False
         self._next_rescan = 0.0
-        self.batches = 0
         self._hold = StateHold()  # on while the state index cannot be saved
 
     # ----- public API (any thread) -------------------------------------------------------
@@ -138,6 +137,13 @@ class Engine:
             slot.worker.shutdown()
             self._opener.close(slot)
         self.index.commit()
+
+    def close(self) -> None:
+        """Close the state index (after :meth:`stop`, or when the engine never started).
+
+        The engine owns its index: whoever holds the engine closes it, once it is done.
+        """
+        self.index.close()
 
     def run_once(self) -> bool:
         """Initial sync only (``--once``). True when every location ended up identical."""
@@ -355,7 +361,6 @@ class Engine:
             return
         if not changes:
             return
-        self.batches += 1
         rescan = False
         for change in changes:
             slot = self._slots.get(change.location)

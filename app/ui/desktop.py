@@ -39,7 +39,7 @@ from app.ui.backends import TrayBackendError, choose_backend
 from app.ui.commands import Action, CommandQueue
 from app.ui.controller import DesktopApp
 from app.ui.display import check_display, tk_failure
-from app.ui.facade import EngineLike, SyncFacade, build_engine
+from app.ui.facade import EngineLike, SyncFacade, engine_for_config
 from app.ui.icons import app_icon_path
 from app.ui.logsetup import default_log_file, setup_logging
 from app.ui.opener import open_with_desktop
@@ -91,7 +91,7 @@ def create_tk() -> tk.Tk:
 def create_app(
     root: tk.Tk,
     options: Options,
-    engine_factory: Callable[[Config, Path], EngineLike] = build_engine,
+    engine_factory: Callable[[Config, Path], EngineLike] = engine_for_config,
     opener: Callable[[str], None] = open_with_desktop,
 ) -> DesktopApp:
     """Build the app on ``root`` (tests call this, then pump Tk themselves)."""

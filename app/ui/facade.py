@@ -33,7 +33,9 @@ class EngineLike(Protocol):
     """The part of :class:`app.engine.engine.Engine` the desktop app uses."""
 
     def start(self) -> None: ...
+    def request_stop(self) -> None: ...
     def stop(self) -> None: ...
+    def close(self) -> None: ...
     def status(self) -> EngineStatus: ...
     def add_location(self, loc: Location) -> None: ...
     def remove_location(self, key: str) -> None: ...
@@ -52,16 +54,13 @@ class FacadeEvent:
     key: str = ""
 
 
-def build_engine(config: Config, state_dir: Path) -> EngineLike:
-    """Build the real engine for ``config`` with its index in ``state_dir``."""
-    from app.engine.engine import Engine
-    from app.engine.index import INDEX_FILE, StateIndex
+def engine_for_config(config: Config, state_dir: Path) -> EngineLike:
+    """The real engine for ``config``, with its state index in ``state_dir``."""
+    from app.engine.builder import build_engine
     from app.engine.settings import EngineSettings
 
-    state_dir.mkdir(parents=True, exist_ok=True)
     settings = EngineSettings(poll_interval=config.poll_interval, ignore=config.ignore)
-    locations = [open_location(spec, LocationOptions()) for spec in config.locations]
-    engine: EngineLike = Engine(locations, StateIndex(state_dir / INDEX_FILE), settings)
+    engine: EngineLike = build_engine(config.locations, state_dir, settings)
     return engine
 
 
@@ -109,9 +108,7 @@ class SyncFacade:
         """
         if self._worker is None:
             return
-        request_stop = getattr(self._engine, "request_stop", None)  # the real engine's
-        if request_stop is not None:
-            request_stop()
+        self._engine.request_stop()
         self._submit(self._stop_engine, "stopping the engine")
         self._jobs.put(None)
         self._worker.join(timeout)
@@ -125,9 +122,7 @@ class SyncFacade:
                 self._engine.stop()
                 self._started = False
         finally:
-            index = getattr(self._engine, "index", None)  # the real engine's StateIndex
-            if index is not None:
-                index.close()
+            self._engine.close()
 
     def status(self) -> EngineStatus:
         """The engine's current snapshot (cheap and thread-safe)."""
