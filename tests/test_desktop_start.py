@@ -68,6 +68,7 @@ def test_self_check_reports_every_backend_without_a_display() -> None:
     for name in ("appindicator", "gtk", "xorg", "win32", "darwin"):
         assert f"tray backend {name}" in result.stdout
     assert "icons: 24 present" in result.stdout
+    assert "dashboard page: present" in result.stdout
     assert "no display: backends were imported only" in result.stdout
     assert result.returncode == 0, result.stdout
     assert "Traceback" not in result.stderr

@@ -10,6 +10,10 @@ from __future__ import annotations
 import enum
 import queue
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.locations.spec import LocationSpec
 
 
 class Action(enum.Enum):
@@ -22,16 +26,20 @@ class Action(enum.Enum):
     OPEN_LOCATION = "open location"
     REMOVE_LOCATION = "remove location"
     OPEN_LOG = "open log"
+    OPEN_DASHBOARD = "open dashboard"
+    ADD_FROM_DASHBOARD = "add a location sent by the dashboard"
     TOGGLE_AUTOSTART = "start at login"
     QUIT = "quit"
 
 
 @dataclass(frozen=True)
 class UiCommand:
-    """One request; ``key`` names the location for the per-location actions."""
+    """One request; ``key`` names the location for the per-location actions, ``spec`` the
+    location to add for :attr:`Action.ADD_FROM_DASHBOARD`."""
 
     action: Action
     key: str = ""
+    spec: LocationSpec | None = None
 
 
 class CommandQueue:
@@ -40,9 +48,9 @@ class CommandQueue:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[UiCommand] = queue.SimpleQueue()
 
-    def post(self, action: Action, key: str = "") -> None:
+    def post(self, action: Action, key: str = "", spec: LocationSpec | None = None) -> None:
         """Queue a command; safe from any thread, never blocks."""
-        self._queue.put(UiCommand(action, key))
+        self._queue.put(UiCommand(action, key, spec))
 
     def drain(self) -> list[UiCommand]:
         """Return every queued command in order (call from the Tk thread)."""

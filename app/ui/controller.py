@@ -22,6 +22,7 @@ from app.errors import FileSyncError
 from app.locations.registry import kind_of
 from app.locations.spec import LocationSpec
 from app.ui.commands import Action, CommandQueue, UiCommand
+from app.ui.dashboard import DesktopControls, serve_dashboard
 from app.ui.dialog import AddLocationDialog
 from app.ui.facade import FacadeEvent, SyncFacade
 from app.ui.form import InUse
@@ -29,6 +30,7 @@ from app.ui.opener import target_of
 from app.ui.status_window import StatusWindow
 from app.ui.summary import notification
 from app.ui.tray import Tray, TrayModel
+from app.web.server import DashboardServer
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class DesktopApp:
         self.secrets = secrets or Secrets()
         self.status_window = StatusWindow(root, commands)
         self.dialog: AddLocationDialog | None = None
+        self.dashboard: DashboardServer | None = None
         self.status = EngineStatus()
         self.messages: list[str] = []
         self.quitting = False
@@ -85,9 +88,25 @@ class DesktopApp:
         else:
             self.status_window.show()
         self.facade.start()
+        self.start_dashboard()
         if not self.config.locations:
             self.open_add_dialog()
         self._after = self.root.after(POLL_MS, self._tick)
+
+    def start_dashboard(self) -> None:
+        """Serve the web dashboard (see :mod:`app.ui.dashboard`); the app runs without it."""
+        if self.state_dir is None:
+            return
+        controls = DesktopControls(
+            self.facade, self.commands, lambda: self.config, self.state_dir, self.log_file
+        )
+        self.dashboard = serve_dashboard(controls, self.state_dir)
+
+    def open_dashboard(self) -> None:
+        """Open the dashboard in the browser, logged in."""
+        if self.dashboard is None:
+            raise FileSyncError("the dashboard is not running (see the log)")
+        self.opener(self.dashboard.login_url)
 
     def _tick(self) -> None:
         self._after = None
@@ -140,6 +159,10 @@ class DesktopApp:
                 self.remove_location(command.key)
             elif action is Action.OPEN_LOG:
                 self.opener(str(self.log_file))
+            elif action is Action.OPEN_DASHBOARD:
+                self.open_dashboard()
+            elif action is Action.ADD_FROM_DASHBOARD and command.spec is not None:
+                self.add_location(command.spec)
             elif action is Action.TOGGLE_AUTOSTART:
                 self.set_autostart(not self.autostart.is_enabled())
             elif action is Action.QUIT:
@@ -232,6 +255,9 @@ class DesktopApp:
             self._after = None
         if self.tray is not None:
             self.tray.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
+            self.dashboard = None
         self.facade.stop()
         if self.dialog is not None:
             self.dialog.close()

@@ -172,6 +172,10 @@ class SyncFacade:
 
         threading.Thread(target=run, name="filesync-test-connection", daemon=True).start()
 
+    def add_listener(self, callback: Callable[[Activity], None]) -> None:
+        """Also call ``callback`` (from the engine thread) for every activity record."""
+        self._engine.add_listener(callback)
+
     def take_events(self) -> list[Activity | FacadeEvent]:
         """Everything that happened since the last call, oldest first (Tk thread)."""
         out: list[Activity | FacadeEvent] = []

@@ -72,14 +72,25 @@ def main() -> int:
     else:
         print(f"icons: {len(TrayState) * len(SIZES)} present")
     print(f"file watcher: {_watchdog_observer()}")
+    page = _missing_page_files()
+    if page:
+        print(f"dashboard page: {len(page)} files missing, e.g. {page[0]}")
+    else:
+        print("dashboard page: present")
     if missing:
         print(f"FAILED: missing from this build: {', '.join(missing)}")
     elif display and not loaded:
         print("FAILED: a display is there but no tray backend could start")
     elif not display:
         print("no display: backends were imported only; run on a desktop to start them")
-    failed = bool(icons or missing or (display and not loaded))
+    failed = bool(icons or page or missing or (display and not loaded))
     return 1 if failed else 0
+
+
+def _missing_page_files() -> list[str]:
+    from app.web.api import missing_page_files
+
+    return missing_page_files()
 
 
 def _watchdog_observer() -> str:

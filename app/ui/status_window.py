@@ -74,6 +74,7 @@ class StatusWindow:
             (Action.SYNC_NOW, "Sync now"),
             (Action.TOGGLE_PAUSE, "Pause"),
             (Action.ADD_LOCATION, "Add location…"),
+            (Action.OPEN_DASHBOARD, "Dashboard"),
             (Action.OPEN_LOG, "Open log"),
         ):
             button = ttk.Button(

@@ -198,6 +198,7 @@ class Tray:
             item("Add location…", self._post(Action.ADD_LOCATION)),
             item("Locations", menu(locations)),
             menu.SEPARATOR,
+            item("Open dashboard", self._post(Action.OPEN_DASHBOARD)),
             item("Open log", self._post(Action.OPEN_LOG)),
             item(
                 "Start at login",

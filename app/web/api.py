@@ -26,9 +26,11 @@ from app.errors import FileSyncError
 from app.ui.form import FormError, LocationForm, build_spec
 from app.web.control import Controls, UnknownLocation
 from app.web.feed import ActivityFeed
-from app.web.views import status_json
+from app.web.views import kinds_json, status_json
 
 STATIC = Path(__file__).resolve().parent / "static"
+#: The page's files; ``--self-check`` proves a build holds them.
+PAGE_FILES = ("index.html", "app.css", "app.js")
 #: Seconds between two looks at the engine while streaming, and between keep-alive comments.
 STREAM_TICK = 0.25
 KEEPALIVE = 15.0
@@ -42,6 +44,11 @@ class BadRequest(FileSyncError):
 def static_dir() -> Path:
     """The page's files: beside this module, in a checkout, a wheel and the one-file build."""
     return STATIC
+
+
+def missing_page_files() -> list[str]:
+    """The page's files this installation lacks (empty when the dashboard can be served)."""
+    return [str(static_dir() / name) for name in PAGE_FILES if not (static_dir() / name).is_file()]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -106,6 +113,7 @@ class Api:
             Route("/", self.page),
             Mount("/static", StaticFiles(directory=static_dir()), name="static"),
             Route("/api/status", self.status),
+            Route("/api/kinds", self.kinds),
             Route("/api/activity", self.activity),
             Route("/api/activity/stream", self.stream),
             Route("/api/pause", self.command(self.controls.pause), methods=["POST"]),
@@ -126,6 +134,10 @@ class Api:
     def status(self, request: Request) -> Response:
         """``GET /api/status``."""
         return JSONResponse(self.status_data())
+
+    async def kinds(self, request: Request) -> Response:
+        """``GET /api/kinds``: what the add form offers."""
+        return JSONResponse(kinds_json())
 
     def activity(self, request: Request) -> Response:
         """``GET /api/activity?since=N``: records numbered above N, and the newest number."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from app.errors import FileSyncError
+from app.logsetup import register_secret
 from app.web.access import Address, forget_address, load_or_create_token, write_address
 from app.web.api import Api, create_app
 from app.web.control import Controls
@@ -120,9 +121,9 @@ class DashboardServer:
         self.port = 0
         self.address: Address | None = None
         self._stopping = threading.Event()
+        self._token = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        controls.add_listener(self.feed.add)
 
     @property
     def url(self) -> str:
@@ -131,6 +132,11 @@ class DashboardServer:
         if ":" in host:
             host = f"[{host}]"
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+
+    @property
+    def login_url(self) -> str:
+        """The URL that logs a browser in (it holds the token: never log it)."""
+        return f"{self.url}?token={self._token}"
 
     def _listen(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.bind.host else socket.AF_INET
@@ -151,8 +157,11 @@ class DashboardServer:
     def start(self) -> str:
         """Listen, serve in the ``filesync-web`` thread and record the address; return the URL."""
         token = load_or_create_token(self.state_dir)
+        register_secret(token)  # masked in every log line, should anything ever print it
+        self._token = token
         sock = self._listen()
         self.port = sock.getsockname()[1]
+        self.controls.add_listener(self.feed.add)
         api = Api(self.controls, self.feed, self._stopping)
         hosts = AllowedHosts(self.bind.host)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.engine.status import EngineStatus, LocationState, LocationStatus
+from app.locations.registry import KINDS
 from app.locations.spec import LocationSpec
-from app.ui.summary import STATE_WORDS, shorten_names
+from app.ui.summary import STATE_WORDS, short_name, shorten_names
 
 ADVICE = {
     "unavailable": "FileSync cannot reach it and retries by itself. Check that the disk is "
@@ -34,6 +35,7 @@ def location_json(loc: LocationStatus, spec: LocationSpec | None, paused: bool) 
     return {
         "key": loc.key,
         "name": loc.name,
+        "short": short_name(loc.name),
         "spec": spec.redacted if spec is not None else loc.name,
         "kind": loc.kind,
         "state": state,
@@ -57,4 +59,22 @@ def status_json(status: EngineStatus, specs: tuple[LocationSpec, ...]) -> dict[s
         "locations": [
             location_json(loc, by_key.get(loc.key), status.paused) for loc in status.locations
         ],
+    }
+
+
+def kinds_json() -> dict[str, Any]:
+    """``GET /api/kinds``: the kinds the add form offers, from the registry, in its order."""
+    return {
+        "kinds": [
+            {
+                "name": kind.name,
+                "title": kind.title,
+                "style": kind.form.style.value,
+                "what": kind.form.what,
+                "suffix": kind.form.suffix,
+                "tls_label": kind.form.tls_label,
+                "default_port": kind.default_port,
+            }
+            for kind in KINDS
+        ]
     }

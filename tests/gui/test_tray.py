@@ -291,3 +291,22 @@ def test_quit_from_the_menu_stops_everything_and_a_second_instance_is_refused(
         lambda: not tray_icons(desktop.display),
         message=lambda: f"the icon to leave the tray: {tray_icons(desktop.display)}",
     )
+
+
+OPEN_DASHBOARD = ["Up", "Up", "Up", "Up"]
+
+
+def test_open_dashboard_item_opens_the_page_logged_in(
+    start_app, desktop: Desktop, tmp_path: Path
+) -> None:
+    from tests.web_fixtures import Client
+
+    config, _a, _b = two_folders(tmp_path)
+    harness = start_app("gtk", config)
+    window = docked_icon(desktop, harness)
+    harness.wait(lambda: harness.app.status.locations, "the engine's first status")
+    choose(desktop, harness, window, OPEN_DASHBOARD, lambda: harness.opened)
+    base, token = harness.opened[-1].split("?token=")
+    browser = Client(base)
+    assert browser.login(token).status == 303
+    assert len(browser.get("/api/status").json()["locations"]) == 2

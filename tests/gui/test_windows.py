@@ -228,3 +228,38 @@ def test_without_a_usable_tray_the_status_window_is_the_app(
     # What the window manager's close button runs:
     window.window.tk.call(window.window.protocol("WM_DELETE_WINDOW"))
     assert harness.app.quitting
+
+
+def test_dashboard_button_opens_the_logged_in_page_and_the_page_adds_through_the_app(
+    start_app, desktop: Desktop, tmp_path: Path, home: Path
+) -> None:
+    from tests.web_fixtures import Client
+
+    a, b, c = (tmp_path / n for n in ("a", "b", "c"))
+    for folder in (a, b, c):
+        folder.mkdir()
+    specs = tuple(parse_spec(f"folder:{p}") for p in (a, b))
+    harness = start_app("xorg", Config(locations=specs))
+    assert harness.app.dashboard is not None
+    harness.app.commands.post(Action.SHOW_STATUS)
+    window = harness.app.status_window
+    harness.wait(lambda: window.visible, "the status window")
+    click(desktop, harness, window.buttons[Action.OPEN_DASHBOARD])
+    harness.wait(lambda: harness.opened, "the browser to be asked")
+    url = harness.opened[-1]
+    base, token = url.split("?token=")
+    assert base == harness.app.dashboard.url
+
+    browser = Client(base)
+    assert browser.login(token).status == 303
+    harness.wait(lambda: len(browser.get("/api/status").json()["locations"]) == 2, "2 rows")
+    added = browser.post(
+        "/api/locations",
+        {"kind": "folder", "path": str(c)},
+        headers={"X-CSRF-Token": browser.csrf()},
+    )
+    assert added.status == 201, added.text
+    harness.wait(lambda: parse_spec(f"folder:{c}") in load_config().locations, "saved settings")
+    harness.wait(lambda: len(engine_keys(harness)) == 3, "the engine syncing c")
+    log_text = (home / "log" / "filesync.log").read_text() if (home / "log").exists() else ""
+    assert token not in log_text
