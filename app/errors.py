@@ -120,6 +120,10 @@ class NotSupported(FileSyncError):
     """The location cannot do this operation (see its declared capabilities)."""
 
 
+class UnknownVersion(FileSyncError):
+    """No trashed version or conflict copy has this id (pruned, resolved or mistyped)."""
+
+
 class MassDeleteHeld(FileSyncError):
     """Too many files vanished at once from a location; the deletes wait for confirmation."""
 

@@ -20,7 +20,10 @@ MIB = 1 << 20
 
 
 def _trash(root: Path) -> list[Path]:
-    return [p for p in (root / ".filesync/trash").rglob("*") if p.is_file()]
+    """The versions in ``root``'s trash (not the stamp folders' notes)."""
+    trash = root / ".filesync/trash"
+    notes = set(trash.glob("*/.filesync"))
+    return [p for p in trash.rglob("*") if p.is_file() and p not in notes]
 
 
 def _writer(tmp: Path, target: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -22,7 +22,8 @@ def _folder(tmp_path: Path, cap: int) -> FolderLocation:
 
 def _trash(loc: FolderLocation) -> dict[str, bytes]:
     trash = loc.root / ".filesync/trash"
-    return {p.name: p.read_bytes() for p in trash.rglob("*") if p.is_file()}
+    notes = set(trash.glob("*/.filesync"))  # each stamp folder's note: why and when
+    return {p.name: p.read_bytes() for p in trash.rglob("*") if p.is_file() and p not in notes}
 
 
 def _replace(loc: FolderLocation, path: str, data: bytes) -> None:
@@ -63,3 +64,18 @@ def test_the_engines_fresh_copy_is_not_trashed_but_a_users_edit_is(tmp_path: Pat
     write_file(loc.root / "c.txt", b"the user's edit")
     _replace(loc, "c.txt", b"newer")
     assert _trash(loc) == {"c.txt": b"the user's edit"}
+
+
+def test_each_trashed_version_is_noted_with_its_reason_and_the_note_is_not_counted(
+    tmp_path: Path,
+) -> None:
+    loc = _folder(tmp_path, 140 * KB)
+    write_file(loc.root / "kept.bin", b"1" * 100 * KB)
+    _replace(loc, "kept.bin", b"new")
+    write_file(loc.root / "gone.bin", b"2" * 40 * KB)
+    loc.delete("gone.bin")
+    store = loc.version_store()
+    assert store is not None
+    reasons = {v.path: v.reason for v in store.trashed()}
+    assert reasons == {"kept.bin": "overwritten", "gone.bin": "deleted"}
+    assert len(_trash(loc)) == 2, "140 kB of versions fit a 140 kB cap: the notes do not count"

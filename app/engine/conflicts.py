@@ -22,6 +22,13 @@ def is_conflict_copy(path: str) -> bool:
     return bool(_CONFLICT_RE.search(posixpath.basename(path)))
 
 
+def original_path(copy: str) -> str:
+    """The path a conflict copy is a version of: its name without the conflict suffix."""
+    folder, base = posixpath.split(copy)
+    name = _CONFLICT_RE.sub("", base, count=1)
+    return posixpath.join(folder, name) if folder else name
+
+
 def conflict_name(path: str, mtime_ns: int, label: str, attempt: int = 1) -> str:
     """Return the conflict-copy path for the version of ``path`` with this mtime."""
     folder, base = posixpath.split(path)

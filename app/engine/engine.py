@@ -180,6 +180,11 @@ class Engine:
                 error=self._hold.message,
             )
 
+    def locations(self) -> tuple[Location, ...]:
+        """The synced locations, for :mod:`app.versions` (which only reads their identity)."""
+        with self._lock:
+            return tuple(s.location for s in self._slots.values())
+
     def writes(self, key: str) -> int:
         """How many files the engine wrote into location ``key`` (for tests and benches)."""
         return self._slots[key].writes

@@ -218,8 +218,50 @@ class Location(ABC):
         """Group the writes of one engine batch; a ZIP archive rewrites itself once at exit."""
         yield
 
+    def version_store(self) -> VersionStore | None:
+        """The versions this location keeps (its trash); None for kinds that keep none.
+
+        Returns a new store each call, safe to use from any thread beside the engine's.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+@dataclass(frozen=True, slots=True)
+class TrashedVersion:
+    """One version a location keeps in its trash: what it was and why it was put there.
+
+    ``entry`` names it inside the trash (the store's own address for it), ``path`` is where it
+    lived, ``reason`` is ``deleted`` or ``overwritten``; times are ns since the epoch (UTC).
+    """
+
+    entry: str
+    path: str
+    size: int
+    mtime_ns: int
+    trashed_at_ns: int
+    reason: str
+
+
+class VersionStore(ABC):
+    """The overwritten and deleted versions one location keeps, and a way to put them back.
+
+    ``files`` is a second instance of the location with its own state (no shared caches with
+    the engine's), so restoring a version is a write like a user's: the engine sees it through
+    its watcher and syncs it everywhere.
+    """
+
+    files: Location
+
+    @abstractmethod
+    def trashed(self) -> list[TrashedVersion]:
+        """Every version in the trash, in no particular order."""
+
+    @abstractmethod
+    def open_trashed(self, entry: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Open a trashed version for reading; :class:`FileVanished` if it was pruned."""
 
 
 class FormStyle(enum.Enum):

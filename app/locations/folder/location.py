@@ -30,13 +30,22 @@ from app.locations.base import (
     FileMeta,
     Listing,
     Location,
+    VersionStore,
     is_internal,
 )
 from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 from app.locations.folder.scan import TreeScan
 from app.locations.folder.scan import file_meta as _meta
-from app.locations.folder.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
+from app.locations.folder.trash import (
+    DEFAULT_TRASH_MAX_BYTES,
+    DELETED,
+    OVERWRITTEN,
+    STAMP_FORMAT,
+    TrashPolicy,
+    note_trashed,
+)
+from app.locations.folder.versions import FolderVersions
 from app.locations.names import POSIX_NAMES, safe_label
 
 if TYPE_CHECKING:
@@ -208,7 +217,7 @@ class FolderLocation(Location):
                     raise FileChanged(
                         "changed while syncing; will retry", location=self.name, path=path
                     )
-                self._to_trash(dir_fd, name, path, old, keep=True)
+                self._to_trash(dir_fd, name, path, old, keep=True, reason=OVERWRITTEN)
                 os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -252,7 +261,7 @@ class FolderLocation(Location):
                 if st is not None and stat_mod.S_ISLNK(st.st_mode):
                     raise self._tree.linked(path, path)
                 if st is not None and stat_mod.S_ISREG(st.st_mode):
-                    self._to_trash(dir_fd, name, path, st, keep=False)
+                    self._to_trash(dir_fd, name, path, st, keep=False, reason=DELETED)
         except (FileNotFoundError, NotADirectoryError):
             return
         self._remove_empty_parents(path)
@@ -267,7 +276,7 @@ class FolderLocation(Location):
                     raise vanished
                 with self._parent_for_writing(dst) as (dst_fd, dst_name):
                     old = self._existing_file(dst_fd, dst_name, dst)
-                    self._to_trash(dst_fd, dst_name, dst, old, keep=False)
+                    self._to_trash(dst_fd, dst_name, dst, old, keep=False, reason=OVERWRITTEN)
                     fresh = self._trash.fresh_since(src, _meta(moving))
                     os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                     st = os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
@@ -280,9 +289,17 @@ class FolderLocation(Location):
         return meta
 
     def _to_trash(
-        self, dir_fd: int, name: str, path: str, st: os.stat_result | None, keep: bool
+        self,
+        dir_fd: int,
+        name: str,
+        path: str,
+        st: os.stat_result | None,
+        *,
+        keep: bool,
+        reason: str,
     ) -> None:
-        """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``).
+        """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``), and
+        note there why (``reason``) and when, for the trash view.
 
         The engine's own fresh copy is not kept: it is removed (unless ``keep``) and replaced.
         """
@@ -293,7 +310,7 @@ class FolderLocation(Location):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=dir_fd)
             return
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        stamp = time.strftime(STAMP_FORMAT, time.gmtime())
         parts = f"{TRASH_DIR}/{stamp}/{path}".split("/")
         with self._trash_folder(parts[:-1], path) as trash_fd:
             target = parts[-1]
@@ -312,6 +329,9 @@ class FolderLocation(Location):
                 copy_at(dir_fd, name, trash_fd, target)
                 if not keep:
                     os.unlink(name, dir_fd=dir_fd)
+        entry = "/".join([*parts[3:-1], target])
+        with self._trash_folder(parts[:3], path) as stamp_fd:
+            note_trashed(stamp_fd, entry, path, reason)
         self._trash.kept(st.st_size)
 
     @contextlib.contextmanager
@@ -337,6 +357,16 @@ class FolderLocation(Location):
             except (OSError, FileSyncError):
                 return
             folders.pop()
+
+    def version_store(self) -> VersionStore:
+        """This folder's trash, with a second instance of the folder to restore through.
+
+        That instance shares no state with this one and never removes temp files (they may be
+        this one's copies in progress).
+        """
+        files = FolderLocation(self.root, self.trash_days, self._trash.max_bytes)
+        files._clean_temps = False
+        return FolderVersions(files, self.root / TRASH_DIR, TRASH_DIR)
 
     def housekeeping(self) -> None:
         """Prune the trash, so a folder synced for months does not keep every old version."""

@@ -9,6 +9,11 @@ its user; it was only a passing state (a partial of a file still being written, 
 superseded at once), so keeping it would only fill the disk. Every version a user made or
 touched in the folder, and every copy older than that, still goes to the trash.
 
+Each stamp folder also holds a note, ``.filesync`` (a name no synced file can have there),
+with one JSON line per version: its name in the folder, its path, why it was trashed
+(``deleted`` or ``overwritten``) and when, for the trash view. Versions trashed before notes
+existed have none and are still listed (see :mod:`app.locations.folder.versions`).
+
 The trash is also capped (``max_bytes``): when a new entry takes it over the cap, the entries
 trashed longest ago are deleted until it is under three quarters of the cap. The newest entry
 is always kept, even alone over the cap, so the last decision can always be undone.
@@ -17,17 +22,78 @@ is always kept, even alone over the cap, so the last decision can always be undo
 from __future__ import annotations
 
 import calendar
+import contextlib
+import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from app.locations.base import FileMeta
+from app.locations.base import META_DIR, FileMeta
 
 #: A copy the engine wrote less than this long ago, unchanged since, is not kept in the trash.
 FRESH_COPY_SECONDS = 600.0
 #: Default cap of one folder's trash.
 DEFAULT_TRASH_MAX_BYTES = 1 << 30
+#: Why a version went to the trash.
+DELETED = "deleted"
+OVERWRITTEN = "overwritten"
+#: The note in each stamp folder (a synced path never starts with ``.filesync``).
+NOTE_NAME = META_DIR
+#: The name format of the stamp folders (UTC).
+STAMP_FORMAT = "%Y%m%d-%H%M%S"
+
+
+@dataclass(frozen=True)
+class TrashNote:
+    """What the note says about one trashed version."""
+
+    path: str
+    reason: str
+    at_ns: int
+
+
+def note_trashed(stamp_fd: int, entry: str, path: str, reason: str) -> None:
+    """Append why and when ``path`` went to the trash as ``entry`` to the stamp folder's note.
+
+    Best effort: a note that cannot be written only makes the trash view guess the reason.
+    """
+    line = json.dumps({"entry": entry, "path": path, "reason": reason, "at": time.time_ns()})
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    with contextlib.suppress(OSError):
+        fd = os.open(NOTE_NAME, flags, 0o644, dir_fd=stamp_fd)
+        try:
+            os.write(fd, (line + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+
+
+def read_notes(stamp_fd: int) -> dict[str, TrashNote]:
+    """The notes of one stamp folder by entry name; lines that do not parse are skipped."""
+    try:
+        fd = os.open(NOTE_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stamp_fd)
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    notes: dict[str, TrashNote] = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            note = TrashNote(str(record["path"]), str(record["reason"]), int(record["at"]))
+            notes[str(record["entry"])] = note
+        except (ValueError, KeyError, TypeError):
+            continue
+    return notes
+
+
+def stamp_seconds(name: str) -> int | None:
+    """The UTC time a stamp folder's name stands for; None for any other name."""
+    try:
+        return calendar.timegm(time.strptime(name, STAMP_FORMAT))
+    except ValueError:
+        return None
 
 
 class TrashPolicy:
@@ -67,11 +133,8 @@ class TrashPolicy:
             return
         cutoff = time.time() - days * 86400
         for entry in self.trash.iterdir():
-            try:
-                stamp = calendar.timegm(time.strptime(entry.name, "%Y%m%d-%H%M%S"))
-            except ValueError:
-                continue
-            if stamp < cutoff:
+            stamp = stamp_seconds(entry.name)
+            if stamp is not None and stamp < cutoff:
                 shutil.rmtree(entry, ignore_errors=True)
         self._bytes = None  # count again when next needed
 
@@ -98,6 +161,8 @@ class TrashPolicy:
             return found
         for dirpath, _dirs, files in os.walk(self.trash):
             for name in files:
+                if name == NOTE_NAME and os.path.dirname(dirpath) == str(self.trash):
+                    continue  # a stamp folder's note, not a version
                 full = os.path.join(dirpath, name)
                 try:
                     st = os.lstat(full)
