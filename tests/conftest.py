@@ -12,8 +12,14 @@ import pytest
 
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
+from tests.helpers import SESSION_PIDS
 
-pytest_plugins = ["tests.ftp_server", "tests.engine_fixtures", "tests.web_fixtures"]
+pytest_plugins = [
+    "tests.ftp_server",
+    "tests.engine_fixtures",
+    "tests.web_fixtures",
+    "tests.s3_server",
+]
 
 
 def _children() -> set[int]:
@@ -25,7 +31,7 @@ def _children() -> set[int]:
         except OSError:
             continue
         pids.update(int(p) for p in text.split())
-    return pids
+    return pids - SESSION_PIDS
 
 
 def _alive(pid: int) -> bool:

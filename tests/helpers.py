@@ -12,6 +12,10 @@ from pathlib import Path
 DEFAULT_TIMEOUT = 30.0
 
 
+#: Child processes that live for the whole session (the S3 servers): not a test's leak.
+SESSION_PIDS: set[int] = set()
+
+
 def wait_until(
     condition: Callable[[], object],
     timeout: float = DEFAULT_TIMEOUT,

@@ -78,6 +78,8 @@ class Capabilities:
     written file gets the server's clock instead of the time we asked for; such times are never
     compared across locations. ``names`` says which file names the kind can hold; the engine
     leaves the location out of any other path (see :mod:`app.locations.names`).
+    ``checks_on_write``: the location itself refuses a guarded write whose file changed (an
+    S3 server honouring ``If-Match``), instead of a check made just before the write.
     """
 
     mtime_precision_ns: int
@@ -85,6 +87,7 @@ class Capabilities:
     can_rename: bool
     native_events: bool
     names: NamePolicy = PORTABLE_NAMES
+    checks_on_write: bool = False
 
 
 Listing = dict[str, FileMeta]

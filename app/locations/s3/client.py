@@ -1,0 +1,258 @@
+"""The boto3 client of one S3 location, and every library error translated at its edge.
+
+* Credentials come from the standard AWS chain (environment, ``~/.aws/credentials`` and
+  ``config``, ``profile=``), unless the spec carries an access key and secret (the dialog's
+  fields; the secret lives in the keyring and is registered with the log filter).
+* botocore retries a throttled, 5xx or dropped request itself (``standard`` mode, a few
+  attempts with jittered backoff). What still fails starts FileSync's own backoff (1 s doubling
+  to 60 s): meanwhile every call raises :class:`LocationUnavailable` at once, so the engine
+  shows the location as unavailable and the others keep syncing.
+* A refused key or secret is :class:`AuthenticationFailed`; a missing bucket a one-line
+  :class:`LocationUnavailable` saying to create it. Messages name the endpoint and the
+  bucket, never the secret.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+import botocore.exceptions as bex
+from botocore.config import Config
+
+from app.errors import AuthenticationFailed, LocationUnavailable
+from app.locations.spec import LocationSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
+#: A clock further than this from the server's is reported at connect (mtimes decide who wins
+#: a concurrent edit, so a machine whose clock runs ahead wins those it should not).
+CLOCK_TOLERANCE_S = 10.0
+#: Error codes meaning the key, the secret or the token is refused: retrying will not help.
+AUTH_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "InvalidToken",
+        "ExpiredToken",
+        "InvalidClientTokenId",
+        "AuthorizationHeaderMalformed",
+        "403",
+    }
+)
+#: Error codes for a missing object (a GET says NoSuchKey, a HEAD only 404).
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: What a broken connection or an unreachable endpoint raises inside botocore.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    bex.EndpointConnectionError,
+    bex.ConnectionClosedError,
+    bex.ReadTimeoutError,
+    bex.ConnectTimeoutError,
+    bex.ConnectionError,
+    bex.ResponseStreamingError,
+    OSError,
+)
+
+YES = ("yes", "true", "1", "on")
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError (``NoSuchKey``, ``PreconditionFailed`` …)."""
+    if isinstance(exc, bex.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of a ClientError (0 if none)."""
+    if isinstance(exc, bex.ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return 0
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True for "no such object"."""
+    return error_code(exc) in NOT_FOUND_CODES
+
+
+def is_precondition_failed(exc: BaseException) -> bool:
+    """True for a refused conditional write (``If-Match``/``If-None-Match`` did not hold)."""
+    return error_code(exc) in ("PreconditionFailed", "412") or status_of(exc) == 412
+
+
+class S3Connection:
+    """A lazily built boto3 client for one bucket, with FileSync's backoff around it.
+
+    ``requests`` counts the HTTP requests sent (retries included), for tests and benchmarks.
+    ``clock_offset_s`` is the server's clock minus ours, measured at :meth:`connect`.
+    """
+
+    def __init__(self, spec: LocationSpec, name: str, timeout: float) -> None:
+        self.spec = spec
+        self.name = name
+        self.bucket = spec.host
+        self.endpoint = spec.option("endpoint") or None
+        self.timeout = timeout
+        self.requests = 0
+        self.clock_offset_s = 0.0
+        #: The location's key prefix, so the connect check lists only its own part.
+        self.prefix_hint = ""
+        self._client: S3Client | None = None
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
+        self._last_failure: LocationUnavailable | None = None
+
+    @property
+    def where(self) -> str:
+        """``bucket 'b' at http://host:port`` for messages."""
+        return f"bucket {self.bucket!r} at {self.endpoint or 'AWS S3'}"
+
+    def _build(self) -> S3Client:
+        spec = self.spec
+        path_style = spec.option("path_style", "yes" if self.endpoint else "no").lower() in YES
+        try:
+            session = boto3.Session(
+                aws_access_key_id=spec.user or None,
+                aws_secret_access_key=spec.password or None,
+                profile_name=spec.option("profile") or None,
+                region_name=spec.option("region") or None,
+            )
+        except bex.ProfileNotFound as exc:
+            raise AuthenticationFailed(str(exc), location=self.name) from None
+        config = Config(
+            connect_timeout=self.timeout,
+            read_timeout=max(self.timeout, 30.0),
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path" if path_style else "virtual"},
+            # Many S3-compatible servers reject the newer default checksum headers.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            max_pool_connections=16,
+        )
+        client: S3Client = session.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=session.region_name or "us-east-1",
+            config=config,
+        )
+        client.meta.events.register("before-send.s3", self._count)
+        return client
+
+    def _count(self, **_: Any) -> None:
+        self.requests += 1
+
+    def client(self) -> S3Client:
+        """The boto3 client (built on first use)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._build()
+            return self._client
+
+    def call(self, what: str, action: Callable[[S3Client], T], path: str | None = None) -> T:
+        """Run ``action``; translate connection trouble, refusals of the key and a missing
+        bucket into FileSync errors. Other ClientErrors (no such key, a failed precondition)
+        propagate for the caller, who knows what they mean there."""
+        now = time.monotonic()
+        last = self._last_failure
+        if last is not None and now < self._retry_at:
+            raise type(last)(
+                f"{last.message} (next attempt in {self._retry_at - now:.0f} s)",
+                location=self.name,
+            )
+        try:
+            result = action(self.client())
+        except bex.ClientError as exc:
+            failure = self._translate(what, exc, path)
+            if failure is None:
+                self._recovered()
+                raise
+            raise self._failed(failure) from None
+        except bex.NoCredentialsError:
+            raise self._failed(
+                AuthenticationFailed(
+                    "no S3 credentials: give an access key and secret, set AWS_ACCESS_KEY_ID "
+                    "and AWS_SECRET_ACCESS_KEY, or name a profile= from ~/.aws/credentials",
+                    location=self.name,
+                )
+            ) from None
+        except CONNECTION_ERRORS as exc:
+            detail = str(exc) or type(exc).__name__
+            raise self._failed(
+                LocationUnavailable(f"{what} failed: {detail}", location=self.name, path=path)
+            ) from None
+        except bex.BotoCoreError as exc:
+            raise LocationUnavailable(f"{what} failed: {exc}", location=self.name) from None
+        self._recovered()
+        return result
+
+    def _translate(
+        self, what: str, exc: bex.ClientError, path: str | None
+    ) -> LocationUnavailable | None:
+        code, status = error_code(exc), status_of(exc)
+        if code in AUTH_CODES:
+            who = f"the access key {self.spec.user!r}" if self.spec.user else "the credentials"
+            return AuthenticationFailed(
+                f"{self.where} refused {who} ({code}: wrong key or secret, or no permission)",
+                location=self.name,
+            )
+        if code == "NoSuchBucket":
+            return LocationUnavailable(
+                f"{self.where} does not exist; create it first", location=self.name
+            )
+        if status >= 500 or code in ("SlowDown", "Throttling", "RequestTimeout", "503"):
+            return LocationUnavailable(
+                f"{what} failed: the server answered {code or status}",
+                location=self.name,
+                path=path,
+            )
+        return None
+
+    def _failed(self, failure: LocationUnavailable) -> LocationUnavailable:
+        self._last_failure = failure
+        self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
+        self._retry_at = time.monotonic() + self._backoff_s
+        return failure
+
+    def _recovered(self) -> None:
+        self._last_failure = None
+        self._backoff_s = 0.0
+
+    def connect(self) -> None:
+        """Check the bucket answers (one listing), and measure the clock against its ``Date``."""
+        sent = time.time()
+        reply = self.call(
+            "connecting",
+            lambda c: c.list_objects_v2(Bucket=self.bucket, MaxKeys=1, Prefix=self.prefix_hint),
+        )
+        received = time.time()
+        date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        # Date has whole seconds: the server's second started somewhere in that second.
+        self.clock_offset_s = server + 0.5 - (sent + received) / 2
+        if abs(self.clock_offset_s) > CLOCK_TOLERANCE_S:
+            log.warning(
+                "%s: this computer's clock is %.0f s %s the server's: for edits made on two "
+                "machines at once the newer time wins, so set the clock right (NTP)",
+                self.name,
+                abs(self.clock_offset_s),
+                "behind" if self.clock_offset_s > 0 else "ahead of",
+            )

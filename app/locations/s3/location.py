@@ -1,0 +1,515 @@
+"""S3-compatible object storage: the objects under a bucket prefix, kept in sync by polling.
+
+How the contract of :mod:`app.locations.base` is met on S3:
+
+* **Keys** under the prefix are relative paths; folders are only key prefixes, so there are
+  no empty folders and deleting a file leaves nothing to clean up.
+* **Times** are the user metadata ``mtime`` (as rclone writes it, so buckets written by either
+  read alike); objects without it use ``LastModified``. The tag is the ETag.
+* **Listing** is ``ListObjectsV2``, page by page; an unchanged object costs no more (see
+  ``objects.MtimeCache``). A listing that fails raises LocationUnavailable, never "empty".
+  ``stat`` lists the one key too, so it reports exactly what a scan does.
+* **Writes** are one PUT, or a multipart upload for large files (``upload.py``): S3 shows an
+  object only once it is whole. Guarded writes use ``If-Match``/``If-None-Match`` where the
+  server honours them (probed once at ``open``; declared as ``Capabilities.checks_on_write``)
+  and otherwise check the object just before the PUT (and before completing a multipart).
+* **Deletes** made in a batch go out together as ``DeleteObjects`` (1,000 keys a request) at
+  the batch's end. **Renames** are not in place: the kind declares ``can_rename=False``, so the
+  engine copies and deletes.
+* The root is marked with a ``.filesync/root`` object; a known root without it is unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+import botocore.exceptions as bex
+
+from app.errors import FileChanged, FileVanished, LocationUnavailable, TargetFailed, UnsafePath
+from app.locations.base import META_DIR, Capabilities, FileMeta, Listing, Location, is_internal
+from app.locations.names import NamePolicy, check_relpath, safe_label
+from app.locations.s3.client import S3Connection, is_not_found, is_precondition_failed
+from app.locations.s3.objects import (
+    Listed,
+    MtimeCache,
+    datetime_ns,
+    etag_of,
+    format_mtime,
+    mtime_of,
+    tag_of,
+)
+from app.locations.s3.upload import upload
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
+
+    from app.locations.options import LocationOptions
+    from app.locations.spec import LocationSpec
+
+log = logging.getLogger(__name__)
+
+MS = 1_000_000
+#: UTF-8 keys without line breaks (some servers refuse them) and without Windows path syntax
+#: (``..\\x``, ``C:x``), which tools on Windows would read as paths.
+S3_NAMES = NamePolicy(utf8_only=True, windows_syntax=True, line_breaks=False)
+#: The object that marks a bucket prefix as a FileSync root.
+MARKER = f"{META_DIR}/root"
+#: DeleteObjects takes at most this many keys per request.
+DELETE_BATCH = 1000
+#: HEADs in flight while learning the times of many new objects.
+HEAD_THREADS = 8
+#: A multipart upload started longer ago than this is taken as abandoned (a crash).
+ABANDONED_AFTER_S = 86400.0
+
+
+class S3Location(Location):
+    """The objects under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible server."""
+
+    kind = "s3"
+
+    def __init__(self, spec: LocationSpec, *, timeout: float = 15.0) -> None:
+        self.spec = spec
+        prefix = spec.path.strip("/")
+        self._base = f"{prefix}/" if prefix else ""
+        self._conn = S3Connection(spec, self.name, timeout)
+        self._conn.prefix_hint = self._base
+        self.capabilities = self._declare(checks_on_write=False)
+        self._mtimes = MtimeCache()
+        self._etags: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._probed = False
+        self._marked = False
+        self._batching = 0
+        self._deletes: list[str] = []
+        self._warned: set[str] = set()
+
+    @staticmethod
+    def _declare(checks_on_write: bool) -> Capabilities:
+        return Capabilities(
+            mtime_precision_ns=MS,
+            can_set_mtime=True,
+            can_rename=False,
+            native_events=False,
+            names=S3_NAMES,
+            checks_on_write=checks_on_write,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> S3Location:
+        """Build a location for ``spec`` (call :meth:`open` to connect)."""
+        return cls(spec, timeout=options.connect_timeout)
+
+    @property
+    def key(self) -> str:
+        """``s3://key-id@bucket:443/prefix`` (never the secret)."""
+        return self.spec.key
+
+    @property
+    def name(self) -> str:
+        """The spec as typed, the secret shown as ``***``."""
+        return self.spec.redacted
+
+    @property
+    def label(self) -> str:
+        """The bucket name, reduced to characters safe in a file name."""
+        return safe_label(self.spec.host, self.kind)
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far (for tests and benchmarks: requests per poll)."""
+        return self._conn.requests
+
+    @property
+    def clock_offset_s(self) -> float:
+        """The server's clock minus this computer's, measured at :meth:`open`."""
+        return self._conn.clock_offset_s
+
+    # --- connection -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Check the bucket answers, measure the clock, and probe conditional writes once."""
+        self._conn.connect()
+        if not self._probed:
+            honoured = self._probe_conditions()
+            self._probed = True
+            self.capabilities = self._declare(checks_on_write=honoured)
+            how = "If-Match/If-None-Match" if honoured else "a check just before each PUT"
+            log.info("%s: guarded writes by %s", self.name, how)
+
+    def _probe_conditions(self) -> bool:
+        """True if the server refuses a PUT whose ``If-None-Match``/``If-Match`` does not hold.
+
+        ``rclone serve s3`` and some older servers ignore both headers and overwrite.
+        """
+        key = f"{self._base}{META_DIR}/probe-{uuid.uuid4().hex[:12]}"
+        bucket = self._conn.bucket
+
+        def probe(c: S3Client) -> bool:
+            c.put_object(Bucket=bucket, Key=key, Body=b"")
+            try:
+                for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0"'}):
+                    try:
+                        c.put_object(Bucket=bucket, Key=key, Body=b"", **condition)  # type: ignore[arg-type]
+                    except bex.ClientError as exc:
+                        if not is_precondition_failed(exc):
+                            return False
+                    else:
+                        return False
+                return True
+            finally:
+                c.delete_object(Bucket=bucket, Key=key)
+
+        try:
+            return self._conn.call("probing conditional writes", probe)
+        except bex.ClientError as exc:
+            log.warning("%s: cannot write the probe object (%s)", self.name, exc)
+            return False
+
+    def adopt(self, has_history: bool) -> None:
+        """Mark the root with a ``.filesync/root`` object; refuse a known root without it."""
+        bucket, marker = self._conn.bucket, self._base + MARKER
+
+        def mark(c: S3Client) -> None:
+            found = c.list_objects_v2(Bucket=bucket, Prefix=f"{self._base}{META_DIR}/", MaxKeys=1)
+            if found.get("KeyCount", 0):
+                self._marked = True
+                return
+            if has_history:
+                raise self._marker_gone()
+            c.put_object(Bucket=bucket, Key=marker, Body=b"")
+            self._marked = True
+
+        self._call("checking the root", mark)
+
+    def _marker_gone(self) -> LocationUnavailable:
+        return LocationUnavailable(
+            f"the {MARKER} object is gone from {self._conn.where} under {self._base or '/'} "
+            f"(prefix emptied or replaced?); its files are not deleted elsewhere. If this is "
+            f"the right place, create an empty {MARKER} object there to resume",
+            location=self.name,
+        )
+
+    def _call(self, what: str, action: Any, path: str | None = None) -> Any:
+        """Run ``action`` through the connection; a refusal it does not know is unavailable."""
+        try:
+            return self._conn.call(what, action, path)
+        except bex.ClientError as exc:
+            raise LocationUnavailable(
+                f"{what} failed: {exc}", location=self.name, path=path
+            ) from None
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _rel(self, key: str) -> str | None:
+        """The relative path of ``key``, or None for our own, folder-marker or unsafe keys."""
+        rel = key[len(self._base) :]
+        if not rel or rel.endswith("/") or is_internal(rel):
+            return None
+        try:
+            check_relpath(rel)
+            self._check_name(rel)
+        except UnsafePath:
+            if rel not in self._warned:
+                self._warned.add(rel)
+                log.warning("%s: skipping the object %r: not a safe file name", self.name, rel)
+            return None
+        return rel
+
+    def _check_name(self, path: str) -> str:
+        check_relpath(path)
+        why = S3_NAMES.refusal(path)
+        if why is not None:
+            raise UnsafePath(f"cannot hold the name {path!r} in a bucket: {why}")
+        return path
+
+    def _list(self, c: S3Client, prefix: str) -> list[ObjectTypeDef]:
+        objects: list[ObjectTypeDef] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self._conn.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = c.list_objects_v2(**kwargs)
+            objects.extend(page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return objects
+            token = page.get("NextContinuationToken")
+            if not token:
+                raise LocationUnavailable(
+                    "the server cut the listing short without a continuation token",
+                    location=self.name,
+                )
+
+    def scan(self, prefix: str = "") -> Listing:
+        """List every object under ``prefix`` (a folder path or ``""``), HEADing only new ones."""
+        under = self._base + (f"{prefix.strip('/')}/" if prefix else "")
+        objects = self._call("listing", lambda c: self._list(c, under))
+        listed: dict[str, tuple[str, Listed]] = {}
+        marker_seen = False
+        for obj in objects:
+            key = obj["Key"]
+            if key == self._base + MARKER:
+                marker_seen = True
+            rel = self._rel(key)
+            if rel is not None:
+                listed[rel] = (key, _listed(obj))
+        if not prefix and self._marked and not marker_seen:
+            raise self._marker_gone()
+        if not prefix:
+            self._mtimes.keep_only({key for key, _ in listed.values()}, self._base)
+        metas = self._resolve(listed)
+        with self._lock:
+            if not prefix:
+                self._etags.clear()
+            self._etags.update({rel: item.etag for rel, (_, item) in listed.items()})
+        return metas
+
+    def _resolve(self, listed: dict[str, tuple[str, Listed]]) -> Listing:
+        """Turn listed objects into metas, HEADing (in parallel) those the cache lacks."""
+        metas: Listing = {}
+        unknown: list[tuple[str, str, Listed]] = []
+        for rel, (key, item) in listed.items():
+            known, mtime = self._mtimes.get(key, item)
+            if known:
+                metas[rel] = item.meta(mtime)
+            else:
+                unknown.append((rel, key, item))
+        if len(unknown) > 1:
+            with ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="s3-head") as pool:
+                found = list(pool.map(lambda u: self._head_mtime(u[1], u[2]), unknown))
+        else:
+            found = [self._head_mtime(key, item) for _, key, item in unknown]
+        for (rel, _, item), (gone, mtime) in zip(unknown, found, strict=True):
+            if not gone:
+                metas[rel] = item.meta(mtime)
+        return metas
+
+    def _head_mtime(self, key: str, item: Listed) -> tuple[bool, int | None]:
+        """``(gone, mtime)`` of one object, remembered for its listed version."""
+
+        def head(c: S3Client) -> tuple[bool, int | None]:
+            try:
+                reply = c.head_object(Bucket=self._conn.bucket, Key=key)
+            except bex.ClientError as exc:
+                if is_not_found(exc):
+                    return True, None
+                raise
+            return False, mtime_of(reply.get("Metadata", {}))
+
+        gone, mtime = self._call("reading a file's time", head, key[len(self._base) :])
+        if not gone:
+            self._mtimes.put(key, item, mtime)
+        return gone, mtime
+
+    def stat(self, path: str) -> FileMeta | None:
+        """List just ``path``'s key: the same facts a scan reports (a HEAD's time may differ)."""
+        self._check_name(path)
+        key = self._base + path
+        reply = self._call(
+            f"checking {path}",
+            lambda c: c.list_objects_v2(Bucket=self._conn.bucket, Prefix=key, MaxKeys=1),
+            path,
+        )
+        found = [o for o in reply.get("Contents", []) if o["Key"] == key]
+        if not found:
+            with self._lock:
+                self._etags.pop(path, None)
+            return None
+        item = _listed(found[0])
+        with self._lock:
+            self._etags[path] = item.etag
+        return self._resolve({path: (key, item)}).get(path)
+
+    @contextlib.contextmanager
+    def open_read(self, path: str) -> Iterator[BinaryIO]:
+        """Stream the object's body; a missing object is :class:`FileVanished`."""
+        key = self._base + self._check_name(path)
+
+        def get(c: S3Client) -> Any:
+            try:
+                return c.get_object(Bucket=self._conn.bucket, Key=key)["Body"]
+            except bex.ClientError as exc:
+                if is_not_found(exc):
+                    raise FileVanished(
+                        "the object is gone from the bucket", location=self.name, path=path
+                    ) from None
+                raise
+
+        body = self._call(f"download of {path}", get, path)
+        try:
+            yield cast(BinaryIO, _Body(body, self, path))
+        finally:
+            body.close()
+
+    # --- writing --------------------------------------------------------------------------
+
+    def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
+        """Upload ``source`` to ``path`` stamped ``mtime_ns`` (whatever is there is replaced)."""
+        return self._put(path, source, mtime_ns, {}, None)
+
+    def guarded_write(
+        self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
+    ) -> FileMeta:
+        """Upload only if ``path`` still holds ``expected``: checked by the server itself where
+        it honours conditions, else just before the PUT (and before completing a multipart)."""
+        self._check_name(path)
+        if not self.capabilities.checks_on_write:
+            self._expect(path, expected)
+            return self._put(path, source, mtime_ns, {}, lambda: self._expect(path, expected))
+        if expected is None:
+            return self._put(path, source, mtime_ns, {"IfNoneMatch": "*"}, None)
+        with self._lock:
+            etag = self._etags.get(path)
+        if etag is None or expected.tag not in (0, tag_of(etag)):
+            self._expect(path, expected)
+            with self._lock:
+                etag = self._etags.get(path)
+        if etag is None:
+            raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
+        return self._put(path, source, mtime_ns, {"IfMatch": f'"{etag}"'}, None)
+
+    def _put(
+        self,
+        path: str,
+        source: BinaryIO,
+        mtime_ns: int,
+        conditions: dict[str, Any],
+        before_complete: Any,
+    ) -> FileMeta:
+        key = self._base + self._check_name(path)
+        metadata = {"mtime": format_mtime(mtime_ns)}
+        try:
+            done = upload(
+                self._conn,
+                key,
+                source,
+                metadata=metadata,
+                conditions=conditions,
+                before_complete=before_complete,
+                path=path,
+            )
+        except bex.ClientError as exc:
+            if is_precondition_failed(exc):
+                raise FileChanged(
+                    "changed in the bucket while syncing; will retry", location=self.name, path=path
+                ) from None
+            raise TargetFailed(f"upload refused: {exc}", location=self.name, path=path) from None
+        item = Listed(done.size, done.etag, -1)
+        self._mtimes.put(key, item, mtime_ns)
+        with self._lock:
+            self._etags[path] = done.etag
+        return item.meta(mtime_ns)
+
+    def delete(self, path: str) -> None:
+        """Delete ``path`` (in a batch: with the batch's ``DeleteObjects``). Missing is fine."""
+        key = self._base + self._check_name(path)
+        self._mtimes.forget(key)
+        with self._lock:
+            self._etags.pop(path, None)
+            if self._batching:
+                self._deletes.append(key)
+                return
+        self._call(
+            f"delete of {path}",
+            lambda c: c.delete_object(Bucket=self._conn.bucket, Key=key),
+            path,
+        )
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect the batch's deletes and send them as few ``DeleteObjects`` at its end."""
+        with self._lock:
+            self._batching += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batching -= 1
+                keys = self._deletes if not self._batching else []
+                if not self._batching:
+                    self._deletes = []
+            if keys:
+                self._delete_keys(keys)
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        """DeleteObjects in groups; a key the server refused raises (the batch did not land)."""
+        for start in range(0, len(keys), DELETE_BATCH):
+            group = keys[start : start + DELETE_BATCH]
+
+            def send(c: S3Client, group: list[str] = group) -> list[Any]:
+                reply = c.delete_objects(
+                    Bucket=self._conn.bucket,
+                    Delete={"Objects": [{"Key": k} for k in group], "Quiet": True},
+                )
+                return list(reply.get("Errors", []))
+
+            errors = self._call(f"deleting {len(group)} objects", send)
+            if errors:
+                first = errors[0]
+                raise TargetFailed(
+                    f"{len(errors)} deletes refused ({first.get('Code')}: {first.get('Message')})",
+                    location=self.name,
+                    path=str(first.get("Key", ""))[len(self._base) :] or None,
+                )
+
+    def housekeeping(self) -> None:
+        """Abort multipart uploads under our prefix abandoned long ago (a crash mid-upload)."""
+        bucket = self._conn.bucket
+
+        def sweep(c: S3Client) -> int:
+            now, aborted = time.time(), 0
+            reply = c.list_multipart_uploads(Bucket=bucket, Prefix=self._base)
+            for item in reply.get("Uploads", []):
+                started = item.get("Initiated", datetime.now(UTC)).timestamp()
+                if now - started > ABANDONED_AFTER_S:
+                    c.abort_multipart_upload(
+                        Bucket=bucket, Key=item["Key"], UploadId=item["UploadId"]
+                    )
+                    aborted += 1
+            return aborted
+
+        with contextlib.suppress(LocationUnavailable):
+            aborted = self._call("cleaning up abandoned uploads", sweep)
+            if aborted:
+                log.info("%s: aborted %d abandoned multipart uploads", self.name, aborted)
+
+
+def _listed(obj: ObjectTypeDef) -> Listed:
+    return Listed(
+        int(obj.get("Size", 0)), etag_of(obj.get("ETag", "")), datetime_ns(obj["LastModified"])
+    )
+
+
+class _Body:
+    """A download stream whose connection errors are FileSync errors."""
+
+    def __init__(self, body: Any, location: S3Location, path: str) -> None:
+        self._body = body
+        self._location = location
+        self._path = path
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self._body.read(None if size < 0 else size))
+        except (bex.BotoCoreError, OSError) as exc:
+            raise LocationUnavailable(
+                f"download failed: {exc}", location=self._location.name, path=self._path
+            ) from None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._body.close()

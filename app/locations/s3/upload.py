@@ -1,0 +1,116 @@
+"""Uploads with bounded memory: one PUT for a small file, a multipart upload for a large one.
+
+A source is read in parts of :data:`PART_SIZE`; only the part being sent is in memory, so a
+1 GiB file costs the same RAM as an 8 MiB one. A multipart upload that fails part-way (the
+source failed, the server went away, a precondition did not hold) is aborted, so the bucket
+keeps no orphaned parts; uploads abandoned by a crash are aborted by housekeeping (see
+``location.py``). Either way the object appears whole or not at all: S3 makes it visible only
+when the PUT or the completion succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from app.errors import FileSyncError
+from app.locations.s3.client import S3Connection
+from app.locations.s3.objects import etag_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+#: Bytes per part (S3 wants at least 5 MiB for every part but the last).
+PART_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """What the server reports for the object just written."""
+
+    size: int
+    etag: str
+
+
+def read_part(source: BinaryIO, size: int = PART_SIZE) -> bytes:
+    """Read up to ``size`` bytes; fewer only at the end of ``source``."""
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = source.read(size - len(buffer))
+        if not chunk:
+            break
+        buffer += chunk
+    return bytes(buffer)
+
+
+def upload(
+    conn: S3Connection,
+    key: str,
+    source: BinaryIO,
+    *,
+    metadata: dict[str, str],
+    conditions: dict[str, Any],
+    before_complete: Callable[[], None] | None = None,
+    path: str | None = None,
+) -> Uploaded:
+    """Write ``source`` to ``key``; ``conditions`` are ``IfMatch``/``IfNoneMatch`` headers.
+
+    ``before_complete`` runs just before a multipart upload is completed (a server that ignores
+    conditions gets its check there, after the long part). Errors propagate as raised:
+    the source's own unchanged, the server's as FileSync errors or ClientErrors.
+    """
+    bucket = conn.bucket
+    first = read_part(source)
+    if len(first) < PART_SIZE:
+        reply = conn.call(
+            f"upload of {path}",
+            lambda c: c.put_object(
+                Bucket=bucket, Key=key, Body=first, Metadata=metadata, **conditions
+            ),
+            path,
+        )
+        return Uploaded(len(first), etag_of(reply["ETag"]))
+    created = conn.call(
+        f"upload of {path}",
+        lambda c: c.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata),
+        path,
+    )
+    upload_id = created["UploadId"]
+    try:
+        parts: list[CompletedPartTypeDef] = []
+        size, chunk = 0, first
+        while chunk:
+            number, body = len(parts) + 1, chunk
+
+            def send(c: S3Client, n: int = number, data: bytes = body) -> str:
+                reply = c.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=data
+                )
+                return reply["ETag"]
+
+            parts.append({"ETag": conn.call(f"upload of {path}", send, path), "PartNumber": number})
+            size += len(chunk)
+            del body
+            chunk = b""
+            chunk = read_part(source)
+        if before_complete is not None:
+            before_complete()
+        done = conn.call(
+            f"upload of {path}",
+            lambda c: c.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                **conditions,
+            ),
+            path,
+        )
+    except BaseException:
+        with contextlib.suppress(FileSyncError, Exception):
+            conn.client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    return Uploaded(size, etag_of(done.get("ETag", "")))
