@@ -46,7 +46,8 @@ from app.locations.s3.objects import (
     mtime_of,
     tag_of,
 )
-from app.locations.s3.upload import upload
+from app.locations.s3.pending import PendingPuts
+from app.locations.s3.upload import PART_SIZE, read_part, upload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -91,6 +92,7 @@ class S3Location(Location):
         self._batching = 0
         self._deletes: list[str] = []
         self._warned: set[str] = set()
+        self._pending = PendingPuts(safe_label(spec.host, "s3"))
 
     @staticmethod
     def _declare(checks_on_write: bool) -> Capabilities:
@@ -252,6 +254,7 @@ class S3Location(Location):
     def scan(self, prefix: str = "") -> Listing:
         """List every object under ``prefix`` (a folder path or ``""``), HEADing only new ones."""
         under = self._base + (f"{prefix.strip('/')}/" if prefix else "")
+        self._pending.settle()
         objects = self._call("listing", lambda c: self._list(c, under))
         listed: dict[str, tuple[str, Listed]] = {}
         marker_seen = False
@@ -314,6 +317,7 @@ class S3Location(Location):
         """List just ``path``'s key: the same facts a scan reports (a HEAD's time may differ)."""
         self._check_name(path)
         key = self._base + path
+        self._pending.wait_for(path)
         reply = self._call(
             f"checking {path}",
             lambda c: c.list_objects_v2(Bucket=self._conn.bucket, Prefix=key, MaxKeys=1),
@@ -333,6 +337,7 @@ class S3Location(Location):
     def open_read(self, path: str) -> Iterator[BinaryIO]:
         """Stream the object's body; a missing object is :class:`FileVanished`."""
         key = self._base + self._check_name(path)
+        self._pending.wait_for(path)
 
         def get(c: S3Client) -> Any:
             try:
@@ -354,54 +359,76 @@ class S3Location(Location):
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Upload ``source`` to ``path`` stamped ``mtime_ns`` (whatever is there is replaced)."""
-        return self._put(path, source, mtime_ns, {}, None)
+        return self._put(path, source, mtime_ns, guarded=False, expected=None)
 
     def guarded_write(
         self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
     ) -> FileMeta:
         """Upload only if ``path`` still holds ``expected``: checked by the server itself where
         it honours conditions, else just before the PUT (and before completing a multipart)."""
-        self._check_name(path)
-        if not self.capabilities.checks_on_write:
-            self._expect(path, expected)
-            return self._put(path, source, mtime_ns, {}, lambda: self._expect(path, expected))
-        if expected is None:
-            return self._put(path, source, mtime_ns, {"IfNoneMatch": "*"}, None)
-        with self._lock:
-            etag = self._etags.get(path)
-        if etag is None or expected.tag not in (0, tag_of(etag)):
-            self._expect(path, expected)
-            with self._lock:
-                etag = self._etags.get(path)
-        if etag is None:
-            raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
-        return self._put(path, source, mtime_ns, {"IfMatch": f'"{etag}"'}, None)
+        return self._put(path, source, mtime_ns, guarded=True, expected=expected)
 
     def _put(
         self,
         path: str,
         source: BinaryIO,
         mtime_ns: int,
-        conditions: dict[str, Any],
-        before_complete: Any,
+        *,
+        guarded: bool,
+        expected: FileMeta | None,
     ) -> FileMeta:
+        """Upload; in a batch, a small file goes to :class:`PendingPuts` and lands by its end
+        (the tag, the ETag, is then learned from the next listing)."""
         key = self._base + self._check_name(path)
-        metadata = {"mtime": format_mtime(mtime_ns)}
+        self._pending.wait_for(path)
+        with self._lock:
+            replacing = key in self._deletes  # deleted earlier in this batch: nothing to guard
+            if replacing:
+                self._deletes.remove(key)
+            batching = self._batching > 0
+        check = guarded and not replacing
+        first = read_part(source)
+        if batching and len(first) < PART_SIZE:
+            size = len(first)
+            self._pending.submit(
+                path,
+                size,
+                lambda: self._send(
+                    path, key, mtime_ns, first, None, check=check, expected=expected
+                ),
+            )
+            return FileMeta(size, mtime_ns, 0)
+        return self._send(path, key, mtime_ns, first, source, check=check, expected=expected)
+
+    def _send(
+        self,
+        path: str,
+        key: str,
+        mtime_ns: int,
+        first: bytes,
+        rest: BinaryIO | None,
+        *,
+        check: bool,
+        expected: FileMeta | None,
+    ) -> FileMeta:
+        conditions = self._guard(path, expected) if check else {}
+        again = None
+        if check and not self.capabilities.checks_on_write:
+            again = lambda: self._guard(path, expected)  # noqa: E731 - before a multipart ends
         try:
             done = upload(
                 self._conn,
                 key,
-                source,
-                metadata=metadata,
+                rest,
+                first=first,
+                metadata={"mtime": format_mtime(mtime_ns)},
                 conditions=conditions,
-                before_complete=before_complete,
+                before_complete=again,
                 path=path,
             )
         except bex.ClientError as exc:
             if is_precondition_failed(exc):
-                raise FileChanged(
-                    "changed in the bucket while syncing; will retry", location=self.name, path=path
-                ) from None
+                raise self._changed(path) from None
             raise TargetFailed(f"upload refused: {exc}", location=self.name, path=path) from None
         item = Listed(done.size, done.etag, -1)
         self._mtimes.put(key, item, mtime_ns)
@@ -409,9 +436,54 @@ class S3Location(Location):
             self._etags[path] = done.etag
         return item.meta(mtime_ns)
 
+    def _changed(self, path: str) -> FileChanged:
+        return FileChanged("changed in the bucket while syncing; will retry", location=self.name,
+                           path=path)  # fmt: skip
+
+    def _guard(self, path: str, expected: FileMeta | None) -> dict[str, Any]:
+        """The conditions for a PUT that must find ``expected`` at ``path``.
+
+        A server that honours conditions checks them itself (``If-None-Match: *`` for a new
+        file, ``If-Match`` with the ETag otherwise; a HEAD only when the ETag is not known).
+        For one that does not, a HEAD right now is the check; it compares size and ETag, which
+        tell whether the content is still the one the engine decided about.
+        """
+        conditional = self.capabilities.checks_on_write
+        if expected is None:
+            if conditional:
+                return {"IfNoneMatch": "*"}
+            if self._head(path) is not None:
+                raise self._changed(path)
+            return {}
+        with self._lock:
+            etag = self._etags.get(path)
+        if not conditional or etag is None or expected.tag not in (0, tag_of(etag)):
+            current = self._head(path)
+            if current is None or not _holds(current, expected):
+                raise self._changed(path)
+            etag = current.etag
+        return {"IfMatch": f'"{etag}"'} if conditional else {}
+
+    def _head(self, path: str) -> Listed | None:
+        """The object at ``path`` as a HEAD sees it (size and ETag), or None."""
+        key = self._base + path
+
+        def head(c: S3Client) -> Listed | None:
+            try:
+                reply = c.head_object(Bucket=self._conn.bucket, Key=key)
+            except bex.ClientError as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+            return Listed(int(reply.get("ContentLength", 0)), etag_of(reply.get("ETag", "")), 0)
+
+        found: Listed | None = self._call(f"checking {path}", head, path)
+        return found
+
     def delete(self, path: str) -> None:
         """Delete ``path`` (in a batch: with the batch's ``DeleteObjects``). Missing is fine."""
         key = self._base + self._check_name(path)
+        self._pending.wait_for(path)
         self._mtimes.forget(key)
         with self._lock:
             self._etags.pop(path, None)
@@ -424,9 +496,18 @@ class S3Location(Location):
             path,
         )
 
+    def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
+        """Delete ``path`` only if it still holds ``expected`` (a HEAD just before)."""
+        self._check_name(path)
+        self._pending.wait_for(path)
+        if not _holds(self._head(path), expected):
+            raise self._changed(path)
+        self.delete(path)
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Collect the batch's deletes and send them as few ``DeleteObjects`` at its end."""
+        """Collect the batch's deletes and send them as few ``DeleteObjects`` at its end, after
+        its uploads landed; raise the first failure of either."""
         with self._lock:
             self._batching += 1
         try:
@@ -434,11 +515,14 @@ class S3Location(Location):
         finally:
             with self._lock:
                 self._batching -= 1
-                keys = self._deletes if not self._batching else []
-                if not self._batching:
-                    self._deletes = []
-            if keys:
-                self._delete_keys(keys)
+                last = not self._batching
+                keys, self._deletes = (self._deletes, []) if last else ([], self._deletes)
+            if last:
+                try:
+                    self._pending.finish()
+                finally:
+                    if keys:
+                        self._delete_keys(keys)
 
     def _delete_keys(self, keys: list[str]) -> None:
         """DeleteObjects in groups; a key the server refused raises (the batch did not land)."""
@@ -481,6 +565,17 @@ class S3Location(Location):
             aborted = self._call("cleaning up abandoned uploads", sweep)
             if aborted:
                 log.info("%s: aborted %d abandoned multipart uploads", self.name, aborted)
+
+
+def _holds(current: Listed | None, expected: FileMeta | None) -> bool:
+    """Whether the object a HEAD found is the version the engine expects (None: no object).
+
+    Size and ETag decide: the content is what a guarded write must not lose. A tag of 0 (a
+    write whose ETag the engine has not learned yet) leaves the size alone to tell.
+    """
+    if current is None or expected is None:
+        return current is None and expected is None
+    return current.size == expected.size and expected.tag in (0, tag_of(current.etag))
 
 
 def _listed(obj: ObjectTypeDef) -> Listed:

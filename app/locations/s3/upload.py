@@ -49,30 +49,35 @@ def read_part(source: BinaryIO, size: int = PART_SIZE) -> bytes:
 def upload(
     conn: S3Connection,
     key: str,
-    source: BinaryIO,
+    source: BinaryIO | None,
     *,
+    first: bytes | None = None,
     metadata: dict[str, str],
     conditions: dict[str, Any],
-    before_complete: Callable[[], None] | None = None,
+    before_complete: Callable[[], object] | None = None,
     path: str | None = None,
 ) -> Uploaded:
-    """Write ``source`` to ``key``; ``conditions`` are ``IfMatch``/``IfNoneMatch`` headers.
+    """Write ``first`` and then the rest of ``source`` to ``key``; ``conditions`` are
+    ``IfMatch``/``IfNoneMatch`` headers. ``first`` (read here if None) is the first part;
+    shorter than a part, it is the whole file.
 
     ``before_complete`` runs just before a multipart upload is completed (a server that ignores
     conditions gets its check there, after the long part). Errors propagate as raised:
     the source's own unchanged, the server's as FileSync errors or ClientErrors.
     """
     bucket = conn.bucket
-    first = read_part(source)
-    if len(first) < PART_SIZE:
+    if first is None:
+        first = read_part(source) if source is not None else b""
+    if len(first) < PART_SIZE or source is None:
+        body = first
         reply = conn.call(
             f"upload of {path}",
             lambda c: c.put_object(
-                Bucket=bucket, Key=key, Body=first, Metadata=metadata, **conditions
+                Bucket=bucket, Key=key, Body=body, Metadata=metadata, **conditions
             ),
             path,
         )
-        return Uploaded(len(first), etag_of(reply["ETag"]))
+        return Uploaded(len(body), etag_of(reply["ETag"]))
     created = conn.call(
         f"upload of {path}",
         lambda c: c.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata),
