@@ -155,9 +155,11 @@ def main() -> None:
             idle_cost(server, args.idle, args.polls)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         print(f"(this process: peak RSS {peak} MiB)")
-    finally:
+    except BaseException:
         server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        raise
+    server.stop()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

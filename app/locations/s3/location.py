@@ -430,6 +430,8 @@ class S3Location(Location):
             if is_precondition_failed(exc):
                 raise self._changed(path) from None
             raise TargetFailed(f"upload refused: {exc}", location=self.name, path=path) from None
+        if not done.etag:  # learned from the next listing (which also HEADs for the time)
+            return FileMeta(done.size, mtime_ns, 0)
         item = Listed(done.size, done.etag, -1)
         self._mtimes.put(key, item, mtime_ns)
         with self._lock:
