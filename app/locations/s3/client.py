@@ -19,10 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.exceptions as bex
+import botocore.session
+import botocore.utils
 from botocore.config import Config
 
 from app.errors import AuthenticationFailed, LocationUnavailable
@@ -67,6 +70,19 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 YES = ("yes", "true", "1", "on")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """A response's timestamp: ISO 8601 (every listed ``LastModified``) the fast way.
+
+    botocore's general parser (dateutil) costs more than everything else of a listing; a
+    10,000-object poll spent most of its CPU there. Other forms go to botocore's.
+    """
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return botocore.utils.parse_timestamp(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def error_code(exc: BaseException) -> str:
@@ -124,8 +140,13 @@ class S3Connection:
     def _build(self) -> S3Client:
         spec = self.spec
         path_style = spec.option("path_style", "yes" if self.endpoint else "no").lower() in YES
+        core = botocore.session.get_session()
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
         try:
             session = boto3.Session(
+                botocore_session=core,
                 aws_access_key_id=spec.user or None,
                 aws_secret_access_key=spec.password or None,
                 profile_name=spec.option("profile") or None,
