@@ -8,7 +8,6 @@ property test over two folders and a bucket that another program edits.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
@@ -23,10 +22,11 @@ from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
+from tests import test_ftp_hub as ftp_hub
 from tests.helpers import tree, wait_until
 from tests.s3_server import S3Server
 from tests.test_convergence import Op, apply_to_folder, live_settings, ops_strategy
-from tests.test_convergence_mixed import check_ops
+from tests.test_convergence_mixed import Mix, check_ops
 
 PREFIX = "hub/"
 
@@ -45,7 +45,7 @@ def visible(folder: Path) -> dict[str, bytes]:
     return {k: v for k, v in tree(folder).items() if not k.startswith(".~")}
 
 
-class Machine:
+class Machine(ftp_hub.Machine):
     """One FileSync: a folder, its own state index, and an engine over the folder and bucket."""
 
     def __init__(self, tmp: Path, name: str, url: str) -> None:
@@ -66,20 +66,6 @@ class Machine:
         self.engine = Engine(locations, self.index, settings)
         self.engine.start(watch=watch)
         return self.engine
-
-    def once(self) -> bool:
-        """What ``filesync run --once`` does: the initial sync, then the converged check."""
-        converged = self.start(watch=False).converged()
-        self.stop()
-        return converged
-
-    def stop(self) -> None:
-        if self.engine is not None:
-            self.engine.stop()
-            self.engine = None
-        if self.index is not None:
-            self.index.close()
-            self.index = None
 
 
 @pytest.fixture(params=["moto", "rclone"])
@@ -213,13 +199,13 @@ def test_nothing_moves_once_idle(
 # ----- the live convergence property test: two folders and a bucket -----------------------
 
 
-class BucketMix:
+class BucketMix(Mix):
     """Two folders and a bucket prefix that "another program" edits with plain S3 calls."""
 
-    kind = "s3"
-
     def __init__(self, tmp: Path, server: S3Server) -> None:
-        self.server = server
+        self.kind = "s3"
+        self.server = None  # Mix's FTP server
+        self.s3 = server
         self.bucket = server.new_bucket()
         self.client = server.client()
         self.folders = [tmp / "a", tmp / "b"]
@@ -231,7 +217,7 @@ class BucketMix:
         self.engine = Engine(locations, self.index, EngineSettings(poll_interval=0.1))
 
     def third_tree(self) -> dict[str, bytes]:
-        return self.server.keys(self.bucket, "mix/")
+        return self.s3.keys(self.bucket, "mix/")
 
     def apply(self, op: Op, n: int, racing: bool = False) -> bytes | None:
         if op.where < 2:
@@ -253,20 +239,6 @@ class BucketMix:
         self.client.delete_object(Bucket=self.bucket, Key=key)
         return current
 
-    def converged(self) -> bool:
-        a, b = (tree(f) for f in self.folders)
-        return a == b == self.third_tree()
-
-    def describe(self) -> str:
-        trees = [tree(f) for f in self.folders] + [self.third_tree()]
-        names = sorted(set().union(*trees))
-        rows = [f"  {n}: " + " | ".join(str(t.get(n, b"-"))[:30] for t in trees) for n in names]
-        return "trees differ:\n" + "\n".join(rows)
-
-    def close(self) -> None:
-        self.engine.stop()
-        self.index.close()
-
 
 def test_folders_and_a_bucket_converge_on_random_operations(moto_s3: S3Server) -> None:
     @live_settings(4)
@@ -276,7 +248,7 @@ def test_folders_and_a_bucket_converge_on_random_operations(moto_s3: S3Server) -
             mix = BucketMix(Path(tmp), moto_s3)
             try:
                 mix.engine.start()
-                check_ops(mix, [dataclasses.replace(op) for op in ops], pause)  # type: ignore[arg-type]
+                check_ops(mix, ops, pause)
             finally:
                 mix.close()
 
