@@ -166,6 +166,10 @@ def test_conditional_writes_are_probed_and_changes_refused(
     assert server.keys(bucket, "root/")["doc.txt"] == b"mine"
 
 
+def test_clock_offset_is_measured_against_the_servers_date(loc: Location) -> None:
+    assert abs(loc.clock_offset_s) < 2.5  # type: ignore[attr-defined]  # same machine
+
+
 # --- costs ------------------------------------------------------------------------------
 
 
