@@ -63,15 +63,28 @@ def timed(action: Callable[[], float]) -> tuple[float, float]:
     return time.perf_counter() - started, rss
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak RSS so far (VmHWM; ``ru_maxrss`` would keep our own across exec)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def run_child(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
-    """Run ``cmd`` with its output in ``log``; return its peak RSS in MiB."""
+    """Run ``cmd`` with its output in ``log``; return its peak RSS in MiB (read every 20 ms)."""
+    peak = 0.0
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0,):
+        while proc.poll() is None:
+            peak = max(peak, peak_rss_mib(proc.pid))
+            time.sleep(0.02)
+    if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}); see {log}")
-    return usage.ru_maxrss / 1024
+    return peak
 
 
 def filesync(server: S3Server, src: Path, bucket: str, prefix: str, work: Path) -> float:
