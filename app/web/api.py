@@ -146,7 +146,7 @@ class Api:
         except BadRequest as exc:
             return error_response(exc)
         records = self.feed.since(since)
-        last = records[-1].seq if records else max(since, 0)
+        last = records[-1].seq if records else min(max(since, 0), self.feed.last)
         return JSONResponse({"items": [r.as_json() for r in records], "last": last})
 
     async def stream(self, request: Request) -> Response:

@@ -56,8 +56,14 @@ class ActivityFeed:
             return self._last
 
     def since(self, seq: int) -> list[Numbered]:
-        """Every kept record numbered above ``seq``, oldest first."""
+        """Every kept record numbered above ``seq``, oldest first.
+
+        A number above the newest comes from before a restart (numbering starts again at 1):
+        then every kept record is new to the caller.
+        """
         with self._lock:
-            if seq >= self._last:
+            if seq > self._last:
+                seq = 0
+            if seq == self._last:
                 return []
             return [r for r in self._records if r.seq > seq]
