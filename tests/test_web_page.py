@@ -142,3 +142,62 @@ def test_a_location_is_added_and_removed_from_the_page(
     browser.find_element(By.CSS_SELECTOR, "#add-form button[type=submit]").click()
     wait_until(lambda: tree(c).get("hello.txt") == b"hello", message="the new location synced")
     wait_until(lambda: len(texts(browser, "#locations .location")) == 5, message="5 locations")
+
+
+def test_a_deleted_file_is_restored_from_the_trash_view(
+    dashboard: Dashboard, browser: WebDriver, screenshots: Path
+) -> None:
+    login(browser, dashboard)
+    wait_until(lambda: tree(dashboard.b).get("hello.txt") == b"hello", message="synced")
+    (dashboard.b / "hello.txt").unlink()  # a's own version goes to a's trash
+    wait_until(lambda: "hello.txt" not in tree(dashboard.a), message="the delete synced")
+
+    browser.find_element(By.CSS_SELECTOR, 'nav button[data-view="trash"]').click()
+    row = '#trash-list tr[data-path="hello.txt"]'
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, row), message="the trash row")
+    assert "deleted" in browser.find_element(By.CSS_SELECTOR, row).text
+    browser.save_screenshot(str(screenshots / "dashboard-trash.png"))
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.restore").click()
+    wait_until(
+        lambda: (
+            tree(dashboard.a).get("hello.txt") == b"hello"
+            and tree(dashboard.b).get("hello.txt") == b"hello"
+            and tree(dashboard.ftp.root).get("hello.txt") == b"hello"
+        ),
+        message="hello.txt restored in every location",
+    )
+    wait_until(
+        lambda: "Restored hello.txt" in browser.find_element(By.ID, "message").text,
+        message="the page to say so",
+    )
+
+
+def test_a_conflict_is_resolved_from_the_conflicts_view(
+    dashboard: Dashboard, browser: WebDriver, screenshots: Path
+) -> None:
+    import time
+
+    login(browser, dashboard)
+    wait_until(lambda: tree(dashboard.b).get("hello.txt") == b"hello", message="synced")
+    dashboard.engine.pause()
+    now = time.time()
+    write_file(dashboard.b / "hello.txt", "b's edit", mtime=now - 60)
+    write_file(dashboard.a / "hello.txt", "a's edit", mtime=now)
+    dashboard.engine.resume()
+    wait_until(lambda: any("conflict" in p for p in tree(dashboard.b)), message="the conflict copy")
+    browser.find_element(By.CSS_SELECTOR, 'nav button[data-view="conflicts"]').click()
+    card = "#conflict-list .conflict"
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, card), message="the conflict card")
+    text = browser.find_element(By.CSS_SELECTOR, card).text
+    assert "Current version" in text and "Conflict copy" in text
+    assert "8 bytes" in text
+    browser.save_screenshot(str(screenshots / "dashboard-conflicts.png"))
+    browser.find_element(By.CSS_SELECTOR, f"{card} button.keep-copy").click()
+    wait_until(
+        lambda: tree(dashboard.a) == tree(dashboard.b) == {"hello.txt": b"b's edit"},
+        message=lambda: f"the copy kept: {tree(dashboard.a)} {tree(dashboard.b)}",
+    )
+    wait_until(
+        lambda: "No conflicts" in browser.find_element(By.ID, "conflict-list").text,
+        message="the list to empty",
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 from app.config import Config
 from app.engine.status import Activity, EngineStatus
 from app.errors import FileSyncError
+from app.locations.base import Location
 from app.locations.spec import LocationSpec
 from app.ui.commands import Action, CommandQueue
 from app.ui.facade import SyncFacade
@@ -78,6 +79,10 @@ class DesktopControls:
     def add_listener(self, callback: Callable[[Activity], None]) -> None:
         """Receive every activity record."""
         self._facade.add_listener(callback)
+
+    def locations(self) -> tuple[Location, ...]:
+        """The synced locations, for listing and restoring versions."""
+        return self._facade.locations()
 
 
 def serve_dashboard(controls: DesktopControls, state_dir: Path) -> DashboardServer | None:

@@ -43,6 +43,7 @@ class EngineLike(Protocol):
     def resume(self) -> None: ...
     def sync_now(self) -> None: ...
     def add_listener(self, callback: Callable[[Activity], None]) -> None: ...
+    def locations(self) -> tuple[Location, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,10 @@ class SyncFacade:
     def add_listener(self, callback: Callable[[Activity], None]) -> None:
         """Also call ``callback`` (from the engine thread) for every activity record."""
         self._engine.add_listener(callback)
+
+    def locations(self) -> tuple[Location, ...]:
+        """The engine's locations (the dashboard lists and restores versions through them)."""
+        return self._engine.locations()
 
     def take_events(self) -> list[Activity | FacadeEvent]:
         """Everything that happened since the last call, oldest first (Tk thread)."""

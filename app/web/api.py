@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -219,6 +219,12 @@ class Api:
         return JSONResponse(self.status_data())
 
 
-def create_app(api: Api, wrap: Callable[[Starlette], Any]) -> Any:
-    """The ASGI app: the routes, wrapped by ``wrap`` (the guard)."""
-    return wrap(Starlette(routes=api.routes()))
+class RouteSource(Protocol):
+    """More routes for the app (the trash and conflict calls)."""
+
+    def routes(self) -> list[BaseRoute]: ...
+
+
+def create_app(api: Api, more: RouteSource, wrap: Callable[[Starlette], Any]) -> Any:
+    """The ASGI app: every route, wrapped by ``wrap`` (the guard)."""
+    return wrap(Starlette(routes=[*api.routes(), *more.routes()]))

@@ -24,6 +24,7 @@ from app.web.api import Api, create_app
 from app.web.control import Controls
 from app.web.feed import ActivityFeed
 from app.web.guard import WILDCARDS, AllowedHosts, Guard
+from app.web.versions_routes import VersionRoutes
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class DashboardServer:
             return Guard(app, token=token, hosts=hosts, port=self.port, tls=self.tls is not None)  # type: ignore[arg-type]
 
         config = uvicorn.Config(
-            create_app(api, guarded),
+            create_app(api, VersionRoutes(self.controls), guarded),
             log_config=None,
             log_level="warning",
             access_log=False,  # an access log would hold the login URL with its token

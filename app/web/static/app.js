@@ -96,7 +96,7 @@ function tell(text, good) {
 async function act(promise, done) {
   try {
     const result = await promise;
-    tell("");
+    if (!$("#message").classList.contains("good")) tell("");  // a problem solved: clear it
     if (done) done(result);
     return result;
   } catch (error) {
@@ -175,6 +175,19 @@ function addActivity(items) {
     if (item.action === "conflict") refreshConflictCount();
   }
   while (list.children.length > ACTIVITY_ROWS) list.lastElementChild.remove();
+  if (items.length) reloadViewSoon();
+}
+
+/* The conflicts and trash views follow what the engine does, a moment after it did it. */
+let reloadTimer = null;
+function reloadViewSoon() {
+  if (reloadTimer !== null) return;
+  reloadTimer = setTimeout(() => {
+    reloadTimer = null;
+    if (!$("#conflicts").hidden) loadConflicts();
+    else if (!$("#trash").hidden && state.trashOffset <= TRASH_PAGE) loadTrash(false);
+    else refreshConflictCount();
+  }, 700);
 }
 
 function listen() {
