@@ -162,3 +162,23 @@ def test_add_and_remove_a_location_with_the_dialogs_rules(
     )
     assert tree(c).get("hello.txt") == b"hello"  # its files stay
     assert client.call("DELETE", f"/api/locations/{key}").status == 404
+
+
+def test_stopping_the_server_ends_an_open_stream_at_once(dashboard: Dashboard) -> None:
+    client = dashboard.client()
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+    try:
+        conn.request(
+            "GET",
+            "/api/activity/stream",
+            headers={"Host": f"127.0.0.1:{client.port}", "Authorization": f"Bearer {client.token}"},
+        )
+        response = conn.getresponse()
+        assert response.readline().startswith(b"retry:")
+        started = time.monotonic()
+        dashboard.server.stop()
+        assert time.monotonic() - started < 8
+        response.read()  # the stream has ended: this returns instead of waiting
+    finally:
+        conn.close()
+    assert not (dashboard.state / "dashboard.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import stat
@@ -147,3 +148,33 @@ def test_web_addresses() -> None:
         raise AssertionError(bad)
     assert Bind("::1", 1).loopback and Bind("localhost", 1).loopback
     assert not Bind("0.0.0.0", 1).loopback and not Bind("192.168.1.2", 1).loopback
+
+
+def test_dashboard_command_opens_the_browser_logged_in(tmp_path: Path) -> None:
+    from tests.web_fixtures import Client
+
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text(
+        f"import sys, pathlib\npathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n"
+    )
+    proc, state, log = start(tmp_path, "--web", "127.0.0.1:0")
+    try:
+        wait_until(lambda: URL.search(log.read_text()), message="the dashboard line")
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "dashboard", "--state", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "BROWSER": f"{sys.executable} {browser} %s"},
+        )
+        assert result.returncode == 0, result.stderr
+        wait_until(opened.exists, message="the browser to be started")
+        base, token = opened.read_text().strip().split("?token=")
+        client = Client(base)
+        assert client.login(token).status == 303
+        assert len(client.get("/api/status").json()["locations"]) == 2
+    finally:
+        assert stop(proc) == 0, log.read_text()
+    assert token not in log.read_text()

@@ -42,8 +42,15 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         help=f"serve the dashboard and JSON API (default {DEFAULT_HOST}:{DEFAULT_PORT}; "
         "port 0 picks a free one; other computers only with --web-cert and --web-key)",
     )
-    run.add_argument("--web-cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")
-    run.add_argument("--web-key", type=Path, metavar="FILE", help="TLS private key (PEM)")
+    run.add_argument(
+        "--web-cert",
+        type=Path,
+        metavar="FILE",
+        help="serve the dashboard over HTTPS: certificate (PEM)",
+    )
+    run.add_argument(
+        "--web-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)"
+    )
 
 
 def _bind(text: str) -> Bind:
