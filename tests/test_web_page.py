@@ -116,11 +116,13 @@ def test_the_page_fits_a_phone(dashboard: Dashboard, browser: WebDriver, screens
     browser.set_window_size(390, 844)
     login(browser, dashboard)
     wait_until(lambda: len(texts(browser, "#locations .location")) == 4, message="4 locations")
-    overflow = browser.execute_script(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0
+    overflow = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert browser.execute_script(overflow) <= 0
     browser.save_screenshot(str(screenshots / "dashboard-phone.png"))
+    for view in ("trash", "conflicts"):
+        browser.find_element(By.CSS_SELECTOR, f'nav button[data-view="{view}"]').click()
+        wait_until(lambda v=view: browser.find_element(By.ID, v).is_displayed(), message=view)
+        assert browser.execute_script(overflow) <= 0, view
 
 
 def test_a_location_is_added_and_removed_from_the_page(
