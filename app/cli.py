@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from app import __version__, limits, paths
+from app import __version__, dryrun, limits, paths, service
 from app.askpath import NoAnswer, ask_path
 from app.engine.builder import build_engine
 from app.engine.engine import Engine
@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply deletes even when most of a location's files vanished at once",
     )
     web.add_run_options(run)
+    dryrun.add_run_options(run)
     _common(run)
     web.add_commands(sub.add_parser, _common)
+    service.add_commands(sub.add_parser, _common)
     return parser
 
 
@@ -230,6 +232,8 @@ def _gather_specs(args: argparse.Namespace) -> list[LocationSpec]:
 def run(args: argparse.Namespace) -> int:
     """``filesync run``: initial sync, then watch until Ctrl-C or SIGTERM."""
     specs = _gather_specs(args)
+    if args.dry_run:
+        return dryrun.main(args, specs)
     state_dir = args.state or paths.state_dir()
     options = LocationOptions(trash_days=args.trash_days, trash_max_mb=args.trash_max_mb)
     # Before the log file or the state folder is created inside a folder it would loop in.
@@ -323,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args)
         if args.command in web.COMMANDS:
             return web.main(args)
+        if args.command in service.COMMANDS:
+            return service.main(args)
         from app.ui.desktop import main as desktop
 
         return desktop(list(argv if argv is not None else sys.argv[1:]))

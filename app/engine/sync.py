@@ -138,6 +138,27 @@ class Syncer:
         Used at start-up, every ``rescan_interval``, when a location comes back and on "Sync
         now". Re-reads the ``.filesyncignore`` files first, so edits to them take effect.
         """
+        listings, paths = self.read_all(allow_mass_delete)
+        for key in listings:  # what a stalled location missed is covered by this sync
+            self.slots[key].needs_full = False
+            self.slots[key].parked = set()
+            self.slots[key].late_stats = {}
+        progress = Progress(reason, len(paths), log)
+        self._apply_all(paths, listings, progress)
+        progress.finish(self.applier.files_copied, self.applier.bytes_copied)
+        for key in listings:
+            slot = self.slots[key]
+            if slot.available:
+                self.index.mark_known(key)
+                slot.mark_ok()
+        self.index.commit()
+
+    def read_all(self, allow_mass_delete: bool = False) -> tuple[dict[str, Listing], list[str]]:
+        """What a full sync plans from: every available location's listing and every path.
+
+        Holds the deletes of a location that lost too many files at once (mass-delete guard).
+        Reads only, so a dry run (:mod:`app.engine.preview`) uses it too.
+        """
         self.load_ignore_files()
         listings = self.reader.scan_all(self.ignore)
         for key, listing in listings.items():
@@ -149,20 +170,7 @@ class Syncer:
             ]
             slot.held_deletes = set()
             self._guard_mass_delete(slot, missing, allow_mass_delete)
-        for key in listings:  # what a stalled location missed is covered by this sync
-            self.slots[key].needs_full = False
-            self.slots[key].parked = set()
-            self.slots[key].late_stats = {}
-        paths = self._all_paths(listings)
-        progress = Progress(reason, len(paths), log)
-        self._apply_all(paths, listings, progress)
-        progress.finish(self.applier.files_copied, self.applier.bytes_copied)
-        for key in listings:
-            slot = self.slots[key]
-            if slot.available:
-                self.index.mark_known(key)
-                slot.mark_ok()
-        self.index.commit()
+        return listings, self._all_paths(listings)
 
     def sync_changes(self, changes: list[Change]) -> None:
         """Sync the paths a batch of watcher changes touched (renames first, as renames)."""

@@ -113,6 +113,9 @@ class Location(ABC):
 
     #: ``folder``, ``zip`` or ``ftp``.
     kind: str = ""
+    #: Built with ``LocationOptions(read_only=True)``, ``open``, ``adopt`` and ``scan`` change
+    #: nothing (no root mark, no new archive, no temp-file cleanup): what a dry run needs.
+    reads_only: bool = False
 
     @property
     @abstractmethod

@@ -12,3 +12,6 @@ class LocationOptions:
     trash_days: float = 30.0
     trash_max_mb: float = 1024.0
     connect_timeout: float = 15.0
+    #: Look without touching (``run --dry-run``): opening, adopting and scanning create,
+    #: mark and clean up nothing. Only kinds with ``Location.reads_only`` honour it.
+    read_only: bool = False

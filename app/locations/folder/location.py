@@ -59,6 +59,7 @@ class FolderLocation(Location):
     """A local folder, watched with OS events (inotify on Linux)."""
 
     kind = "folder"
+    reads_only = True
     capabilities = Capabilities(
         mtime_precision_ns=1,
         can_set_mtime=True,
@@ -68,13 +69,20 @@ class FolderLocation(Location):
     )
 
     def __init__(
-        self, root: Path, trash_days: float = 30.0, trash_max_bytes: int = DEFAULT_TRASH_MAX_BYTES
+        self,
+        root: Path,
+        trash_days: float = 30.0,
+        trash_max_bytes: int = DEFAULT_TRASH_MAX_BYTES,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.root = Path(root)
         self.trash_days = trash_days
         self._trash = TrashPolicy(self.root / TRASH_DIR, trash_max_bytes)
         self._tree = LinkFreeTree(self.root, self.name)
-        self._clean_temps = True
+        self._read_only = read_only
+        self._unmarked_ok = False  # read-only, first use: no mark yet, none made
+        self._clean_temps = not read_only
         self._hard_links = HardLinkNames()
 
     @classmethod
@@ -84,6 +92,7 @@ class FolderLocation(Location):
             Path(spec.path),
             trash_days=options.trash_days,
             trash_max_bytes=int(options.trash_max_mb * (1 << 20)),
+            read_only=options.read_only,
         )
 
     @property
@@ -112,7 +121,8 @@ class FolderLocation(Location):
     def adopt(self, has_history: bool) -> None:
         """Create the root mark on first use; refuse a known root whose mark is gone."""
         if self.marker.is_dir():
-            self.prune_trash()
+            if not self._read_only:
+                self.prune_trash()
             return
         if has_history:
             raise LocationUnavailable(
@@ -121,11 +131,14 @@ class FolderLocation(Location):
                 f"empty {META_DIR} folder in it to resume",
                 location=self.name,
             )
+        if self._read_only:
+            self._unmarked_ok = True
+            return
         self.marker.mkdir(exist_ok=True)
 
     def check_available(self) -> None:
         """The root mark is one ``stat``: if it is gone, so is (our view of) the folder."""
-        if not self.marker.is_dir():
+        if not self.marker.is_dir() and not self._unmarked_ok:
             raise LocationUnavailable(
                 f"the folder or its {META_DIR} mark vanished; holding its deletes",
                 location=self.name,

@@ -77,9 +77,13 @@ class FtpLocation(FtpReadOps, Location):
     """A folder on an FTP or FTPS server (``ftp://user:pass@host/path``)."""
 
     kind = "ftp"
+    reads_only = True
 
-    def __init__(self, spec: LocationSpec, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, spec: LocationSpec, *, timeout: float = 15.0, read_only: bool = False
+    ) -> None:
         self.spec = spec
+        self._read_only = read_only
         self.capabilities = CAUTIOUS
         self._client = FtpClient(spec, timeout)
         self._client.on_connect = self._on_connect
@@ -108,7 +112,7 @@ class FtpLocation(FtpReadOps, Location):
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:
         """Build a location for ``spec`` (call :meth:`open` to connect)."""
-        return cls(spec, timeout=options.connect_timeout)
+        return cls(spec, timeout=options.connect_timeout, read_only=options.read_only)
 
     @property
     def key(self) -> str:
@@ -171,6 +175,8 @@ class FtpLocation(FtpReadOps, Location):
                     f"right folder, create an empty {META_DIR} folder in it to resume",
                     location=self.name,
                 )
+            if self._read_only:
+                return
             try:
                 ftp.mkd(self._abs(META_DIR))
                 self._marked = True
@@ -197,7 +203,8 @@ class FtpLocation(FtpReadOps, Location):
         self._use_mfmt = "MFMT" in features
         if not self._use_mlsd:
             self._list_cmd = "LIST -a" if self._accepts_list_a(ftp) else "LIST"
-        self._mdtm_set = not self._use_mfmt and self._use_mdtm and self._probe_mdtm_set(ftp)
+        probe = not (self._use_mfmt or self._read_only) and self._use_mdtm  # it uploads a file
+        self._mdtm_set = probe and self._probe_mdtm_set(ftp)
 
     def _on_connect(self, ftp: ftplib.FTP) -> None:
         """Ask for just the MLSD facts we read (less to send and parse on every poll)."""

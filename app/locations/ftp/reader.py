@@ -75,6 +75,7 @@ class FtpReadOps:
     _known_dirs: set[str]
     _mdtm_cache: Cache
     _marked: bool
+    _read_only: bool
     _journal: HubJournal
     _last_listing: Listing | None
     #: Unsafe names on the server already warned about (a poll every 2 s must not repeat it).
@@ -241,6 +242,8 @@ class FtpReadOps:
         """Delete an upload's temp file left by a crash (older than an hour): nobody else
         ever sees it, but it would take space on the server for ever."""
         name = posixpath.basename(rel)
+        if self._read_only:
+            return
         if not (entry.is_file and name.startswith(TEMP_PREFIX)) or entry.mtime_ns is None:
             return
         if now_ns - entry.mtime_ns < STALE_TEMP_NS:

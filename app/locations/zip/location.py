@@ -80,11 +80,15 @@ class ZipLocation(Location):
         names=ZIP_NAMES,
     )
     kind = "zip"
+    reads_only = True
     #: Leftover rewrite temp files older than this (seconds) are removed by :meth:`open`.
     stale_temp_age = 3600.0
 
-    def __init__(self, path: Path, key: str, name: str) -> None:
+    def __init__(self, path: Path, key: str, name: str, *, read_only: bool = False) -> None:
         self.path = path
+        self._read_only = read_only
+        #: Read-only and missing: listed as empty, not created.
+        self._absent = False
         self._key = key
         self._name = name
         #: Number of archive rewrites done (tests and benchmarks count them).
@@ -104,7 +108,7 @@ class ZipLocation(Location):
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> ZipLocation:
         """Build the location for a parsed ``zip:`` spec (``options`` has nothing for ZIP)."""
-        return cls(Path(spec.path), key=spec.key, name=spec.redacted)
+        return cls(Path(spec.path), key=spec.key, name=spec.redacted, read_only=options.read_only)
 
     @property
     def key(self) -> str:
@@ -137,11 +141,15 @@ class ZipLocation(Location):
             )
         with self._lock:
             created = not os.path.exists(self.path)  # a dangling symlink: create its target
+            self._absent = created and self._read_only
+            if self._absent:
+                return
             if created:
                 self._disk.create_empty()
             self._refresh()
             self._created = self._disk.sig if created else None
-        self._disk.remove_stale_temps(self.stale_temp_age)
+        if not self._read_only:
+            self._disk.remove_stale_temps(self.stale_temp_age)
 
     def adopt(self, has_history: bool) -> None:
         """Refuse an archive that :meth:`open` just created for a location the index knows.
@@ -151,7 +159,7 @@ class ZipLocation(Location):
         """
         with self._lock:
             created, self._created = self._created, None
-            if has_history and created is not None:
+            if has_history and (created is not None or self._absent):
                 with contextlib.suppress(OSError):
                     if self._disk.stat_sig() == created:
                         os.unlink(self.path)
@@ -336,6 +344,8 @@ class ZipLocation(Location):
 
     def _refresh(self) -> None:
         """One ``stat()``; if the archive changed, its directory is re-read and re-indexed."""
+        if self._absent:
+            return  # read-only and missing: empty
         if self._disk.refresh():
             self._index()
 
