@@ -178,3 +178,10 @@ def test_dashboard_command_opens_the_browser_logged_in(tmp_path: Path) -> None:
     finally:
         assert stop(proc) == 0, log.read_text()
     assert token not in log.read_text()
+
+
+def test_web_with_once_is_a_usage_error(tmp_path: Path) -> None:
+    result = filesync("run", f"folder:{tmp_path}/a", f"folder:{tmp_path}/b", "--once", "--web")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--once" in result.stderr

@@ -65,6 +65,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if getattr(args, "command", None) != "run":
         return
     try:
+        if args.web is not None and args.once:
+            raise WebAddressError("--web serves while syncing goes on; it cannot go with --once")
         tls = tls_of(args)
         if args.web is None and tls is not None:
             raise WebAddressError("--web-cert and --web-key need --web")
