@@ -21,6 +21,7 @@ from app.engine.index import StateIndex
 from app.errors import AuthenticationFailed, FileChanged, LocationUnavailable, SpecError
 from app.locations import LocationOptions, open_location, parse_spec
 from app.locations.base import FileMeta, Location
+from app.locations.s3 import location as s3_location
 from tests.helpers import describe_trees, tree, wait_until, write_file
 from tests.s3_server import BIN, KEY, SECRET, S3Server
 
@@ -270,6 +271,24 @@ def test_a_failed_multipart_upload_is_aborted(
     client = server.client()
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert "big.bin" not in server.keys(bucket, "root/")
+
+
+def test_uploads_a_crash_abandoned_are_aborted_by_housekeeping(
+    server: S3Server, bucket: str, loc: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = server.client()
+    mine = client.create_multipart_upload(Bucket=bucket, Key="root/half.bin")["UploadId"]
+    other = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/x.bin")["UploadId"]
+    loc.housekeeping()  # started just now: may still be running on another machine
+    if server.flavour == "rclone":  # moto dates every upload in 2010
+        listed = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]}
+        assert mine in listed
+    monkeypatch.setattr(s3_location, "ABANDONED_AFTER_S", 0.0)
+    loc.housekeeping()
+    listed = {
+        u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    }
+    assert mine not in listed and other in listed  # only under our prefix
 
 
 # --- one machine, engine running -----------------------------------------------------------
