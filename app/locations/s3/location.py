@@ -8,9 +8,10 @@ How the contract of :mod:`app.locations.base` is met on S3:
   read alike); objects without it use ``LastModified``. The tag is the ETag.
 * **Listing** is ``ListObjectsV2``, page by page; an unchanged object costs no more (see
   ``objects.MtimeCache``). A listing that fails raises LocationUnavailable, never "empty".
-  ``stat`` lists the one key too, so it reports exactly what a scan does.
+  ``stat`` lists the one key too, so it reports exactly what a scan does (``reader.py``).
 * **Writes** are one PUT, or a multipart upload for large files (``upload.py``): S3 shows an
-  object only once it is whole. Guarded writes use ``If-Match``/``If-None-Match`` where the
+  object only once it is whole. In a batch, small files upload in parallel and land by the
+  batch's end (``pending.py``). Guarded writes use ``If-Match``/``If-None-Match`` where the
   server honours them (probed once at ``open``; declared as ``Capabilities.checks_on_write``)
   and otherwise check the object just before the PUT (and before completing a multipart).
 * **Deletes** made in a batch go out together as ``DeleteObjects`` (1,000 keys a request) at
@@ -27,31 +28,28 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import botocore.exceptions as bex
 
-from app.errors import FileChanged, FileVanished, LocationUnavailable, TargetFailed, UnsafePath
-from app.locations.base import META_DIR, Capabilities, FileMeta, Listing, Location, is_internal
-from app.locations.names import NamePolicy, check_relpath, safe_label
+from app.errors import FileChanged, LocationUnavailable, TargetFailed
+from app.locations.base import META_DIR, Capabilities, FileMeta, Location
+from app.locations.names import safe_label
 from app.locations.s3.client import S3Connection, is_not_found, is_precondition_failed
 from app.locations.s3.objects import (
     Listed,
     MtimeCache,
-    datetime_ns,
     etag_of,
     format_mtime,
-    mtime_of,
     tag_of,
 )
 from app.locations.s3.pending import PendingPuts
+from app.locations.s3.reader import MARKER, S3_NAMES, S3ReadOps
 from app.locations.s3.upload import PART_SIZE, read_part, upload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import ObjectTypeDef
 
     from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
@@ -59,20 +57,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MS = 1_000_000
-#: UTF-8 keys without line breaks (some servers refuse them) and without Windows path syntax
-#: (``..\\x``, ``C:x``), which tools on Windows would read as paths.
-S3_NAMES = NamePolicy(utf8_only=True, windows_syntax=True, line_breaks=False)
-#: The object that marks a bucket prefix as a FileSync root.
-MARKER = f"{META_DIR}/root"
 #: DeleteObjects takes at most this many keys per request.
 DELETE_BATCH = 1000
-#: HEADs in flight while learning the times of many new objects.
-HEAD_THREADS = 8
 #: A multipart upload started longer ago than this is taken as abandoned (a crash).
 ABANDONED_AFTER_S = 86400.0
 
 
-class S3Location(Location):
+class S3Location(S3ReadOps, Location):
     """The objects under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible server."""
 
     kind = "s3"
@@ -147,6 +138,11 @@ class S3Location(Location):
             how = "If-Match/If-None-Match" if honoured else "a check just before each PUT"
             log.info("%s: guarded writes by %s", self.name, how)
 
+    def close(self) -> None:
+        """Let uploads still in flight end (a batch always waits for them; this is a backstop)."""
+        with contextlib.suppress(Exception):
+            self._pending.finish()
+
     def _probe_conditions(self) -> bool:
         """True if the server refuses a PUT whose ``If-None-Match``/``If-Match`` does not hold.
 
@@ -191,169 +187,6 @@ class S3Location(Location):
             self._marked = True
 
         self._call("checking the root", mark)
-
-    def _marker_gone(self) -> LocationUnavailable:
-        return LocationUnavailable(
-            f"the {MARKER} object is gone from {self._conn.where} under {self._base or '/'} "
-            f"(prefix emptied or replaced?); its files are not deleted elsewhere. If this is "
-            f"the right place, create an empty {MARKER} object there to resume",
-            location=self.name,
-        )
-
-    def _call(self, what: str, action: Any, path: str | None = None) -> Any:
-        """Run ``action`` through the connection; a refusal it does not know is unavailable."""
-        try:
-            return self._conn.call(what, action, path)
-        except bex.ClientError as exc:
-            raise LocationUnavailable(
-                f"{what} failed: {exc}", location=self.name, path=path
-            ) from None
-
-    # --- reading --------------------------------------------------------------------------
-
-    def _rel(self, key: str) -> str | None:
-        """The relative path of ``key``, or None for our own, folder-marker or unsafe keys."""
-        rel = key[len(self._base) :]
-        if not rel or rel.endswith("/") or is_internal(rel):
-            return None
-        try:
-            check_relpath(rel)
-            self._check_name(rel)
-        except UnsafePath:
-            if rel not in self._warned:
-                self._warned.add(rel)
-                log.warning("%s: skipping the object %r: not a safe file name", self.name, rel)
-            return None
-        return rel
-
-    def _check_name(self, path: str) -> str:
-        check_relpath(path)
-        why = S3_NAMES.refusal(path)
-        if why is not None:
-            raise UnsafePath(f"cannot hold the name {path!r} in a bucket: {why}")
-        return path
-
-    def _list(self, c: S3Client, prefix: str) -> list[ObjectTypeDef]:
-        objects: list[ObjectTypeDef] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": self._conn.bucket, "Prefix": prefix}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = c.list_objects_v2(**kwargs)
-            objects.extend(page.get("Contents", []))
-            if not page.get("IsTruncated"):
-                return objects
-            token = page.get("NextContinuationToken")
-            if not token:
-                raise LocationUnavailable(
-                    "the server cut the listing short without a continuation token",
-                    location=self.name,
-                )
-
-    def scan(self, prefix: str = "") -> Listing:
-        """List every object under ``prefix`` (a folder path or ``""``), HEADing only new ones."""
-        under = self._base + (f"{prefix.strip('/')}/" if prefix else "")
-        self._pending.settle()
-        objects = self._call("listing", lambda c: self._list(c, under))
-        listed: dict[str, tuple[str, Listed]] = {}
-        marker_seen = False
-        for obj in objects:
-            key = obj["Key"]
-            if key == self._base + MARKER:
-                marker_seen = True
-            rel = self._rel(key)
-            if rel is not None:
-                listed[rel] = (key, _listed(obj))
-        if not prefix and self._marked and not marker_seen:
-            raise self._marker_gone()
-        if not prefix:
-            self._mtimes.keep_only({key for key, _ in listed.values()}, self._base)
-        metas = self._resolve(listed)
-        with self._lock:
-            if not prefix:
-                self._etags.clear()
-            self._etags.update({rel: item.etag for rel, (_, item) in listed.items()})
-        return metas
-
-    def _resolve(self, listed: dict[str, tuple[str, Listed]]) -> Listing:
-        """Turn listed objects into metas, HEADing (in parallel) those the cache lacks."""
-        metas: Listing = {}
-        unknown: list[tuple[str, str, Listed]] = []
-        for rel, (key, item) in listed.items():
-            known, mtime = self._mtimes.get(key, item)
-            if known:
-                metas[rel] = item.meta(mtime)
-            else:
-                unknown.append((rel, key, item))
-        if len(unknown) > 1:
-            with ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="s3-head") as pool:
-                found = list(pool.map(lambda u: self._head_mtime(u[1], u[2]), unknown))
-        else:
-            found = [self._head_mtime(key, item) for _, key, item in unknown]
-        for (rel, _, item), (gone, mtime) in zip(unknown, found, strict=True):
-            if not gone:
-                metas[rel] = item.meta(mtime)
-        return metas
-
-    def _head_mtime(self, key: str, item: Listed) -> tuple[bool, int | None]:
-        """``(gone, mtime)`` of one object, remembered for its listed version."""
-
-        def head(c: S3Client) -> tuple[bool, int | None]:
-            try:
-                reply = c.head_object(Bucket=self._conn.bucket, Key=key)
-            except bex.ClientError as exc:
-                if is_not_found(exc):
-                    return True, None
-                raise
-            return False, mtime_of(reply.get("Metadata", {}))
-
-        gone, mtime = self._call("reading a file's time", head, key[len(self._base) :])
-        if not gone:
-            self._mtimes.put(key, item, mtime)
-        return gone, mtime
-
-    def stat(self, path: str) -> FileMeta | None:
-        """List just ``path``'s key: the same facts a scan reports (a HEAD's time may differ)."""
-        self._check_name(path)
-        key = self._base + path
-        self._pending.wait_for(path)
-        reply = self._call(
-            f"checking {path}",
-            lambda c: c.list_objects_v2(Bucket=self._conn.bucket, Prefix=key, MaxKeys=1),
-            path,
-        )
-        found = [o for o in reply.get("Contents", []) if o["Key"] == key]
-        if not found:
-            with self._lock:
-                self._etags.pop(path, None)
-            return None
-        item = _listed(found[0])
-        with self._lock:
-            self._etags[path] = item.etag
-        return self._resolve({path: (key, item)}).get(path)
-
-    @contextlib.contextmanager
-    def open_read(self, path: str) -> Iterator[BinaryIO]:
-        """Stream the object's body; a missing object is :class:`FileVanished`."""
-        key = self._base + self._check_name(path)
-        self._pending.wait_for(path)
-
-        def get(c: S3Client) -> Any:
-            try:
-                return c.get_object(Bucket=self._conn.bucket, Key=key)["Body"]
-            except bex.ClientError as exc:
-                if is_not_found(exc):
-                    raise FileVanished(
-                        "the object is gone from the bucket", location=self.name, path=path
-                    ) from None
-                raise
-
-        body = self._call(f"download of {path}", get, path)
-        try:
-            yield cast(BinaryIO, _Body(body, self, path))
-        finally:
-            body.close()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -578,35 +411,3 @@ def _holds(current: Listed | None, expected: FileMeta | None) -> bool:
     if current is None or expected is None:
         return current is None and expected is None
     return current.size == expected.size and expected.tag in (0, tag_of(current.etag))
-
-
-def _listed(obj: ObjectTypeDef) -> Listed:
-    return Listed(
-        int(obj.get("Size", 0)), etag_of(obj.get("ETag", "")), datetime_ns(obj["LastModified"])
-    )
-
-
-class _Body:
-    """A download stream whose connection errors are FileSync errors."""
-
-    def __init__(self, body: Any, location: S3Location, path: str) -> None:
-        self._body = body
-        self._location = location
-        self._path = path
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return bytes(self._body.read(None if size < 0 else size))
-        except (bex.BotoCoreError, OSError) as exc:
-            raise LocationUnavailable(
-                f"download failed: {exc}", location=self._location.name, path=self._path
-            ) from None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self._body.close()
