@@ -27,12 +27,12 @@ import contextlib
 import enum
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileChanged, NotSupported
+from app.errors import FileChanged, FileSyncError, NotSupported
 from app.locations.names import PORTABLE_NAMES, NamePolicy
 from app.locations.names import check_relpath as check_relpath  # noqa: PLC0414 - re-export
 
@@ -88,9 +88,34 @@ class Capabilities:
     native_events: bool
     names: NamePolicy = PORTABLE_NAMES
     checks_on_write: bool = False
+    #: :meth:`Location.write_many` lands a group of writes with one durability pass, so the
+    #: engine hands such a location its copies in groups instead of one at a time.
+    batched_writes: bool = False
+    #: :meth:`Location.open_read` may run on several threads at once at no cost (local files),
+    #: so a group of copies from here may be read in parallel.
+    parallel_reads: bool = False
 
 
 Listing = dict[str, FileMeta]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteJob:
+    """One file of :meth:`Location.write_many`.
+
+    ``open_source`` opens the bytes to write (it runs on whatever thread copies them);
+    ``expected`` is the version the engine planned to replace (None: no file), as for
+    :meth:`Location.guarded_write`.
+    """
+
+    path: str
+    open_source: Callable[[], contextlib.AbstractContextManager[BinaryIO]]
+    mtime_ns: int
+    expected: FileMeta | None
+
+
+#: What one job of :meth:`Location.write_many` came to: the file's meta, or why it failed.
+WriteOutcome = FileMeta | FileSyncError | OSError
 
 
 def is_internal(path: str) -> bool:
@@ -205,6 +230,28 @@ class Location(ABC):
         """
         self._expect(path, expected)
         return self.write(path, source, mtime_ns)
+
+    def write_many(
+        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
+    ) -> list[WriteOutcome]:
+        """:meth:`guarded_write` for each job; one outcome per job, in order.
+
+        A failure that concerns one file (its source vanished, the target changed since the
+        plan, the disk is full) is returned in that job's place and the others still land;
+        anything else (a stop) propagates. Kinds that declare ``batched_writes`` override this
+        to make the whole group durable at once; ``parallel_reads`` says the sources may be
+        read on several threads. This default writes one file after the other.
+        """
+        outcomes: list[WriteOutcome] = []
+        for job in jobs:
+            try:
+                with job.open_source() as source:
+                    meta = self.guarded_write(job.path, source, job.mtime_ns, job.expected)
+            except (FileSyncError, OSError) as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(meta)
+        return outcomes
 
     def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
         """Like :meth:`delete`, but only if ``path`` still holds ``expected``."""

@@ -13,26 +13,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat as stat_mod
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from app.errors import FileChanged, FileSyncError, FileVanished, LinkedPath, LocationUnavailable
 from app.locations.base import (
-    CHUNK_SIZE,
     META_DIR,
-    TEMP_PREFIX,
     Capabilities,
     FileMeta,
     Listing,
     Location,
     VersionStore,
+    WriteJob,
+    WriteOutcome,
     is_internal,
 )
+from app.locations.folder.batch import write_batch, write_temp
 from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 from app.locations.folder.scan import TreeScan
@@ -46,7 +46,7 @@ from app.locations.folder.trash import (
     note_trashed,
 )
 from app.locations.folder.versions import FolderVersions
-from app.locations.names import POSIX_NAMES, safe_label
+from app.locations.names import POSIX_NAMES, check_posix_relpath, safe_label
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
@@ -66,6 +66,8 @@ class FolderLocation(Location):
         can_rename=True,
         native_events=True,
         names=POSIX_NAMES,
+        batched_writes=True,
+        parallel_reads=True,
     )
 
     def __init__(
@@ -215,43 +217,63 @@ class FolderLocation(Location):
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
     ) -> FileMeta:
         with self._parent_for_writing(path) as (dir_fd, name):
-            tmp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+            tmp = write_temp(dir_fd, source, mtime_ns, durable=True)
             try:
-                with os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(source, out, CHUNK_SIZE)
-                    out.flush()
-                    os.fsync(out.fileno())
-                    os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
-                old = self._existing_file(dir_fd, name, path)
-                current = _meta(old) if old is not None else None
-                if check and current != expected:
-                    raise FileChanged(
-                        "changed while syncing; will retry", location=self.name, path=path
-                    )
-                self._to_trash(dir_fd, name, path, old, keep=True, reason=OVERWRITTEN)
-                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                return self._replace(dir_fd, name, path, tmp, check=check, expected=expected)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=dir_fd)
                 raise
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        meta = _meta(st)
+
+    def write_many(
+        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
+    ) -> list[WriteOutcome]:
+        """Land the group with one durability pass (see :mod:`app.locations.folder.batch`)."""
+        return write_batch(self, jobs, parallel_reads=parallel_reads)
+
+    def _replace(
+        self,
+        dir_fd: int,
+        name: str,
+        path: str,
+        tmp: str,
+        *,
+        check: bool,
+        expected: FileMeta | None,
+    ) -> FileMeta:
+        """Rename the temp file ``tmp`` over ``name``, the old version kept in the trash.
+
+        With ``check``, the file there must still be ``expected`` (checked right before the
+        rename), else :class:`FileChanged`. The caller removes ``tmp`` if this raises.
+        """
+        old = self._existing_file(dir_fd, name, path)
+        current = _meta(old) if old is not None else None
+        if check and current != expected:
+            raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
+        self._to_trash(dir_fd, name, path, old, keep=True, reason=OVERWRITTEN)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        meta = _meta(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
         self._trash.wrote(path, meta)
         return meta
 
     @contextlib.contextmanager
     def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:
         """Like ``at``, creating missing folders; a file in the way is a clear error."""
+        parts = check_posix_relpath(path).split("/")
+        with self._folder_for_writing(parts[:-1], path) as fd:
+            yield fd, parts[-1]
+
+    @contextlib.contextmanager
+    def _folder_for_writing(self, folders: list[str], path: str) -> Iterator[int]:
+        """The folder ``folders`` to write ``path`` into, made if missing (see ``batch``)."""
         with contextlib.ExitStack() as stack:
             try:
-                at = stack.enter_context(self._tree.at(path, create=True))
+                fd = stack.enter_context(self._tree.folder(folders, path, create=True))
             except (FileExistsError, NotADirectoryError):
                 raise FileSyncError(
                     "a file stands where a folder is needed", location=self.name, path=path
                 ) from None
-            yield at
+            yield fd
 
     def _existing_file(self, dir_fd: int, name: str, path: str) -> os.stat_result | None:
         """The regular file at ``name`` (None if none); a folder or a link there is refused."""
