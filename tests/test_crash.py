@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 from app.locations.base import TEMP_PREFIX
-from tests.helpers import wait_until
+from tests.helpers import indexed, tree, wait_until, write_file
 
 SIZE = 192 * 1024 * 1024
 
@@ -95,3 +96,62 @@ def test_kill_9_while_syncing_many_small_files_then_restart(tmp_path: Path) -> N
     files_b = {p.relative_to(b): p.read_bytes() for p in b.rglob("f*.txt")}
     assert files_a == files_b
     assert not list(b.rglob("*.sync-conflict-*")), "a restart must not invent conflicts"
+
+
+def _kill_at_random_moments(a: Path, b: Path, state: Path, rng: random.Random) -> int:
+    """Start a sync of ``a`` into ``b``; kill -9 it a random moment after its copies began.
+
+    Returns how many files ``b`` held right after the kill.
+    """
+    before, old_temps = _copied(b), set(_temps(b))
+    proc = _run(f"folder:{a}", f"folder:{b}", "--state", str(state))
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or set(_temps(b)) - old_temps or _copied(b) > before,
+            60,
+            "copying to start",
+            interval=0.005,
+        )
+        time.sleep(rng.uniform(0, 1.0))
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    return _copied(b)
+
+
+def _copied(b: Path) -> int:
+    return sum(1 for _ in b.glob("d*/f*"))
+
+
+def test_kill_9_at_random_points_of_batched_copies_never_shows_a_partial_file(
+    tmp_path: Path,
+) -> None:
+    """Many small files go to a folder in groups (temp files, one sync, renames, rows): a kill
+    at any point leaves each name empty-handed or whole, and no row for a copy not on disk."""
+    a = tmp_path / "a"
+    rng = random.Random(11)
+    files: dict[str, bytes] = {}
+    for i in range(1500):
+        data = rng.randbytes(rng.randint(1, 8) * 1024)
+        files[f"d{i % 15:02d}/f{i:04d}"] = data
+        write_file(a / f"d{i % 15:02d}" / f"f{i:04d}", data)
+    seen_mid_sync = 0
+    for seed in range(4):
+        b, state = tmp_path / f"b{seed}", tmp_path / f"state{seed}"
+        b.mkdir()
+        for kill in range(2):
+            if _copied(b) == len(files):
+                break  # the last run finished before its kill: nothing left to interrupt
+            held = _kill_at_random_moments(a, b, state, random.Random(seed * 10 + kill))
+            seen_mid_sync += 0 < held < len(files)
+            for path in b.glob("d*/f*"):
+                rel = path.relative_to(b).as_posix()
+                assert path.read_bytes() == files[rel], f"{rel} is partial after kill {kill}"
+            if (state / "index.sqlite").exists():
+                missing = indexed(state, b) - {p.relative_to(b).as_posix() for p in b.glob("d*/f*")}
+                assert not missing, f"rows for copies not on disk: {sorted(missing)[:5]}"
+        restart_once(a, b, state)
+        assert tree(b) == files
+        assert not list(b.rglob("*.sync-conflict-*")), "a restart must not invent conflicts"
+        assert _temps(b) == [], "stray temp files after restart"
+    assert seen_mid_sync, "no kill landed in the middle of the sync; make the tree bigger"

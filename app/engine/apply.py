@@ -19,6 +19,7 @@ from itertools import zip_longest
 from typing import Any, BinaryIO, cast
 
 from app.engine.conflicts import conflict_name
+from app.engine.copies import CopyGroups, PendingCopy
 from app.engine.failures import target_failed
 from app.engine.index import StateIndex
 from app.engine.landing import Landing
@@ -34,7 +35,7 @@ from app.errors import (
     LocationBusy,
     LocationUnavailable,
 )
-from app.locations.base import CHUNK_SIZE, FileMeta, Location
+from app.locations.base import CHUNK_SIZE, FileMeta, Location, WriteJob
 from app.messages import shown
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Applied:
 
     follow_ups: list[str] = field(default_factory=list)
     failed: dict[str, FileSyncError] = field(default_factory=dict)
+    #: Copies handed to a location's group (see :mod:`app.engine.copies`), not written yet.
+    deferred: dict[str, PendingCopy] = field(default_factory=dict)
 
 
 class _SourceStream(io.RawIOBase):
@@ -112,6 +115,7 @@ class Applier:
         self.bytes_copied = 0
         self.files_copied = 0
         self.landing = Landing()
+        self.groups = CopyGroups(io, self._copied, self._late_copied)
 
     def same_content(self, slots: dict[str, Slot], path: str) -> Callable[[str, str], bool]:
         """A content comparer for :func:`plan_path` bound to one path (run on ``a``'s worker)."""
@@ -185,6 +189,12 @@ class Applier:
                 expected,
                 stopping=self.stopping,
             )
+            if self.groups.takes(slot):
+                job = WriteJob(path, copy.open_source, winner.mtime_ns, expected)
+                pending = PendingCopy(source, path, winner, job, copy.source_failed)
+                self.groups.add(slot, pending)
+                done.deferred[key] = pending
+                continue
             with self._per_target(done, key, "write", path, slot, copy=copy):
                 late = partial(self._late_copy, slot, source, path, winner)
                 self._copied(slot, source, path, slot.run(copy.run, self.io.deadline, late))
@@ -211,9 +221,13 @@ class Applier:
         The path stays stale there (the catch-up checks it again) unless the version written
         is still the one every location agreed on, so nothing decided meanwhile is missed.
         """
-        if future.exception() is not None:
-            return
-        self._copied(slot, source, path, future.result())
+        if future.exception() is None:
+            self._late_copied(slot, source, path, winner, future.result())
+
+    def _late_copied(
+        self, slot: Slot, source: Slot, path: str, winner: FileMeta, meta: FileMeta
+    ) -> None:
+        self._copied(slot, source, path, meta)
         if source.known.get(path) == winner and path in slot.stale:
             slot.stale.discard(path)
             self.index.clear_stale(slot.key, path)
@@ -244,7 +258,7 @@ class Applier:
         except FileChanged:
             raise
         except (FileSyncError, OSError) as exc:
-            if copy is not None and copy.source_failed:
+            if copy is not None and copy.source_failed():
                 raise  # reading the source failed: no target can get it now
             if isinstance(exc, LocationUnavailable | LocationBusy):
                 done.failed[key] = exc
@@ -300,16 +314,20 @@ class _Copy:
         self.opened = False
         self.stream: _SourceStream | None = None
 
-    @property
     def source_failed(self) -> bool:
         """True when opening or reading the source raised."""
         return not self.opened or (self.stream is not None and self.stream.failed is not None)
 
-    def run(self) -> FileMeta:
+    @contextlib.contextmanager
+    def open_source(self) -> Iterator[BinaryIO]:
+        """The source's stream, watched for failures and for a stop (on the copying thread)."""
         with self.source.open_read(self.path) as raw:
             self.opened = True
             self.stream = _SourceStream(stop_aware(raw, self.stopping))
-            data = cast(BinaryIO, self.stream)
+            yield cast(BinaryIO, self.stream)
+
+    def run(self) -> FileMeta:
+        with self.open_source() as data:
             return self.target.guarded_write(self.path, data, self.mtime_ns, self.expected)
 
 

@@ -18,7 +18,8 @@ from functools import partial
 
 from app.engine import calls
 from app.engine.apply import Applied, Applier
-from app.engine.failures import retry_delay
+from app.engine.copies import CopyFailed
+from app.engine.failures import retry_delay, target_failed
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
@@ -241,14 +242,24 @@ class Syncer:
                     slot = self.slots[key]
                     unlanded = partial(self._unlanded, slot)
                     stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
-                for n in range(start, min(start + COMMIT_EVERY, len(paths))):
-                    self._check_stop()  # what landed so far is recorded; stop() commits it
-                    if n % 100 == 0:
-                        for slot in slots:
-                            slot.pending = len(paths) - n
-                    follow_ups += self._apply_one(paths[n], listings)
-                    if progress is not None:
-                        progress.step(n + 1, self.applier.files_copied, self.applier.bytes_copied)
+                groups = self.applier.groups
+                try:
+                    for n in range(start, min(start + COMMIT_EVERY, len(paths))):
+                        self._check_stop()  # what landed so far is recorded; stop() commits it
+                        if n % 100 == 0:
+                            for slot in slots:
+                                slot.pending = len(paths) - n
+                        follow_ups += self._apply_one(paths[n], listings)
+                        if groups.due:
+                            self._copies_failed(groups.send_due(self.slots), listings)
+                        if progress is not None:
+                            copied = self.applier.files_copied
+                            progress.step(n + 1, copied, self.applier.bytes_copied)
+                    # Every copy of the chunk is on disk (or failed) before its rows count.
+                    self._copies_failed(groups.finish(self.slots), listings)
+                except BaseException:
+                    groups.abandon()
+                    raise
             for key in listings:
                 self.applier.landing.landed(key)
             if progress is not None:
@@ -299,36 +310,64 @@ class Syncer:
             for key in sides:
                 if key in applied.failed or not informed:
                     continue
-                caught_up = self.slots[key]
-                caught_up.clear_failed(path)
-                if path in caught_up.stale:
-                    caught_up.stale.discard(path)
-                    self.index.clear_stale(key, path)
+                pending = applied.deferred.get(key)
+                if pending is not None:  # caught up once its copy landed
+                    pending.caught_up = partial(self._caught_up, key, path)
+                else:
+                    self._caught_up(key, path)
             return applied.follow_ups
-        except LocationBusy:  # comparing contents: a location stopped answering
+        except (FileSyncError, OSError) as exc:
+            self._path_failed(path, exc, listings)
+        return []
+
+    def _caught_up(self, key: str, path: str) -> None:
+        """``key`` holds the latest version of ``path`` now."""
+        slot = self.slots[key]
+        slot.clear_failed(path)
+        if path in slot.stale:
+            slot.stale.discard(path)
+            self.index.clear_stale(key, path)
+
+    def _copies_failed(self, failed: list[CopyFailed], listings: dict[str, Listing]) -> None:
+        """Copies of a group that did not land, each handled as a copy failing on its own."""
+        for copy in failed:
+            slot = self.slots[copy.key]
+            exc = copy.error
+            if copy.source_failed or isinstance(exc, FileChanged):
+                self._path_failed(copy.path, exc, listings)
+            elif isinstance(exc, LocationUnavailable | LocationBusy):
+                self._target_failed(copy.key, copy.path, exc, listings)
+            else:
+                why = target_failed("write", copy.path, slot.location.name, exc)
+                self._target_failed(copy.key, copy.path, why, listings)
+
+    def _path_failed(
+        self, path: str, exc: FileSyncError | OSError, listings: dict[str, Listing]
+    ) -> None:
+        """Syncing ``path`` failed for every location: plan it again later (or at once)."""
+        if isinstance(exc, LocationBusy):  # comparing contents: a location stopped answering
             self._park({path})
-        except LocationUnavailable as exc:
+        elif isinstance(exc, LocationUnavailable):
             slot = self.slots.get(exc.location or "") or self._slot_by_name(exc.location)
             if slot is not None:
                 slot.mark_unavailable(str(exc))
                 listings.pop(slot.key, None)
             log.error("%s", exc)
             self.record("error", path, exc.location or "", str(exc))
-        except FileVanished:
+        elif isinstance(exc, FileVanished):
             log.debug("%s vanished while syncing; its own event will follow", shown(path))
-        except LinkedPath as exc:  # a link appeared since the stat: hold the path there
+        elif isinstance(exc, LinkedPath):  # a link appeared since the stat: hold the path there
             slot = self._slot_by_name(exc.location)
             if slot is not None:
                 self.links.refresh(slot, self.ignore)
             self.retries.later(listings, path, self.debounce)
-        except FileChanged:
+        elif isinstance(exc, FileChanged):
             log.info("%s changed while it was being synced; planning it again", shown(path))
             self.retries.later(listings, path, self.debounce)
-        except (FileSyncError, OSError) as exc:
+        else:
             log.warning("cannot sync %s now (%s); will retry", shown(path), exc)
             self.record("error", path, "", str(exc))
             self.retries.later(listings, path, RETRY_FAILED_PATH_AFTER)
-        return []
 
     def _target_failed(
         self, key: str, path: str, exc: FileSyncError, listings: dict[str, Listing]

@@ -28,14 +28,33 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 from app.errors import FileSyncError
-from app.locations.base import CHUNK_SIZE, TEMP_PREFIX, WriteJob, WriteOutcome
+from app.locations.base import CHUNK_SIZE, TEMP_PREFIX, FileMeta, WriteJob, WriteOutcome
 from app.locations.names import check_posix_relpath
 
-if TYPE_CHECKING:
-    from app.locations.folder.location import FolderLocation
+
+class FolderTarget(Protocol):
+    """What a batch needs of the folder it writes into (:class:`FolderLocation`)."""
+
+    def folder_for_writing(
+        self, folders: list[str], path: str
+    ) -> contextlib.AbstractContextManager[int]:
+        """The folder ``folders`` (made if missing) to write ``path`` into."""
+
+    def replace_temp(
+        self,
+        dir_fd: int,
+        name: str,
+        path: str,
+        tmp: str,
+        *,
+        check: bool,
+        expected: FileMeta | None,
+    ) -> FileMeta:
+        """Rename ``tmp`` over ``name`` if it still holds ``expected`` (old version trashed)."""
+
 
 #: Threads writing one batch's temp files: enough to overlap the I/O of small files.
 COPY_THREADS = 4
@@ -93,7 +112,7 @@ class _Item:
 class _Folders:
     """The folders a batch writes into, each opened once (never through a link), any thread."""
 
-    def __init__(self, location: FolderLocation) -> None:
+    def __init__(self, location: FolderTarget) -> None:
         self._location = location
         self._fds: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
@@ -104,7 +123,7 @@ class _Folders:
         with self._lock:
             fd = self._fds.get(folders)
             if fd is None:
-                opened = self._location._folder_for_writing(list(folders), path)
+                opened = self._location.folder_for_writing(list(folders), path)
                 fd = self._stack.enter_context(opened)
                 self._fds[folders] = fd
             return fd
@@ -114,7 +133,7 @@ class _Folders:
 
 
 def write_batch(
-    location: FolderLocation, jobs: Sequence[WriteJob], *, parallel_reads: bool
+    location: FolderTarget, jobs: Sequence[WriteJob], *, parallel_reads: bool
 ) -> list[WriteOutcome]:
     """Write ``jobs`` into ``location`` as the module describes; one outcome per job."""
     items = [_Item(job) for job in jobs]
@@ -172,11 +191,11 @@ def _stage(item: _Item, folders: _Folders, durable: bool) -> None:
         item.outcome = exc
 
 
-def _land(location: FolderLocation, item: _Item) -> None:
+def _land(location: FolderTarget, item: _Item) -> None:
     """Rename ``item``'s temp file into place if its name still holds what was planned."""
     assert item.tmp is not None
     try:
-        item.outcome = location._replace(
+        item.outcome = location.replace_temp(
             item.dir_fd, item.name, item.job.path, item.tmp, check=True, expected=item.job.expected
         )
         item.tmp = None

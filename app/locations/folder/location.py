@@ -219,7 +219,7 @@ class FolderLocation(Location):
         with self._parent_for_writing(path) as (dir_fd, name):
             tmp = write_temp(dir_fd, source, mtime_ns, durable=True)
             try:
-                return self._replace(dir_fd, name, path, tmp, check=check, expected=expected)
+                return self.replace_temp(dir_fd, name, path, tmp, check=check, expected=expected)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=dir_fd)
@@ -231,7 +231,7 @@ class FolderLocation(Location):
         """Land the group with one durability pass (see :mod:`app.locations.folder.batch`)."""
         return write_batch(self, jobs, parallel_reads=parallel_reads)
 
-    def _replace(
+    def replace_temp(
         self,
         dir_fd: int,
         name: str,
@@ -260,11 +260,11 @@ class FolderLocation(Location):
     def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:
         """Like ``at``, creating missing folders; a file in the way is a clear error."""
         parts = check_posix_relpath(path).split("/")
-        with self._folder_for_writing(parts[:-1], path) as fd:
+        with self.folder_for_writing(parts[:-1], path) as fd:
             yield fd, parts[-1]
 
     @contextlib.contextmanager
-    def _folder_for_writing(self, folders: list[str], path: str) -> Iterator[int]:
+    def folder_for_writing(self, folders: list[str], path: str) -> Iterator[int]:
         """The folder ``folders`` to write ``path`` into, made if missing (see ``batch``)."""
         with contextlib.ExitStack() as stack:
             try:

@@ -1,0 +1,172 @@
+"""Copies handed to a location in groups, so it can make them durable together (issue 11).
+
+A location that declares ``batched_writes`` (a folder) gets its copies through
+:meth:`~app.locations.base.Location.write_many`: the applier adds each planned copy here
+instead of writing it at once, and the syncer sends a group to the location's worker once it
+is big enough, at the end of each chunk of paths, and before anything is committed. While one
+group is being written, the engine thread plans the next one (at most one group per location
+is under way, so the worker's queue stays short and its deadline meaningful).
+
+A copy's row is recorded only from the outcome the location returned for it, once the whole
+group is on disk, so the index never holds a copy that is not there. A copy that failed comes
+back as a :class:`CopyFailed` for the syncer, which treats it exactly as a copy that failed on
+its own (planned again, retried later, or the location marked behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+
+from app.engine.slot import Slot
+from app.engine.workers import SlotIo
+from app.errors import FileSyncError, LocationBusy
+from app.locations.base import FileMeta, WriteJob, WriteOutcome
+
+#: A group is sent once it holds this many files...
+GROUP_FILES = 256
+#: ... or this many bytes (a big file goes alone, as before).
+GROUP_BYTES = 16 << 20
+
+
+@dataclass
+class PendingCopy:
+    """One planned copy of ``path`` from ``source`` (the version ``winner``)."""
+
+    source: Slot
+    path: str
+    winner: FileMeta
+    job: WriteJob
+    #: True once opening or reading the source failed (that concerns every target).
+    source_failed: Callable[[], bool]
+    #: Called once the copy landed in time: the location caught up on ``path`` (the syncer
+    #: sets it when the decision informed it).
+    caught_up: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class CopyFailed:
+    """A copy of ``path`` into the location ``key`` that did not land, and why."""
+
+    key: str
+    path: str
+    error: FileSyncError | OSError
+    source_failed: bool
+
+
+@dataclass
+class _Group:
+    copies: list[PendingCopy] = field(default_factory=list)
+    size: int = 0
+
+
+#: Records a copy that landed: (target slot, source slot, path, meta the target reported).
+Copied = Callable[[Slot, Slot, str, FileMeta], None]
+#: Records a copy that landed after its deadline: the same with the winner it copied.
+LateCopied = Callable[[Slot, Slot, str, FileMeta, FileMeta], None]
+
+
+class CopyGroups:
+    """The copies waiting to be sent, and the group under way, for each location."""
+
+    def __init__(self, io: SlotIo, copied: Copied, late_copied: LateCopied) -> None:
+        self.io = io
+        self._copied = copied
+        self._late_copied = late_copied
+        self._waiting: dict[str, _Group] = {}
+        self._sent: dict[str, tuple[Slot, Future[list[WriteOutcome]], list[PendingCopy]]] = {}
+
+    @staticmethod
+    def takes(slot: Slot) -> bool:
+        """True when ``slot``'s location wants its copies in groups."""
+        return slot.location.capabilities.batched_writes
+
+    def add(self, slot: Slot, copy: PendingCopy) -> None:
+        """Queue ``copy`` for ``slot``; it is written when its group is sent."""
+        group = self._waiting.setdefault(slot.key, _Group())
+        group.copies.append(copy)
+        group.size += copy.winner.size
+
+    @property
+    def due(self) -> bool:
+        """True when some location's waiting group is big enough to send."""
+        return any(
+            len(g.copies) >= GROUP_FILES or g.size >= GROUP_BYTES for g in self._waiting.values()
+        )
+
+    def send_due(self, slots: dict[str, Slot]) -> list[CopyFailed]:
+        """Send every group that is big enough (after the previous one of its location)."""
+        failed: list[CopyFailed] = []
+        for key, group in list(self._waiting.items()):
+            if len(group.copies) >= GROUP_FILES or group.size >= GROUP_BYTES:
+                failed += self._send(slots[key])
+        return failed
+
+    def finish(self, slots: dict[str, Slot]) -> list[CopyFailed]:
+        """Send what waits and wait for every group: all copies so far have an outcome."""
+        failed: list[CopyFailed] = []
+        for key in list(self._waiting):
+            failed += self._send(slots[key])
+        for key in list(self._sent):
+            failed += self._collect(key)
+        return failed
+
+    def abandon(self) -> None:
+        """A stop or an unexpected error: forget what waits; record what already landed."""
+        self._waiting.clear()
+        for key in list(self._sent):
+            with contextlib.suppress(Exception):  # the stop itself, raised by a copy
+                self._collect(key)
+
+    def _send(self, slot: Slot) -> list[CopyFailed]:
+        failed = self._collect(slot.key)
+        group = self._waiting.pop(slot.key, None)
+        if group is None or not group.copies:
+            return failed
+        jobs = [copy.job for copy in group.copies]
+        parallel = all(c.source.location.capabilities.parallel_reads for c in group.copies)
+        write = partial(slot.location.write_many, jobs, parallel_reads=parallel)
+        try:
+            future = slot.worker.start(write)
+        except LocationBusy as exc:
+            slot.mark_stalled(exc)
+            return failed + [CopyFailed(slot.key, c.path, exc, False) for c in group.copies]
+        self._sent[slot.key] = (slot, future, group.copies)
+        return failed
+
+    def _collect(self, key: str) -> list[CopyFailed]:
+        """Wait for ``key``'s group under way (at most the deadline) and record its outcomes."""
+        sent = self._sent.pop(key, None)
+        if sent is None:
+            return []
+        slot, future, copies = sent
+        try:
+            late = partial(self._late, slot, copies)
+            outcomes = slot.worker.finish(future, self.io.deadline, late)
+        except LocationBusy as exc:
+            slot.mark_stalled(exc)
+            return [CopyFailed(key, c.path, exc, False) for c in copies]
+        except (FileSyncError, OSError) as exc:  # the whole group failed
+            return [CopyFailed(key, c.path, exc, c.source_failed()) for c in copies]
+        failed = []
+        for copy, outcome in zip(copies, outcomes, strict=True):
+            if isinstance(outcome, FileMeta):
+                self._copied(slot, copy.source, copy.path, outcome)
+                if copy.caught_up is not None:
+                    copy.caught_up()
+            else:
+                failed.append(CopyFailed(key, copy.path, outcome, copy.source_failed()))
+        return failed
+
+    def _late(
+        self, slot: Slot, copies: list[PendingCopy], future: Future[list[WriteOutcome]]
+    ) -> None:
+        """A group that missed its deadline ended: record what landed, as a timely one would."""
+        if future.exception() is not None:
+            return
+        for copy, outcome in zip(copies, future.result(), strict=True):
+            if isinstance(outcome, FileMeta):
+                self._late_copied(slot, copy.source, copy.path, copy.winner, outcome)
