@@ -77,7 +77,7 @@ def test_an_idle_poll_does_not_read_the_journal(ftp_server: ThreadedFtpServer) -
 def test_a_compacted_journal_keeps_every_tag(
     ftp_server: ThreadedFtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.locations.ftp.journal.COMPACT_AT", 500)
+    monkeypatch.setattr("app.locations.remote.hubjournal.COMPACT_AT", 500)
     writer, reader = ftp_server.location(), ftp_server.location()
     assert isinstance(writer, FtpLocation) and isinstance(reader, FtpLocation)
     try:

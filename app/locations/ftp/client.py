@@ -7,8 +7,8 @@ under one lock. Connection trouble is translated here, at the boundary, into Fil
 * a connection that breaks (reset, EOF, timeout, ``421``/``426``) is dropped; the call is
   retried once on a fresh connection, because servers close idle control connections and that
   must not look like an outage;
-* a failed (re)connect starts an exponential backoff (1 s doubling to 60 s). While it runs,
-  calls raise :class:`LocationUnavailable` at once instead of hammering the server;
+* a failed (re)connect starts the shared backoff (:mod:`app.locations.remote.backoff`, 1 s
+  doubling to 60 s). While it runs, calls raise at once instead of hammering the server;
 * ``530`` at login is :class:`AuthenticationFailed`; any other failure is
   :class:`LocationUnavailable` naming ``host:port``.
 
@@ -24,19 +24,17 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from app.errors import AuthenticationFailed, LocationUnavailable
+from app.locations.remote.backoff import Backoff
 from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 60.0
 #: Reply codes that mean "this connection is finished, make a new one".
 _BROKEN_CODES = ("421", "426")
 #: What a dying connection raises from inside ftplib.
@@ -78,9 +76,7 @@ class FtpClient:
         self._ftp: ftplib.FTP | None = None
         self._lock = threading.Lock()
         self._owner: int | None = None
-        self._backoff_s = 0.0
-        self._retry_at = 0.0
-        self._last_failure: LocationUnavailable | None = None
+        self._backoff = Backoff()
         self._warned_unverified = False
         #: Send short command sequences without waiting for each reply (``pipeline=no`` in the
         #: URL turns it off; a timeout while pipelining turns it off for good).
@@ -217,24 +213,13 @@ class FtpClient:
     def _connected(self) -> ftplib.FTP:
         if self._ftp is not None:
             return self._ftp
-        now = time.monotonic()
-        last = self._last_failure
-        if last is not None and now < self._retry_at:
-            # Same type as the real failure (a wrong password stays AuthenticationFailed).
-            raise type(last)(
-                f"{last.message} (next attempt in {self._retry_at - now:.0f} s)",
-                location=self.spec.redacted,
-            )
+        self._backoff.check()
         try:
             self._ftp = self._login()
         except LocationUnavailable as exc:
-            self._last_failure = exc
-            self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
-            self._retry_at = time.monotonic() + self._backoff_s
+            self._backoff.failed(exc)
             raise
-        self._last_failure = None
-        self._backoff_s = 0.0
-        self._retry_at = 0.0
+        self._backoff.succeeded()
         return self._ftp
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -1,0 +1,5 @@
+"""What the server kinds share: pauses between failed connects (``backoff``) and the hub
+journal that tells same-size, same-second saves apart on coarse servers (``hubjournal``).
+
+Not a kind: nothing here is registered. Modules import each other directly.
+"""
