@@ -65,6 +65,35 @@ class AuthenticationFailed(LocationUnavailable):
     """A server refused the user name or password; retrying will not help until it is fixed."""
 
 
+class UnknownHostKey(LocationUnavailable):
+    """An SSH server whose host key is not in ``known_hosts``: refused until the user trusts it.
+
+    ``fingerprint`` is the key's ``SHA256:…`` fingerprint and ``known_hosts_line`` the line that
+    trusts it, so the dialog can show the one and append the other (never silently).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        path: str | None = None,
+        fingerprint: str = "",
+        known_hosts_line: str = "",
+    ) -> None:
+        super().__init__(message, location=location, path=path)
+        self.fingerprint = fingerprint
+        self.known_hosts_line = known_hosts_line
+
+
+class HostKeyChanged(LocationUnavailable):
+    """An SSH server offered a host key other than the one ``known_hosts`` holds for it.
+
+    Someone may be impersonating the server; nothing is sent until the user checks it and
+    replaces the old line.
+    """
+
+
 class CorruptArchive(LocationUnavailable):
     """A ZIP location's file is not a readable ZIP archive; it is left untouched."""
 

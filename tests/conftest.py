@@ -16,6 +16,7 @@ from tests.helpers import SESSION_PIDS
 
 pytest_plugins = [
     "tests.ftp_server",
+    "tests.sshd_server",
     "tests.engine_fixtures",
     "tests.web_fixtures",
     "tests.s3_server",

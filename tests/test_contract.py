@@ -18,7 +18,9 @@ from app.watch.change import Change, ChangeKind
 from app.watch.choose import watcher_for
 from tests.helpers import wait_until
 
-KINDS = ["folder", "zip", "ftp", "ftp_list", "ftps", "s3_rclone", "s3_moto"]
+KINDS = [
+    "folder", "zip", "ftp", "ftp_list", "ftps", "sftp", "sftp_rclone", "s3_rclone", "s3_moto",
+]  # fmt: skip
 T0 = 1_700_000_000_000_000_000  # 2023-11-14, a whole second, in ns
 
 

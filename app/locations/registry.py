@@ -20,6 +20,7 @@ from app.locations.base import FormStyle, LocationKind
 from app.locations.folder.kind import FOLDER
 from app.locations.ftp.kind import FTP
 from app.locations.s3.kind import S3
+from app.locations.sftp.kind import SFTP
 from app.locations.zip.kind import ZIP
 from app.logsetup import register_secret
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 #: Every kind, in the order the dialog offers them (the first is the dialog's default).
-KINDS: tuple[LocationKind, ...] = (FOLDER, ZIP, FTP, S3)
+KINDS: tuple[LocationKind, ...] = (FOLDER, ZIP, FTP, SFTP, S3)
 
 for _kind in KINDS:
     _spec.add_forms(_kind.forms, _kind.prefixes if _kind.has_password else ())

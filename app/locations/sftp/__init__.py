@@ -1,0 +1,14 @@
+"""SFTP servers (any SSH server) as locations.
+
+``location`` is the :class:`~app.locations.base.Location`; ``connection`` the SSH session with
+its host-key check, authentication, reconnects and backoff; ``hostkeys`` reads and extends
+``known_hosts``; ``protocol`` sends pipelined SFTP requests; ``journal`` gives the shared hub
+journal its file operations over SFTP. Modules here import each other directly, never this
+package's ``__init__``.
+"""
+
+from __future__ import annotations
+
+from app.locations.sftp.location import SftpLocation
+
+__all__ = ["SftpLocation"]
