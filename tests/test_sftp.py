@@ -336,3 +336,16 @@ def test_the_ssh_agents_keys_are_used_first(
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_a_read_only_location_marks_and_cleans_up_nothing(sshd_server: SftpServer) -> None:
+    stale = write_file(sshd_server.root / ".filesync-tmp-0123", "half", mtime=time.time() - 7200)
+    loc = open_location(sshd_server.url(), LocationOptions(connect_timeout=5, read_only=True))
+    assert loc.reads_only
+    loc.open()
+    try:
+        loc.adopt(has_history=False)
+        assert loc.scan() == {}
+        assert stale.exists() and not (sshd_server.root / ".filesync").exists()
+    finally:
+        loc.close()

@@ -87,10 +87,14 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
     """A folder on an SSH server (``sftp://user@host/path``)."""
 
     kind = "sftp"
+    reads_only = True
     _journal_errors = _ERRORS
 
-    def __init__(self, spec: LocationSpec, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, spec: LocationSpec, *, timeout: float = 15.0, read_only: bool = False
+    ) -> None:
         self.spec = spec
+        self._read_only = read_only
         self.capabilities = CAPABILITIES
         self._conn = SftpConnection(spec, timeout)
         self._root = spec.path
@@ -109,7 +113,7 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> SftpLocation:
         """Build a location for ``spec`` (call :meth:`open` to connect)."""
-        return cls(spec, timeout=options.connect_timeout)
+        return cls(spec, timeout=options.connect_timeout, read_only=options.read_only)
 
     @property
     def key(self) -> str:
@@ -174,6 +178,8 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
                     f"right folder, create an empty {META_DIR} folder in it to resume",
                     location=self.name,
                 )
+            if self._read_only:
+                return
             try:
                 protocol.mkdir(sftp, self._abs(META_DIR))
                 self._marked = True
@@ -311,6 +317,8 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
 
     def _remove_stale_temp(self, rel: str, attrs: paramiko.SFTPAttributes, now_ns: int) -> None:
         """Delete an upload's temp file left by a crash (older than an hour)."""
+        if self._read_only:
+            return
         if not posixpath.basename(rel).startswith(TEMP_PREFIX) or attrs.st_mtime is None:
             return
         if now_ns - attrs.st_mtime * NS < STALE_TEMP_NS:
