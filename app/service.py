@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app import paths
+from app.web.server import WebAddressError, parse_bind
 
 COMMANDS = ("service",)
 UNIT_NAME = "filesync.service"
@@ -67,10 +68,20 @@ def add_commands(
     service.add_argument(
         "--web",
         default=DEFAULT_WEB,
+        type=_web_address,
         metavar="HOST:PORT",
         help=f"where the service serves the dashboard (default: {DEFAULT_WEB})",
     )
     common(service)
+
+
+def _web_address(text: str) -> str:
+    """Check ``--web`` now (as ``run --web`` will), so a typo does not become a failing unit."""
+    try:
+        parse_bind(text)
+    except WebAddressError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return text
 
 
 def unit_dir() -> Path:

@@ -121,3 +121,17 @@ def test_the_units_command_syncs_serves_and_stops_cleanly_on_sigterm(tmp_path: P
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_mistyped_dashboard_address_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "service", "install", "--web", "localhost:99999"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "99999" in result.stderr, result.stderr
+    assert not (tmp_path / ".config/systemd").exists()
