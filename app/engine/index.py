@@ -34,6 +34,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from sys import intern
 
 from app.errors import StateDiskFull, StateIndexUnwritable
 from app.locations.base import FileMeta
@@ -173,7 +174,11 @@ class StateIndex:
                 "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?",
                 (_stored(location),),
             )
-            return {_loaded(path): FileMeta(size, mtime, tag) for path, size, mtime, tag in rows}
+            # Interned: every location's mirror and listing then shares one string a path.
+            return {
+                intern(path if path.__class__ is str else _loaded(path)): FileMeta(size, mtime, tag)
+                for path, size, mtime, tag in rows
+            }
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
         """Record that ``path`` in ``location`` is in sync with this meta."""

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from app.errors import FileChanged, FileSyncError, NotSupported
 from app.locations.names import PORTABLE_NAMES, NamePolicy
@@ -50,14 +49,17 @@ IGNORE_FILE = ".filesyncignore"
 CHUNK_SIZE = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class FileMeta:
+class FileMeta(NamedTuple):
     """What a location reports about one file: size in bytes, mtime in ns since the epoch (UTC).
 
     ``tag`` is any cheap value that changes when the content may have changed although size
     and mtime did not (coarse clocks, tools that restore mtimes): a ZIP member's CRC-32, a
     file's inode and ctime; 0 where a kind has none. It only says whether a location's own
     file changed since the index saw it; it is never compared across locations.
+
+    A named tuple rather than a dataclass: there is one per file per location in every listing
+    and index mirror, and a tuple is built and compared several times faster (a restart of
+    100,000 files builds and compares hundreds of thousands of them).
     """
 
     size: int
@@ -120,10 +122,11 @@ WriteOutcome = FileMeta | FileSyncError | OSError
 
 def is_internal(path: str) -> bool:
     """Return True for names FileSync owns: its meta folder, temp files and the ignore file."""
-    first = path.split("/", 1)[0]
-    if first == META_DIR or path == IGNORE_FILE:
+    if path.startswith(META_DIR) and (len(path) == len(META_DIR) or path[len(META_DIR)] == "/"):
         return True
-    return posixpath.basename(path).startswith(TEMP_PREFIX)
+    if path == IGNORE_FILE:
+        return True
+    return TEMP_PREFIX in path and path.rpartition("/")[2].startswith(TEMP_PREFIX)
 
 
 class Location(ABC):

@@ -2,7 +2,8 @@
 
 A restart with nothing changed costs little more than this walk, so it does as little per entry
 as it can: one ``fstatat`` per regular file (the entry's type comes from ``getdents``), names
-joined once, FileSync's own names recognised by the entry's name alone (temp files anywhere,
+joined once and interned (so every location's listing and index mirror share one string a
+path), FileSync's own names recognised by the entry's name alone (temp files anywhere,
 ``.filesync`` and ``.filesyncignore`` only at the root). Each folder is opened relative to its
 parent's descriptor with ``O_NOFOLLOW``, as :mod:`~app.locations.folder.nofollow` does for every
 other access, so a symbolic link is reported (:attr:`Found.links`) and never followed, even one
@@ -19,6 +20,7 @@ import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from sys import intern
 
 from app.errors import LinkedPath, LocationUnavailable
 from app.locations.base import IGNORE_FILE, META_DIR, TEMP_PREFIX, FileMeta, Listing
@@ -163,7 +165,7 @@ class TreeScan:
                         st = entry.stat(follow_symlinks=False)
                         mode = st.st_mode
                         if stat_mod.S_ISREG(mode):
-                            rel = base + name
+                            rel = intern(base + name)
                             files[rel] = file_meta(st)
                             if st.st_nlink > 1:
                                 self.found.hard_links[rel] = (st.st_dev, st.st_ino)
