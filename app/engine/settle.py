@@ -11,6 +11,7 @@ copied anyway, then again every ``bound`` seconds while it grows, and once more 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.engine.plan import Side, SideState
@@ -38,6 +39,12 @@ class SettleGate:
         self.bound = bound
         #: When a path still being written was last copied anyway (monotonic seconds).
         self._forced: dict[str, float] = {}
+
+    def forget(self, paths: Sequence[str]) -> None:
+        """``paths`` are in step everywhere: none of them is still being written."""
+        if self._forced:
+            for path in paths:
+                self._forced.pop(path, None)
 
     def check(self, path: str, sides: dict[str, Side], slots: dict[str, Slot]) -> Parking:
         """Whether ``path`` must wait; a recheck time whenever one of its copies is unsettled."""

@@ -20,6 +20,7 @@ from app.engine import calls
 from app.engine.apply import Applied, Applier
 from app.engine.copies import CopyFailed
 from app.engine.failures import retry_delay, target_failed
+from app.engine.fastpath import all_in_step, in_step
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
@@ -94,6 +95,11 @@ class Syncer:
         )
         self.sides = Sides(slots, self.applier, self.links, self.names)
         self.renamer = Renamer(self.reader, self.applier, self.links, self.names, record)
+        #: The last full sync's listings, kept while nothing it did could have changed a
+        #: location (no write, delete or conflict copy was tried, nothing failed or waited):
+        #: :meth:`converged` then plans from them instead of reading every location again.
+        self._quiet_listings: dict[str, Listing] | None = None
+        self._disturbed = False
 
     def retry_later(self, changes: Iterable[Change]) -> None:
         """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
@@ -111,20 +117,37 @@ class Syncer:
         return self.reader.available()
 
     def converged(self) -> bool:
-        """Rescan everything and report whether all locations hold the same files."""
+        """Report whether all locations hold the same files, as read after the last sync.
+
+        Right after a full sync that changed nothing anywhere (``--once`` over trees already
+        in step, or a first run over identical trees), its own listings are what a rescan
+        would read, so they are planned again against the updated index; otherwise every
+        location is scanned again.
+        """
         if any(not s.ready or s.held_deletes for s in self.slots.values()):
             return False
+        listings, self._quiet_listings = self._quiet_listings, None
         with self.io.patient():
-            listings = self.reader.scan_all(self.ignore)
+            if listings is None or set(listings) != set(self.slots):
+                listings = self.reader.scan_all(self.ignore)
             paths = self._all_paths(listings)
-            return all(self._plan(path, listings).is_noop for path in paths)
+            return all_in_step(paths, listings, self.slots) or all(
+                in_step(path, listings, self.slots) or self._plan(path, listings).is_noop
+                for path in paths
+            )
 
     def _all_paths(self, listings: dict[str, Listing]) -> list[str]:
+        """Every path a listed location holds or its index row knows, ignored ones left out.
+
+        Listings may hold ignored paths (only their folders are pruned); each distinct path
+        is checked against the rules once, not once per location.
+        """
         paths: set[str] = set()
         for key, listing in listings.items():
             paths.update(listing)
-            paths.update(p for p in self.slots[key].known if not self.ignore.ignored(p))
-        return sorted(paths)
+            paths.update(self.slots[key].known)
+        ignored = self.ignore.ignored
+        return sorted(p for p in paths if not ignored(p))
 
     def _guard_mass_delete(
         self, slot: Slot, missing: Iterable[str], allow: bool, detail: str = ""
@@ -139,6 +162,7 @@ class Syncer:
         Used at start-up, every ``rescan_interval``, when a location comes back and on "Sync
         now". Re-reads the ``.filesyncignore`` files first, so edits to them take effect.
         """
+        self._quiet_listings, self._disturbed = None, False
         listings, paths = self.read_all(allow_mass_delete)
         for key in listings:  # what a stalled location missed is covered by this sync
             self.slots[key].needs_full = False
@@ -153,6 +177,8 @@ class Syncer:
                 self.index.mark_known(key)
                 slot.mark_ok()
         self.index.commit()
+        if not self._disturbed:
+            self._quiet_listings = listings
 
     def read_all(self, allow_mass_delete: bool = False) -> tuple[dict[str, Listing], list[str]]:
         """What a full sync plans from: every available location's listing and every path.
@@ -166,8 +192,8 @@ class Syncer:
             slot = self.slots[key]
             missing = [
                 p
-                for p in slot.known
-                if p not in listing and not self.ignore.ignored(p) and not self.links.holds(key, p)
+                for p in slot.known.keys() - listing.keys()
+                if not self.ignore.ignored(p) and not self.links.holds(key, p)
             ]
             slot.held_deletes = set()
             self._guard_mass_delete(slot, missing, allow_mass_delete)
@@ -175,6 +201,7 @@ class Syncer:
 
     def sync_changes(self, changes: list[Change]) -> None:
         """Sync the paths a batch of watcher changes touched (renames first, as renames)."""
+        self._quiet_listings = None
         paths: set[str] = set()
         scan_deletes: dict[str, set[str]] = {}
         for change in changes:
@@ -205,6 +232,7 @@ class Syncer:
         exactly like "everything deleted". Deletes the OS reported (``rm -rf`` in a watched
         folder) are real and propagate at once.
         """
+        self._quiet_listings = None
         paths = {p for p in paths if p and not self.ignore.ignored(p)}
         if not paths:
             return
@@ -233,6 +261,13 @@ class Syncer:
         follow_ups: list[str] = []
         slots = [self.slots[key] for key in listings]
         for start in range(0, len(paths), COMMIT_EVERY):
+            end = min(start + COMMIT_EVERY, len(paths))
+            if all_in_step(paths[start:end], listings, self.slots):  # no planning, no batch
+                self._check_stop()
+                self.settle.forget(paths[start:end])
+                if progress is not None:
+                    progress.step(end, self.applier.files_copied, self.applier.bytes_copied)
+                continue
             # Each chunk is its own batch, committed only after the batch has landed: a ZIP
             # archive writes its staged members at batch exit, and an index row saved before
             # its file would make a crash look like a delete.
@@ -244,12 +279,15 @@ class Syncer:
                     stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
                 groups = self.applier.groups
                 try:
-                    for n in range(start, min(start + COMMIT_EVERY, len(paths))):
+                    for n in range(start, end):
                         self._check_stop()  # what landed so far is recorded; stop() commits it
                         if n % 100 == 0:
                             for slot in slots:
                                 slot.pending = len(paths) - n
-                        follow_ups += self._apply_one(paths[n], listings)
+                        if in_step(paths[n], listings, self.slots):
+                            self.settle.forget((paths[n],))  # all the planner would have done
+                        else:
+                            follow_ups += self._apply_one(paths[n], listings)
                         if groups.due:
                             self._copies_failed(groups.send_due(self.slots), listings)
                         if progress is not None:
@@ -271,6 +309,7 @@ class Syncer:
 
     def _unlanded(self, slot: Slot, exc: Exception) -> None:
         """``slot``'s batch may not have landed: its rows go back, its paths are synced again."""
+        self._disturbed = True
         paths = self.applier.landing.revert(slot, self.index)
         if not paths:
             return
@@ -292,8 +331,11 @@ class Syncer:
         sides = self.sides.of(path, listings)
         try:
             if self._still_written(path, sides):
+                self._disturbed = True
                 return []
             decision = self.sides.decide(path, sides)
+            if decision.copy_to or decision.delete_in or decision.conflicts:
+                self._disturbed = True  # a location may change: --once reads them all again
             for key, side in sides.items():  # learn a tag the index did not have yet
                 current = side.current
                 if current is not None and current != side.indexed and side.state is UNCHANGED:
@@ -368,11 +410,13 @@ class Syncer:
             log.warning("cannot sync %s now (%s); will retry", shown(path), exc)
             self.record("error", path, "", str(exc))
             self.retries.later(listings, path, RETRY_FAILED_PATH_AFTER)
+        self._disturbed = True  # the path is planned again later: --once reads everything again
 
     def _target_failed(
         self, key: str, path: str, exc: FileSyncError, listings: dict[str, Listing]
     ) -> None:
         """Only ``key`` missed this change: it is marked behind on ``path`` and retried."""
+        self._disturbed = True
         slot = self.slots[key]
         self._mark_behind(slot, path)
         if isinstance(exc, LocationBusy):
