@@ -98,8 +98,8 @@ class Engine:
         unavailable and retried in the background. After :meth:`request_stop` (a signal) it
         returns early, without watching; :meth:`stop` then records what landed.
         """
-        for slot in self._slots.values():
-            self._opener.open(slot, watch)
+        for slot in self._slots.values():  # each one's first scan overlaps the next steps
+            self._opener.open(slot, watch, then=self._sync.reader.prefetch)
         self._busy = True
         try:
             self._sync.full_sync("initial sync")

@@ -73,15 +73,14 @@ class Opener:
             if slot.state is LocationState.SYNCING:
                 slot.mark_ok()
 
-    def open(self, slot: Slot, watch: bool) -> bool:
+    def open(self, slot: Slot, watch: bool, then: Callable[[Slot], None] | None = None) -> bool:
         """Open, adopt and watch a location; False (and marked unavailable) if that fails.
 
         Runs on the location's worker: a server that accepts the connection but never answers
-        must not hold up the engine thread.
+        must not hold up the engine thread. ``then`` is called once it is open, before its
+        index rows are loaded: a first scan started there runs while they load.
         """
         loc = slot.location
-        slot.known = self.index.load(loc.key)
-        slot.stale = self.index.load_stale(loc.key)
         sink = self.queue.put if watch else None
         history = self.index.has_history(loc.key)
         poll = self.poll_interval
@@ -89,12 +88,21 @@ class Opener:
         try:
             watcher = slot.run(opening, self.syncer.io.deadline, partial(self._late_open, slot))
         except FileSyncError as exc:
+            self._load(slot)
             slot.mark_unavailable(str(exc))
             log.error("%s", exc)
             self.record("error", "", loc.name, str(exc))
             return False
         self._opened(slot, watcher)
+        if then is not None:
+            then(slot)
+        self._load(slot)
         return True
+
+    def _load(self, slot: Slot) -> None:
+        """The location's rows of the state index, into the slot's mirror."""
+        slot.known = self.index.load(slot.key)
+        slot.stale = self.index.load_stale(slot.key)
 
     def _opened(self, slot: Slot, watcher: Watcher | None) -> None:
         if watcher is not None:

@@ -67,11 +67,16 @@ class Reader:
                 log.warning("cannot read %s: %s", IGNORE_FILE, exc)
         return IgnoreRules(patterns)
 
+    def prefetch(self, slot: Slot) -> None:
+        """Start ``slot``'s scan now; the next :meth:`scan_all` takes its result."""
+        slot.prefetched = slot.worker.start(partial(calls.scan, slot.location))
+
     def scan_all(self, ignore: IgnoreRules) -> dict[str, Listing]:
         """Scan every ready location, all at once on their workers.
 
         A location that does not answer in time is left out (it is caught up with a full sync
-        once it answers, using the scan it was busy with).
+        once it answers, using the scan it was busy with). A listing may hold ignored paths:
+        the caller leaves them out once for all locations.
         """
         listings: dict[str, Listing] = {}
         started: dict[str, Future[Listing]] = {}
@@ -83,6 +88,8 @@ class Reader:
             if slot.late_listing is not None:
                 listings[slot.key], slot.late_listing = slot.late_listing, None
                 self.links.refresh(slot, ignore)
+            elif slot.prefetched is not None:
+                started[slot.key], slot.prefetched = slot.prefetched, None
             else:
                 started[slot.key] = slot.worker.start(partial(calls.scan, slot.location))
         for key, future in started.items():
@@ -98,10 +105,7 @@ class Reader:
                 slot.mark_unavailable(str(exc))
                 log.error("%s", exc)
                 self.record("error", "", slot.location.name, str(exc))
-        return {
-            key: {p: m for p, m in listing.items() if not ignore.ignored(p)}
-            for key, listing in listings.items()
-        }
+        return listings
 
     def stat(self, wanted: list[str], ignore: IgnoreRules) -> dict[str, Listing]:
         """Stat ``wanted`` in every ready location: per location, the paths that exist there.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -48,6 +49,8 @@ class Slot:
     late_listing: Listing | None = None
     #: Stats that answered after their deadline, likewise.
     late_stats: dict[str, FileMeta | None] = field(default_factory=dict)
+    #: A scan started ahead of the first full sync (it runs while the index rows load).
+    prefetched: Future[Listing] | None = None
 
     def __post_init__(self) -> None:
         self.worker = Worker(self.location.name)
