@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from app.engine.ignore import IgnoreRules
 from app.locations import LocationOptions, open_location
 from app.locations.folder.location import FolderLocation
 from app.locations.folder.nofollow import LinkFreeTree
@@ -90,3 +93,39 @@ def test_a_pruned_folder_is_not_read(tmp_path: Path) -> None:
     found = TreeScan(LinkFreeTree(loc.root, loc.name), "", clean_temps=False, prune=prune).run()
     assert sorted(found.files) == ["keep/a.txt"]
     assert sorted(asked) == ["build", "keep", "keep/build"]
+
+
+def test_folders_the_ignore_rules_ignore_whole_are_not_read(tmp_path: Path) -> None:
+    loc = folder(tmp_path / "root")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_file(loc.root / "node_modules/pkg/index.js", "x")
+    write_file(loc.root / "src/node_modules/dep.js", "y")
+    (loc.root / "node_modules/pkg/linked").symlink_to(outside, target_is_directory=True)
+    write_file(loc.root / "run.log/part.txt", "z")
+    write_file(loc.root / "src/app.log", "a log file")
+    write_file(loc.root / "src/main.py", "code")
+    loc.prune_folders(IgnoreRules(["node_modules/", "*.log"]).prune)
+    assert sorted(loc.scan()) == ["src/app.log", "src/main.py"]  # files are the engine's to drop
+    assert loc.links() == frozenset()
+    loc.prune_folders(None)
+    assert len(loc.scan()) == 5 and loc.links() == {"node_modules/pkg/linked"}
+
+
+def test_a_negation_anywhere_turns_pruning_off() -> None:
+    assert IgnoreRules(["build/", "!build/keep.txt"]).prune is None
+    assert IgnoreRules([]).prune is None
+    assert IgnoreRules(["build/"]).prune is not None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["build/", "/build", "build", "build/**", "*.tmp", "docs/*.md", "**/cache", "a/**/b/", "b*/"],
+)
+def test_a_pruned_folder_holds_only_ignored_paths(pattern: str) -> None:
+    rules = IgnoreRules([pattern])
+    folders = ["build", "x/build", "a.tmp", "docs", "cache", "x/cache", "a/c/b", "bin", "src"]
+    below = ["f.txt", "sub/g.md", "deep/er/h.tmp"]
+    for name in folders:
+        if rules.folder_ignored(name):
+            assert all(rules.ignored(f"{name}/{rest}") for rest in below), (pattern, name)

@@ -65,11 +65,21 @@ class Reader:
                 slot.needs_full = True  # its patterns count again once it answers
             except (FileSyncError, OSError) as exc:
                 log.warning("cannot read %s: %s", IGNORE_FILE, exc)
-        return IgnoreRules(patterns)
+        rules = IgnoreRules(patterns)
+        for slot in self.slots.values():  # the same rules plan what these scans list
+            slot.location.prune_folders(rules.prune)
+        return rules
 
     def prefetch(self, slot: Slot) -> None:
-        """Start ``slot``'s scan now; the next :meth:`scan_all` takes its result."""
-        slot.prefetched = slot.worker.start(partial(calls.scan, slot.location))
+        """Start ``slot``'s scan now; the next :meth:`scan_all` takes its result.
+
+        It skips no folder: the ignore rules of the sync that takes it are not read yet (they
+        are read by calls queued behind it on the same worker), and a listing with ignored
+        files in it is safe where one missing files the rules keep would read as deletes.
+        """
+        if slot.ready:
+            slot.location.prune_folders(None)
+            slot.prefetched = slot.worker.start(partial(calls.scan, slot.location))
 
     def scan_all(self, ignore: IgnoreRules) -> dict[str, Listing]:
         """Scan every ready location, all at once on their workers.

@@ -193,6 +193,14 @@ class Location(ABC):
     def scan(self, prefix: str = "") -> Listing:
         """Return every file (under ``prefix``, a folder path or ``""``) with its meta."""
 
+    def prune_folders(self, ignored: Callable[[str], bool] | None) -> None:  # noqa: B027
+        """From now on :meth:`scan` may skip folders for which ``ignored(folder)`` is true.
+
+        The engine ignores everything below such a folder, so reading it is wasted work. Kinds
+        that list a whole tree in one call (an archive, a server's recursive listing) keep
+        listing everything; the engine leaves the ignored paths out either way.
+        """
+
     def links(self) -> frozenset[str]:
         """Symbolic links this location skipped (relative paths), as its last scan saw them.
 

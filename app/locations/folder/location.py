@@ -16,7 +16,7 @@ import os
 import stat as stat_mod
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -86,6 +86,7 @@ class FolderLocation(Location):
         self._unmarked_ok = False  # read-only, first use: no mark yet, none made
         self._clean_temps = not read_only
         self._hard_links = HardLinkNames()
+        self._prune: Callable[[str], bool] | None = None
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FolderLocation:
@@ -150,6 +151,10 @@ class FolderLocation(Location):
         """Links met by the last scan, and by stats and writes since."""
         return self._tree.links()
 
+    def prune_folders(self, ignored: Callable[[str], bool] | None) -> None:
+        """Skip folders the engine ignores whole (``node_modules/``) in later scans."""
+        self._prune = ignored
+
     def other_names(self, path: str) -> frozenset[str]:
         """The other names of the file at ``path`` if it has hard links (see ``hardlinks``)."""
         return self._hard_links.others(path)
@@ -157,7 +162,7 @@ class FolderLocation(Location):
     def scan(self, prefix: str = "") -> Listing:
         """Walk the folder (or ``prefix`` below it) without following symlinks."""
         self.check_available()
-        found = TreeScan(self._tree, prefix, clean_temps=self._clean_temps).run()
+        found = TreeScan(self._tree, prefix, clean_temps=self._clean_temps, prune=self._prune).run()
         self._tree.replace_links(prefix, found.links)
         self._hard_links.replace(prefix, found.hard_links)
         if not prefix:
