@@ -98,6 +98,7 @@ class Engine:
         unavailable and retried in the background. After :meth:`request_stop` (a signal) it
         returns early, without watching; :meth:`stop` then records what landed.
         """
+        self._sync.keep_listings = not watch  # for converged(), right after
         for slot in self._slots.values():  # each one's first scan overlaps the next steps
             self._opener.open(slot, watch, then=self._sync.reader.prefetch)
         self._busy = True
@@ -112,6 +113,7 @@ class Engine:
             return
         finally:
             self._busy = False
+        self._sync.keep_listings = False
         self._next_rescan = time.monotonic() + self.settings.rescan_interval
         if watch and not self._stopping.is_set():
             self._sync.io.deadline = self.settings.io_deadline  # from now on, never wait long

@@ -98,8 +98,11 @@ class Syncer:
         #: The last full sync's listings, kept while nothing it did could have changed a
         #: location (no write, delete or conflict copy was tried, nothing failed or waited):
         #: :meth:`converged` then plans from them instead of reading every location again.
+        #: Only kept while ``keep_listings`` (a start without watching, whose caller checks
+        #: convergence next): a watching engine must not hold 100,000 entries while idle.
         self._quiet_listings: dict[str, Listing] | None = None
         self._disturbed = False
+        self.keep_listings = False
 
     def retry_later(self, changes: Iterable[Change]) -> None:
         """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
@@ -182,7 +185,7 @@ class Syncer:
                 self.index.mark_known(key)
                 slot.mark_ok()
         self.index.commit()
-        if not self._disturbed:
+        if self.keep_listings and not self._disturbed:
             self._quiet_listings = listings
 
     def read_all(self, allow_mass_delete: bool = False) -> tuple[dict[str, Listing], list[str]]:
