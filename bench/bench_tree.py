@@ -10,7 +10,7 @@ the ratio survives a noisy 2-core machine even when the absolute times do not:
 
 1. Restart with nothing changed: ``python -m app run folder:A folder:B --once`` in a child
    process with an existing index, against the ``rsync -a`` no-op; best of the rounds, with the
-   child's peak RSS (``wait4``). The cost a file, so that growth with the tree shows.
+   child's peak RSS (``VmHWM``). The cost a file, so that growth with the tree shows.
 2. First run over the two identical trees without an index, in a child process: time and peak
    RSS, and a check that no file was copied (every file keeps its inode and mtime).
 3. An estimate for 1,000,000 files from a least-squares line through the restart rows.
@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -74,21 +75,46 @@ def identities(root: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
+def peak_rss_kib(pid: int) -> int:
+    """The process's peak RSS so far (``VmHWM``); 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_child(argv: list[str], log: Path) -> tuple[float, int]:
     """Run ``argv`` to completion with its output in ``log``; (wall s, peak RSS in KiB).
 
-    ``os.wait4`` gives this one child's rusage, so earlier children cannot mask its peak.
+    The peak is the child's ``VmHWM``, read every 10 ms by a thread while this one waits for
+    the exit: ``ru_maxrss`` from ``wait4`` keeps the forking parent's peak across ``exec``,
+    which would hide a small child's own.
     """
     os.sync()
+    peaks = [0]
     with open(log, "ab") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.01):
+                peaks.append(peak_rss_kib(proc.pid))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        _, status, _ = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
+        done.set()
+        watcher.join()
     code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
     if code != 0:
         raise RuntimeError(f"{argv[:4]} exited {code}; see {log}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, max(peaks)
 
 
 def rsync_noop(a: Path, b: Path, log: Path) -> float:
