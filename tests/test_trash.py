@@ -53,12 +53,14 @@ def test_one_version_bigger_than_the_cap_is_kept_until_the_next(tmp_path: Path) 
     assert _trash(loc) == {"other.bin": b"2" * 80 * KB}
 
 
-def test_the_engines_fresh_copy_is_not_trashed_but_a_users_edit_is(tmp_path: Path) -> None:
+def test_the_engines_fresh_copy_replaced_is_not_trashed_but_a_users_edit_is(
+    tmp_path: Path,
+) -> None:
     loc = _folder(tmp_path, 10**9)
     _replace(loc, "a.txt", b"partial")
     _replace(loc, "a.txt", b"partial, longer")  # replaces its own fresh copy
     loc.rename("a.txt", "b.txt")  # still its copy under the new name
-    loc.delete("b.txt")
+    _replace(loc, "b.txt", b"final")
     assert _trash(loc) == {}
     _replace(loc, "c.txt", b"copy")
     write_file(loc.root / "c.txt", b"the user's edit")
@@ -79,3 +81,16 @@ def test_each_trashed_version_is_noted_with_its_reason_and_the_note_is_not_count
     reasons = {v.path: v.reason for v in store.trashed()}
     assert reasons == {"kept.bin": "overwritten", "gone.bin": "deleted"}
     assert len(_trash(loc)) == 2, "140 kB of versions fit a 140 kB cap: the notes do not count"
+
+
+def test_a_fresh_copy_deleted_is_kept_as_it_may_be_the_last_version(tmp_path: Path) -> None:
+    """Saved in another folder, synced here, deleted there by hand a minute later: the
+    engine's delete of this copy is the only chance to keep the file, so it is trashed."""
+    loc = _folder(tmp_path, 10**9)
+    _replace(loc, "report.txt", b"an hour of work")
+    loc.rename("report.txt", "final.txt")
+    loc.delete("final.txt")
+    assert _trash(loc) == {"final.txt": b"an hour of work"}
+    store = loc.version_store()
+    assert store is not None
+    assert [(v.path, v.reason) for v in store.trashed()] == [("final.txt", "deleted")]

@@ -122,6 +122,22 @@ def test_a_deleted_file_restored_from_the_trash_is_back_everywhere(mix: Mix) -> 
     mix.no_new_conflicts()
 
 
+def test_a_file_deleted_by_hand_minutes_after_its_save_can_be_restored(mix: Mix) -> None:
+    """Saved in a, copied to b, deleted in a at once: b's fresh copy is the last version."""
+    mix.rig.start()
+    write_file(mix.a / "new.txt", b"saved a minute ago", mtime=T0)
+    mix.wait_everywhere("new.txt", b"saved a minute ago")
+    (mix.a / "new.txt").unlink()
+    mix.wait_everywhere("new.txt", None)
+
+    items, _ = list_trash(mix.engine.locations())
+    (item,) = [i for i in items if i.path == "new.txt"]
+    assert (item.location, item.reason) == (f"folder:{mix.b}", "deleted")
+    restore(mix.engine.locations(), item.id)
+    mix.wait_everywhere("new.txt", b"saved a minute ago")
+    mix.no_new_conflicts()
+
+
 def test_restore_onto_a_path_holding_another_file_lands_beside_it(mix: Mix) -> None:
     mix.rig.start()
     write_file(mix.a / "notes.txt", b"first", mtime=T0)

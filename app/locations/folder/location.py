@@ -4,8 +4,8 @@ Writes go to a temp file in the target's directory, are fsynced, stamped with th
 and then ``os.replace``d over the old file, so readers never see a partial file and a kill at
 any moment leaves a stray temp file at worst (removed at the next start). Every version the
 engine overwrites or deletes is moved to ``.filesync/trash/`` first, so each automatic decision
-can be undone by hand, except its own fresh copies; the trash is capped in size and pruned after
-``trash_days`` (:mod:`app.locations.folder.trash`).
+can be undone by hand, except its own fresh copies that a newer version replaces; the trash
+is capped in size and pruned after ``trash_days`` (:mod:`app.locations.folder.trash`).
 """
 
 from __future__ import annotations
@@ -341,11 +341,12 @@ class FolderLocation(Location):
         """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``), and
         note there why (``reason``) and when, for the trash view.
 
-        The engine's own fresh copy is not kept: it is removed (unless ``keep``) and replaced.
+        The engine's own fresh copy is not kept when a newer version replaces it (a passing
+        state); deleted, it is kept like any version, since a delete may leave it the last copy.
         """
         if st is None or not stat_mod.S_ISREG(st.st_mode):
             return
-        if self._trash.fresh_since(path, _meta(st)) is not None:
+        if reason == OVERWRITTEN and self._trash.fresh_since(path, _meta(st)) is not None:
             if not keep:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=dir_fd)

@@ -2,12 +2,14 @@
 
 The trash (``.filesync/trash/<UTC stamp>/<path>``) exists so that an automatic decision can be
 undone: every version the engine overwrites or deletes in a folder goes there first, except a
-*fresh copy*: a version the engine itself wrote at that path less than
-:data:`FRESH_COPY_SECONDS` ago and that nobody changed since (same size, mtime, inode and
-ctime). Such a copy came from another location, where its original lives or was replaced by
-its user; it was only a passing state (a partial of a file still being written, a save
-superseded at once), so keeping it would only fill the disk. Every version a user made or
-touched in the folder, and every copy older than that, still goes to the trash.
+*fresh copy* that a newer version replaces: a version the engine itself wrote at that path less
+than :data:`FRESH_COPY_SECONDS` ago and that nobody changed since (same size, mtime, inode and
+ctime). Such a copy came from another location, where its user replaced it; it was only a
+passing state (a partial of a file still being written, a save superseded at once), so keeping
+it would only fill the disk. A fresh copy that is *deleted* is kept: its user may have deleted
+the original by hand (which no trash sees) a minute after saving it, and then this copy is the
+only version left to restore. Every version a user made or touched, and every copy older than
+that, goes to the trash too.
 
 Each stamp folder also holds a note, ``.filesync`` (a name no synced file can have there),
 with one JSON line per version: its name in the folder, its path, why it was trashed
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from app.locations.base import META_DIR, FileMeta
 
-#: A copy the engine wrote less than this long ago, unchanged since, is not kept in the trash.
+#: A copy the engine wrote less than this long ago, unchanged since, is not kept when replaced.
 FRESH_COPY_SECONDS = 600.0
 #: Default cap of one folder's trash.
 DEFAULT_TRASH_MAX_BYTES = 1 << 30
