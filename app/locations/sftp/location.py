@@ -29,8 +29,8 @@ import posixpath
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 import paramiko
 
@@ -43,6 +43,8 @@ from app.locations.base import (
     FileMeta,
     Listing,
     Location,
+    WriteJob,
+    WriteOutcome,
     check_relpath,
     is_internal,
 )
@@ -51,6 +53,13 @@ from app.locations.remote.hubjournal import HubJournal
 from app.locations.remote.journaled import JournaledWrites
 from app.locations.sftp import protocol
 from app.locations.sftp.connection import SftpConnection
+from app.locations.sftp.group import (
+    GROUP_FILE_LIMIT,
+    GroupPut,
+    remove_group,
+    rename_group,
+    upload_group,
+)
 from app.locations.sftp.journal import SftpJournalStore
 from app.locations.sftp.protocol import Download, SourceFailed, StatusError, is_not_found
 
@@ -72,6 +81,7 @@ CAPABILITIES = Capabilities(
     can_rename=True,
     native_events=False,
     names=SFTP_NAMES,
+    batched_writes=True,
 )
 #: A file whose listed second is this close to now (or later) may still change unseen.
 RACY_S = 1
@@ -464,6 +474,116 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
                 self._call(f"cleanup of {temp}", lambda s: protocol.remove(s, self._abs(temp)))
             raise exc.cause from None
 
+    def write_many(
+        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
+    ) -> list[WriteOutcome]:
+        """Guarded writes of a group: the small files in three round trips for all of them
+        (see :mod:`.group`), each bigger one streamed alone; one outcome per job, in order."""
+        outcomes: dict[int, WriteOutcome] = {}
+        group: list[tuple[int, WriteJob, GroupPut]] = []
+        for i, job in enumerate(jobs):
+            try:
+                self._check(job.path)
+                with job.open_source() as source:
+                    data = source.read(GROUP_FILE_LIMIT + 1)
+                    if len(data) > GROUP_FILE_LIMIT:
+                        stream = io.BufferedReader(_Joined(data, source), CHUNK_SIZE)
+                        outcomes[i] = self.guarded_write(
+                            job.path, cast(BinaryIO, stream), job.mtime_ns, job.expected
+                        )
+                        continue
+            except (FileSyncError, OSError) as exc:
+                outcomes[i] = exc
+                continue
+            temp = posixpath.join(
+                posixpath.dirname(job.path), f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}"
+            )
+            put = GroupPut(self._abs(temp), data, job.mtime_ns // NS, self._abs(job.path))
+            group.append((i, job, put))
+        if group:
+            try:
+                outcomes.update(self._call("upload of a group", lambda s: self._land(s, group)))
+            except FileSyncError as exc:
+                outcomes.update((i, exc) for i, _, _ in group)
+        return [outcomes[i] for i in range(len(jobs))]
+
+    def _land(
+        self, sftp: paramiko.SFTPClient, group: list[tuple[int, WriteJob, GroupPut]]
+    ) -> dict[int, WriteOutcome]:
+        for folder in sorted({posixpath.dirname(job.path) for _, job, _ in group}):
+            self._make_dirs(sftp, folder)
+        for _, _, put in group:
+            put.attrs = put.current = put.error = None
+        upload_group(sftp, [put for _, _, put in group])
+        results: dict[int, WriteOutcome] = {}
+        ready: list[tuple[int, WriteJob, GroupPut]] = []
+        for i, job, put in group:
+            if put.error is not None:
+                if is_not_found(put.error):  # a folder removed behind our back: made next time
+                    self._known_dirs.difference_update(_ancestors(posixpath.dirname(job.path)))
+                results[i] = LocationUnavailable(
+                    f"upload failed: {put.error}", location=self.name, path=job.path
+                )
+                continue
+            current = put.current
+            now: FileMeta | None = None
+            if current is not None:
+                # a folder or link where the file should go matches no expected version
+                is_file = protocol.is_file(current)
+                now = self._meta(job.path, current) if is_file else FileMeta(-1, 0)
+            if now != job.expected:
+                results[i] = FileChanged(
+                    "changed on the server while syncing; will retry",
+                    location=self.name,
+                    path=job.path,
+                )
+                continue
+            ready.append((i, job, put))
+        moved = self._move_all(sftp, [(put.temp, put.target) for _, _, put in ready])
+        urgent = False
+        self._batching += 1
+        try:
+            for (i, job, put), error in zip(ready, moved, strict=True):
+                if error is not None:
+                    results[i] = LocationUnavailable(
+                        f"rename failed: {error}", location=self.name, path=job.path
+                    )
+                    continue
+                assert put.attrs is not None
+                meta = self._meta(job.path, put.attrs, journal=False)
+                self._note_time(job.path, job.mtime_ns, meta)
+                expected = job.expected
+                urgent = urgent or (
+                    expected is not None
+                    and (expected.size, expected.mtime_ns // NS) == (meta.size, meta.mtime_ns // NS)
+                )
+                results[i] = self._journaled(sftp, job.path, meta)
+        finally:
+            self._batching -= 1
+        self._send_journal(sftp, urgent)
+        leftovers = [put.temp for i, _, put in group if not isinstance(results[i], FileMeta)]
+        if leftovers:
+            remove_group(sftp, leftovers)
+        return results
+
+    def _move_all(
+        self, sftp: paramiko.SFTPClient, moves: list[tuple[str, str]]
+    ) -> list[StatusError | None]:
+        """Rename every (temp, target) pair, all at once where posix-rename replaces."""
+        if self._posix_rename:
+            results = rename_group(sftp, moves, posix=True)
+            if not any(protocol.unsupported(r) for r in results if r is not None):
+                return results
+            self._posix_rename = False
+        done: list[StatusError | None] = []
+        for temp, target in moves:
+            try:
+                self._move_abs(sftp, temp, target)
+                done.append(None)
+            except StatusError as exc:
+                done.append(exc)
+        return done
+
     def _upload_new(
         self, sftp: paramiko.SFTPClient, folder: str, temp: str, source: BinaryIO, mtime_s: int
     ) -> paramiko.SFTPAttributes:
@@ -489,6 +609,7 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
                 can_rename=True,
                 native_events=False,
                 names=SFTP_NAMES,
+                batched_writes=True,
             )
 
     def _make_dirs(self, sftp: paramiko.SFTPClient, folder: str) -> bool:
@@ -503,10 +624,14 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
         return True
 
     def _move(self, sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
+        """Rename ``src`` onto ``dst`` (relative paths)."""
+        self._move_abs(sftp, self._abs(src), self._abs(dst))
+
+    def _move_abs(self, sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
         """Rename ``src`` onto ``dst``: atomically where the server offers posix-rename."""
         if self._posix_rename:
             try:
-                protocol.rename(sftp, self._abs(src), self._abs(dst), posix=True)
+                protocol.rename(sftp, src, dst, posix=True)
                 return
             except StatusError as exc:
                 if not protocol.unsupported(exc):
@@ -515,13 +640,13 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
                 log.info("%s: no posix-rename on this server: replacing by delete + rename",
                          self.name)  # fmt: skip
         try:
-            protocol.rename(sftp, self._abs(src), self._abs(dst), posix=False)
+            protocol.rename(sftp, src, dst, posix=False)
         except StatusError as exc:
             if is_not_found(exc):
                 raise
             with contextlib.suppress(StatusError):
-                protocol.remove(sftp, self._abs(dst))
-            protocol.rename(sftp, self._abs(src), self._abs(dst), posix=False)
+                protocol.remove(sftp, dst)
+            protocol.rename(sftp, src, dst, posix=False)
 
     def delete(self, path: str) -> None:
         """Delete ``path`` and the folders it leaves empty; a missing file is fine."""
@@ -572,6 +697,30 @@ class SftpLocation(JournaledWrites[paramiko.SFTPClient], Location):
             return self._journaled(sftp, dst, meta)
 
         return self._call(f"rename of {src}", move, src)
+
+
+class _Joined(io.RawIOBase):
+    """``first`` (already read) followed by the rest of ``rest``: a big file of a group."""
+
+    def __init__(self, first: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._first = memoryview(first)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        """Read-only."""
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        """The next bytes: what was read first, then the source's own."""
+        if self._first:
+            count = min(len(buffer), len(self._first))
+            buffer[:count] = self._first[:count]
+            self._first = self._first[count:]
+            return count
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _list(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
