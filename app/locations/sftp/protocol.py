@@ -82,6 +82,10 @@ class StatusError(OSError):
         self.code = code
 
 
+#: Everything one exchange with the server can raise: refusals and connection trouble.
+SFTP_ERRORS: tuple[type[BaseException], ...] = (paramiko.SSHException, EOFError, OSError)
+
+
 class SourceFailed(Exception):
     """Reading the upload's source failed; ``cause`` is that error, re-raised by the caller."""
 
