@@ -4,9 +4,10 @@
   ``config``, ``profile=``), unless the spec carries an access key and secret (the dialog's
   fields; the secret lives in the keyring and is registered with the log filter).
 * botocore retries a throttled, 5xx or dropped request itself (``standard`` mode, a few
-  attempts with jittered backoff). What still fails starts FileSync's own backoff (1 s doubling
-  to 60 s): meanwhile every call raises :class:`LocationUnavailable` at once, so the engine
-  shows the location as unavailable and the others keep syncing.
+  attempts with jittered backoff). What still fails starts the server kinds' shared backoff
+  (:mod:`app.locations.remote.backoff`, 1 s doubling to 60 s): meanwhile every call raises
+  :class:`LocationUnavailable` at once, so the engine shows the location as unavailable and
+  the others keep syncing.
 * A refused key or secret is :class:`AuthenticationFailed`; a missing bucket a one-line
   :class:`LocationUnavailable` saying to create it. Messages name the endpoint and the
   bucket, never the secret.
@@ -29,6 +30,7 @@ import botocore.utils
 from botocore.config import Config
 
 from app.errors import AuthenticationFailed, LocationUnavailable
+from app.locations.remote.backoff import Backoff
 from app.locations.spec import LocationSpec
 
 if TYPE_CHECKING:
@@ -38,8 +40,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 60.0
 #: A clock further than this from the server's is reported at connect (mtimes decide who wins
 #: a concurrent edit, so a machine whose clock runs ahead wins those it should not).
 CLOCK_TOLERANCE_S = 10.0
@@ -128,9 +128,7 @@ class S3Connection:
         self.prefix_hint = ""
         self._client: S3Client | None = None
         self._lock = threading.Lock()
-        self._retry_at = 0.0
-        self._backoff_s = 0.0
-        self._last_failure: LocationUnavailable | None = None
+        self._backoff = Backoff()
 
     @property
     def where(self) -> str:
@@ -187,13 +185,7 @@ class S3Connection:
         """Run ``action``; translate connection trouble, refusals of the key and a missing
         bucket into FileSync errors. Other ClientErrors (no such key, a failed precondition)
         propagate for the caller, who knows what they mean there."""
-        now = time.monotonic()
-        last = self._last_failure
-        if last is not None and now < self._retry_at:
-            raise type(last)(
-                f"{last.message} (next attempt in {self._retry_at - now:.0f} s)",
-                location=self.name,
-            )
+        self._backoff.check()
         try:
             result = action(self.client())
         except bex.ClientError as exc:
@@ -243,14 +235,11 @@ class S3Connection:
         return None
 
     def _failed(self, failure: LocationUnavailable) -> LocationUnavailable:
-        self._last_failure = failure
-        self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
-        self._retry_at = time.monotonic() + self._backoff_s
+        self._backoff.failed(failure)
         return failure
 
     def _recovered(self) -> None:
-        self._last_failure = None
-        self._backoff_s = 0.0
+        self._backoff.succeeded()
 
     def connect(self) -> None:
         """Check the bucket answers (one listing), and measure the clock against its ``Date``."""
