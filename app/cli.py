@@ -112,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--poll-interval",
         type=_number(limits.POLL_INTERVAL),
-        default=2.0,
+        default=None,
         metavar="SECONDS",
-        help="how often ZIP and FTP locations are checked for changes (default: %(default)s)",
+        help="how often locations without change events are checked (default: 2 s, or the "
+        "kind's own)",
     )
     run.add_argument(
         "--rescan-interval",
@@ -235,13 +236,16 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dryrun.main(args, specs)
     state_dir = args.state or paths.state_dir()
-    options = LocationOptions(trash_days=args.trash_days, trash_max_mb=args.trash_max_mb)
+    options = LocationOptions(
+        trash_days=args.trash_days,
+        trash_max_mb=args.trash_max_mb,
+        poll_interval=args.poll_interval,
+    )
     # Before the log file or the state folder is created inside a folder it would loop in.
     check_overlaps([open_location(s, options) for s in specs], state_dir, args.log_file)
     setup_logging(args.verbose, args.log_file)
     settings = EngineSettings(
         debounce=args.debounce,
-        poll_interval=args.poll_interval,
         rescan_interval=args.rescan_interval,
         ignore=tuple(args.ignore),
         allow_mass_delete=args.allow_mass_delete,

@@ -29,6 +29,7 @@ from keyring.errors import PasswordDeleteError
 from app import paths
 from app.errors import ConfigError, InvalidNumber, SpecError
 from app.limits import POLL_INTERVAL, check_number
+from app.locations.options import LocationOptions
 from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind, kind_of, parse_spec
 from app.locations.spec import LocationSpec
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_NAME = "filesync.toml"
 KEYRING_SERVICE = "filesync"
-DEFAULT_POLL_INTERVAL = 2.0
 _PASSWORD_IN_KEYRING = "keyring"
 
 
@@ -45,10 +45,15 @@ class Config:
     """What the user chose. Immutable: change it with :func:`dataclasses.replace` and save."""
 
     locations: tuple[LocationSpec, ...] = ()
-    poll_interval: float = DEFAULT_POLL_INTERVAL
+    #: Seconds between polls; None: each kind's own default (``LocationKind``).
+    poll_interval: float | None = None
     ignore: tuple[str, ...] = ()
     autostart: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def location_options(self) -> LocationOptions:
+        """The settings every location of the desktop app is built with."""
+        return LocationOptions(poll_interval=self.poll_interval)
 
     def with_location(self, spec: LocationSpec) -> Config:
         """Return a copy with ``spec`` added, or raise ConfigError if its key is already there."""
@@ -112,8 +117,10 @@ def load_config(path: Path | None = None, secrets: Secrets | None = None) -> Con
 
 def _from_data(data: dict[str, Any], path: Path, secrets: Secrets) -> Config:
     known = {"locations", "poll_interval", "ignore", "autostart"}
+    poll = None
     try:
-        poll = check_number(data.get("poll_interval", DEFAULT_POLL_INTERVAL), POLL_INTERVAL)
+        if "poll_interval" in data:
+            poll = check_number(data["poll_interval"], POLL_INTERVAL)
     except InvalidNumber as exc:
         raise InvalidNumber(f"{path}: poll_interval: {exc.message}") from None
     ignore = data.get("ignore", [])
@@ -227,9 +234,10 @@ def render_config(
     config: Config, passwords_in_keyring: set[str] | frozenset[str] = frozenset()
 ) -> str:
     """Return the TOML text of ``config``; FTP passwords not in the keyring are written out."""
-    lines = [
-        "# FileSync settings. The desktop app rewrites this file; comments are not kept.",
-        f"poll_interval = {_toml_float(config.poll_interval)}",
+    lines = ["# FileSync settings. The desktop app rewrites this file; comments are not kept."]
+    if config.poll_interval is not None:
+        lines.append(f"poll_interval = {_toml_float(config.poll_interval)}")
+    lines += [
         f"autostart = {'true' if config.autostart else 'false'}",
         "ignore = [" + ", ".join(_toml_str(p) for p in config.ignore) + "]",
     ]

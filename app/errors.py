@@ -42,6 +42,17 @@ class ConfigError(FileSyncError):
     """The settings file or a command-line option is invalid."""
 
 
+class FormError(FileSyncError):
+    """The add-location form cannot be saved; ``fields`` maps a field's name to what is wrong.
+
+    The dialog shows each message next to its field, so a kind's ``to_spec`` names the field.
+    """
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
 class InvalidNumber(ConfigError):
     """A number setting is not a finite value in its allowed range (see :mod:`app.limits`)."""
 

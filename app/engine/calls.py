@@ -107,7 +107,7 @@ def open_and_watch(
     has_history: bool,
     old: Watcher | None,
     sink: ChangeSink | None,
-    poll_interval: float,
+    poll_interval: float | None,
 ) -> Watcher | None:
     """Open and adopt ``location`` and (with a ``sink``) start a new watcher; on its worker."""
     location.open()

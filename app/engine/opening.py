@@ -39,7 +39,7 @@ class Opener:
         syncer: Syncer,
         record: Recorder,
         *,
-        poll_interval: float,
+        poll_interval: float | None,
         paused: Callable[[], bool],
     ) -> None:
         self.slots = slots

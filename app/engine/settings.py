@@ -12,7 +12,8 @@ class EngineSettings:
     """Tunables; the defaults are what a user gets."""
 
     debounce: float = 0.05
-    poll_interval: float = 2.0
+    #: Seconds between polls for every location (tests); None: each location's own.
+    poll_interval: float | None = None
     rescan_interval: float = 900.0
     ignore: tuple[str, ...] = ()
     allow_mass_delete: bool = False

@@ -24,7 +24,6 @@ them against every kind):
 from __future__ import annotations
 
 import contextlib
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from app.errors import FileChanged, FileSyncError, NotSupported
+from app.locations.form.fields import ConnectionReport, FormLayout, FormStyle
 from app.locations.names import PORTABLE_NAMES, NamePolicy
 from app.locations.names import check_relpath as check_relpath  # noqa: PLC0414 - re-export
 
@@ -144,6 +144,11 @@ class Location(ABC):
     #: Built with ``LocationOptions(read_only=True)``, ``open``, ``adopt`` and ``scan`` change
     #: nothing (no root mark, no new archive, no temp-file cleanup): what a dry run needs.
     reads_only: bool = False
+
+    #: Seconds between two polls of this location (a polled kind, or a folder whose OS events
+    #: cannot be trusted). :func:`app.locations.registry.open_with` sets it from the run's
+    #: setting or the kind's default.
+    poll_interval: float = 2.0
 
     @property
     @abstractmethod
@@ -328,32 +333,6 @@ class VersionStore(ABC):
         """Open a trashed version for reading; :class:`FileVanished` if it was pruned."""
 
 
-class FormStyle(enum.Enum):
-    """Which fields the add-location dialog shows for a kind."""
-
-    #: One path, to an existing folder (Browse picks a folder).
-    FOLDER = "folder-path"
-    #: One path, to a file that may not exist yet, with the kind's suffix (Browse picks a file).
-    FILE = "file-path"
-    #: Host, port, user, password, remote path and a TLS switch.
-    SERVER = "server"
-
-
-@dataclass(frozen=True)
-class FormLayout:
-    """How the add-location dialog asks for a location of one kind.
-
-    ``what`` names the path's target in labels and messages (``folder``, ``ZIP file``);
-    ``suffix`` is a file kind's required name ending; ``tls_label`` the TLS switch's text.
-    """
-
-    style: FormStyle
-    what: str = ""
-    suffix: str = ""
-    file_types: str = ""
-    tls_label: str = ""
-
-
 @dataclass(frozen=True)
 class LocationKind:
     """Everything the rest of the program knows about one kind of location.
@@ -364,6 +343,13 @@ class LocationKind:
     the dialog. ``opens_at_start``: the command line opens such a location before syncing, so
     a mistyped path fails at once (a remote one is retried instead). ``has_password``: its
     password lives in the OS keyring. ``default_port`` is a server's usual port.
+
+    ``form`` lists the dialog's fields and maps their values to a spec and back (see
+    :mod:`app.locations.form.fields`). ``test(spec, options)``, when a kind has one, is what
+    the dialog's "Test connection" runs (in a worker thread; it may block on the network): it
+    returns a :class:`ConnectionReport`, or raises a FileSyncError whose message is shown.
+    ``default_poll_interval`` is how many seconds apart a location of this kind is polled
+    when the user chose no interval (see :func:`app.locations.registry.open_with`).
     """
 
     name: str
@@ -377,6 +363,8 @@ class LocationKind:
     opens_at_start: bool = False
     has_password: bool = False
     default_port: int = 0
+    test: Callable[[LocationSpec, LocationOptions], ConnectionReport] | None = None
+    default_poll_interval: float = 2.0
 
     def server_spec(
         self,

@@ -15,3 +15,5 @@ class LocationOptions:
     #: Look without touching (``run --dry-run``): opening, adopting and scanning create,
     #: mark and clean up nothing. Only kinds with ``Location.reads_only`` honour it.
     read_only: bool = False
+    #: Seconds between polls chosen by the user; None: each kind's own default.
+    poll_interval: float | None = None

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from app.errors import SpecError
 from app.locations import spec as _spec
-from app.locations.base import FormStyle, LocationKind
+from app.locations.base import LocationKind
 from app.locations.folder.kind import FOLDER
+from app.locations.form.fields import FormStyle
 from app.locations.ftp.kind import FTP
 from app.locations.s3.kind import S3
 from app.locations.sftp.kind import SFTP
@@ -74,8 +75,15 @@ def opens_at_start(name: str) -> bool:
 
 
 def open_with(spec: LocationSpec, options: LocationOptions) -> Location:
-    """Build the spec's :class:`Location` through its kind (not yet connected)."""
-    return kind_of(spec).from_spec(spec, options)
+    """Build the spec's :class:`Location` through its kind (not yet connected).
+
+    Its poll interval is the run's (``options.poll_interval``) if the user chose one, else
+    its kind's default.
+    """
+    kind = kind_of(spec)
+    location = kind.from_spec(spec, options)
+    location.poll_interval = options.poll_interval or kind.default_poll_interval
+    return location
 
 
 def parse_spec(raw: str) -> LocationSpec:

@@ -190,9 +190,7 @@ class DesktopApp:
             return self.dialog
         keys = frozenset(spec.key for spec in self.config.locations)
         in_use = InUse(self.config.locations, self.state_dir, self.log_file)
-        self.dialog = AddLocationDialog(
-            self.root, self.add_location, self.facade.test_connection, keys, in_use
-        )
+        self.dialog = AddLocationDialog(self.root, self.add_location, self.facade, keys, in_use)
         return self.dialog
 
     def add_location(self, spec: LocationSpec) -> None:

@@ -107,7 +107,7 @@ def create_app(
         tray = Tray(choose_backend(options.tray_backend), commands)
     except TrayBackendError as exc:
         log.warning("%s: the status window is shown instead of a tray icon", exc)
-    facade = SyncFacade(engine_factory(config, state_dir))
+    facade = SyncFacade(engine_factory(config, state_dir), config.location_options())
     return DesktopApp(
         root=root,
         config=config,

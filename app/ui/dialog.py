@@ -1,9 +1,13 @@
-"""The "Add location" dialog (tkinter/ttk): folder, ZIP archive or FTP server.
+"""The "Add location" dialog (tkinter/ttk), drawn from each kind's declared fields.
 
-Invalid input is explained in red next to its field (the rules are in :mod:`app.ui.form`).
-"Test connection" runs :meth:`SyncFacade.test_connection` in a worker thread whose reply is
-put on a queue this dialog polls with ``after()`` — the worker never touches Tk. OK hands the
-spec to ``on_submit`` (the app saves it and adds it to the running engine) and closes.
+The dialog knows no kind and no field by name: for every registered kind it draws the fields
+the kind lists (``LocationKind.form``, see :mod:`app.locations.form.fields`) and hands their
+values to :func:`app.ui.form.build_spec`; invalid input is explained in red next to its
+field. "Test connection" is shown for a kind that has a test; it runs in a worker thread (the
+facade's) whose report is put on a queue this dialog polls with ``after()`` — the worker never
+touches Tk. A report may offer a follow-up (``Trust this host``), shown as a second button
+that runs the same way. OK hands the spec to ``on_submit`` (the app saves it and adds it to
+the running engine) and closes.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import queue
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import filedialog, ttk
+from typing import Protocol
 
-from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind
+from app.locations import registry
+from app.locations.form.fields import ConnectionReport, Field, FieldValue, FollowUp, Widget
+from app.locations.registry import LocationKind, find_kind
 from app.locations.spec import LocationSpec
 from app.ui.form import FormError, InUse, LocationForm, build_spec
 
@@ -22,44 +29,52 @@ log = logging.getLogger(__name__)
 
 ERROR_COLOUR = "#b3261e"
 OK_COLOUR = "#1e7a34"
-Tester = Callable[[LocationSpec, Callable[[bool, str], None]], None]
+HELP_COLOUR = "#5f6368"
+Reply = Callable[[ConnectionReport], None]
+
+
+class Checks(Protocol):
+    """Runs a kind's test and its follow-ups off the Tk thread (the facade does)."""
+
+    def test_connection(self, spec: LocationSpec, reply: Reply) -> None: ...
+    def follow_up(self, action: FollowUp, reply: Reply) -> None: ...
+
+
+class _KindFields:
+    """One kind's fields: their frame, Tk variables, input widgets and error labels."""
+
+    def __init__(self, frame: ttk.Frame) -> None:
+        self.frame = frame
+        self.vars: dict[str, tk.StringVar | tk.BooleanVar] = {}
+        self.inputs: dict[str, ttk.Widget] = {}
+        self.errors: dict[str, ttk.Label] = {}
+        self.first: ttk.Widget | None = None
 
 
 class AddLocationDialog:
-    """One open dialog. Fields are Tk variables named like :class:`LocationForm`'s fields."""
+    """One open dialog: a kind chooser, the chosen kind's fields, Test connection, OK."""
 
     def __init__(
         self,
         root: tk.Misc,
         on_submit: Callable[[LocationSpec], None],
-        tester: Tester,
+        checks: Checks,
         existing_keys: frozenset[str] = frozenset(),
         in_use: InUse | None = None,
     ) -> None:
         self.on_submit = on_submit
-        self.tester = tester
+        self.checks = checks
         self.existing_keys = existing_keys
         self.in_use = in_use
         self.window = tk.Toplevel(root, name="add_location")
         self.window.title("Add location — FileSync")
         self.window.resizable(False, False)
         self.window.protocol("WM_DELETE_WINDOW", self.cancel)
-        self.kind = tk.StringVar(self.window, value=LocationForm.kind)
-        self.vars: dict[str, tk.StringVar] = {
-            name: tk.StringVar(self.window, value=default)
-            for name, default in (
-                ("path", ""),
-                ("host", ""),
-                ("port", LocationForm.port),
-                ("user", ""),
-                ("password", ""),
-                ("remote_path", "/"),
-            )
-        }
-        self.tls = tk.BooleanVar(self.window, value=False)
-        self.errors: dict[str, ttk.Label] = {}
-        self.entries: dict[str, ttk.Entry] = {}
-        self._replies: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self.kind = tk.StringVar(self.window, value=registry.KINDS[0].name)
+        self._kinds: dict[str, _KindFields] = {}
+        self._kind_error: ttk.Label | None = None
+        self._replies: queue.SimpleQueue[ConnectionReport] = queue.SimpleQueue()
+        self._follow_up: FollowUp | None = None
         self.testing = False
         self.closed = False
         self._build()
@@ -69,60 +84,35 @@ class AddLocationDialog:
     def _build(self) -> None:
         outer = ttk.Frame(self.window, padding=12)
         outer.pack(fill="both", expand=True)
-        kinds = ttk.Frame(outer)
-        kinds.grid(row=0, column=0, columnspan=3, sticky="w", pady=(0, 8))
-        ttk.Label(kinds, text="Kind:").pack(side="left", padx=(0, 8))
-        for kind in KINDS:
+        chooser = ttk.Frame(outer)
+        chooser.grid(row=0, column=0, columnspan=3, sticky="w", pady=(0, 8))
+        ttk.Label(chooser, text="Kind:").pack(side="left", padx=(0, 8))
+        for kind in registry.KINDS:
             ttk.Radiobutton(
-                kinds,
+                chooser,
                 name=f"kind_{kind.name}",
                 text=kind.title,
                 value=kind.name,
                 variable=self.kind,
                 command=self._on_kind,
             ).pack(side="left", padx=(0, 8))
-
-        self.local = ttk.Frame(outer)
-        self.local.grid(row=1, column=0, columnspan=3, sticky="we")
-        self.path_label = ttk.Label(self.local, text="Folder:", width=12)
-        self.path_label.grid(row=0, column=0, sticky="w")
-        self._entry(self.local, "path", row=0, width=40)
-        ttk.Button(self.local, name="browse", text="Browse…", command=self.browse).grid(
-            row=0, column=2, padx=(6, 0)
-        )
-        self._error_label(self.local, "path", row=1)
-
-        self.server = ttk.Frame(outer)
-        self.server.grid(row=2, column=0, columnspan=3, sticky="we")
-        for row, (name, text) in enumerate(
-            (
-                ("host", "Host:"),
-                ("port", "Port:"),
-                ("user", "User:"),
-                ("password", "Password:"),
-                ("remote_path", "Remote path:"),
-            )
-        ):
-            ttk.Label(self.server, text=text, width=12).grid(row=row * 2, column=0, sticky="w")
-            self._entry(
-                self.server, name, row=row * 2, width=30, show="•" if name == "password" else ""
-            )
-            self._error_label(self.server, name, row=row * 2 + 1)
-        self.tls_switch = ttk.Checkbutton(self.server, name="tls", text="", variable=self.tls)
-        self.tls_switch.grid(row=10, column=1, sticky="w", pady=(2, 0))
+        for kind in registry.KINDS:
+            self._kinds[kind.name] = self._fields(outer, kind)
 
         test_row = ttk.Frame(outer)
-        test_row.grid(row=3, column=0, columnspan=3, sticky="we", pady=(10, 0))
+        test_row.grid(row=2, column=0, columnspan=3, sticky="we", pady=(10, 0))
+        self.test_row = test_row
         self.test_button = ttk.Button(
             test_row, name="test", text="Test connection", command=self.test_connection
         )
         self.test_button.pack(side="left")
+        self.follow_up_button = ttk.Button(test_row, name="follow_up", command=self.follow_up)
         self.test_result = ttk.Label(test_row, name="test_result", text="", wraplength=360)
         self.test_result.pack(side="left", padx=8)
-        self._error_label(outer, "kind", row=4)
+        self._kind_error = self._error_label(outer, "kind", row=3)
 
         buttons = ttk.Frame(outer)
-        buttons.grid(row=5, column=0, columnspan=3, sticky="e", pady=(12, 0))
+        buttons.grid(row=4, column=0, columnspan=3, sticky="e", pady=(12, 0))
         ttk.Button(buttons, name="cancel", text="Cancel", command=self.cancel).pack(
             side="right", padx=(6, 0)
         )
@@ -133,49 +123,108 @@ class AddLocationDialog:
         self.window.bind("<Return>", lambda _e: self.ok())
         self.window.bind("<Escape>", lambda _e: self.cancel())
 
-    def _entry(self, parent: ttk.Frame, name: str, row: int, width: int, show: str = "") -> None:
-        entry = ttk.Entry(parent, name=name, textvariable=self.vars[name], width=width, show=show)
-        entry.grid(row=row, column=1, sticky="we", pady=1)
-        self.entries[name] = entry
+    def _fields(self, outer: ttk.Frame, kind: LocationKind) -> _KindFields:
+        """Draw one kind's fields in their own frame (shown while the kind is chosen)."""
+        fields = _KindFields(ttk.Frame(outer, name=f"fields_{kind.name}"))
+        fields.frame.grid(row=1, column=0, columnspan=3, sticky="we")
+        row = 0
+        for field in kind.form.fields:
+            widget = self._input(fields, field, row)
+            fields.inputs[field.name] = widget
+            fields.first = fields.first or widget
+            row += 1
+            if field.help:
+                ttk.Label(
+                    fields.frame, text=field.help, foreground=HELP_COLOUR, wraplength=360
+                ).grid(row=row, column=1, columnspan=2, sticky="w")
+                row += 1
+            fields.errors[field.name] = self._error_label(fields.frame, field.name, row)
+            row += 1
+        fields.frame.grid_remove()
+        return fields
 
-    def _error_label(self, parent: tk.Misc, name: str, row: int) -> None:
+    def _input(self, fields: _KindFields, field: Field, row: int) -> ttk.Widget:
+        parent = fields.frame
+        if field.widget is Widget.CHECKBOX:
+            flag = tk.BooleanVar(self.window, value=bool(field.default))
+            fields.vars[field.name] = flag
+            box = ttk.Checkbutton(parent, name=field.name, text=field.label, variable=flag)
+            box.grid(row=row, column=1, sticky="w", pady=(2, 0))
+            return box
+        text = tk.StringVar(self.window, value=str(field.default))
+        fields.vars[field.name] = text
+        ttk.Label(parent, text=field.label, width=12).grid(row=row, column=0, sticky="w")
+        widget: ttk.Widget
+        if field.widget is Widget.CHOICE:
+            widget = ttk.Combobox(
+                parent, name=field.name, textvariable=text, values=field.choices, state="readonly"
+            )
+        else:
+            show = "•" if field.widget is Widget.PASSWORD else ""
+            width = 8 if field.widget is Widget.PORT else 40 if _is_path(field) else 30
+            widget = ttk.Entry(parent, name=field.name, textvariable=text, width=width, show=show)
+        widget.grid(row=row, column=1, sticky="w" if field.widget is Widget.PORT else "we", pady=1)
+        if _is_path(field):
+            ttk.Button(
+                parent,
+                name=f"{field.name}_browse",
+                text="Browse…",
+                command=lambda: self.browse(field),
+            ).grid(row=row, column=2, padx=(6, 0))
+        return widget
+
+    def _error_label(self, parent: tk.Misc, name: str, row: int) -> ttk.Label:
         label = ttk.Label(
             parent, name=f"{name}_error", text="", foreground=ERROR_COLOUR, wraplength=360
         )
         label.grid(row=row, column=1, columnspan=2, sticky="w")
-        self.errors[name] = label
+        return label
 
     def _chosen(self) -> LocationKind:
-        return find_kind(self.kind.get()) or KINDS[0]
+        return find_kind(self.kind.get()) or registry.KINDS[0]
+
+    @property
+    def entries(self) -> dict[str, ttk.Widget]:
+        """The chosen kind's input widgets, by field name."""
+        return self._kinds[self._chosen().name].inputs
 
     def _on_kind(self) -> None:
         kind = self._chosen()
-        if kind.form.style is FormStyle.SERVER:
-            self.local.grid_remove()
-            self.server.grid()
-            self.tls_switch.configure(text=kind.form.tls_label)
-            self.entries["host"].focus_set()
+        for name, fields in self._kinds.items():
+            if name == kind.name:
+                fields.frame.grid()
+            else:
+                fields.frame.grid_remove()
+        first = self._kinds[kind.name].first
+        if first is not None:
+            first.focus_set()
+        if kind.test is None:
+            self.test_row.grid_remove()
         else:
-            self.server.grid_remove()
-            self.local.grid()
-            self.path_label.configure(text=kind.form.what.capitalize() + ":")
-            self.entries["path"].focus_set()
+            self.test_row.grid()
         self.show_errors({})
-        self.test_result.configure(text="")
+        self._show_report(None)
 
     def form(self) -> LocationForm:
-        """The form as plain data."""
-        values = {name: var.get() for name, var in self.vars.items()}
-        return LocationForm(kind=self.kind.get(), tls=self.tls.get(), **values)
+        """The chosen kind's form as plain data."""
+        fields = self._kinds[self._chosen().name]
+        values: dict[str, FieldValue] = {name: var.get() for name, var in fields.vars.items()}
+        return LocationForm(self.kind.get(), **values)
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Put each message next to its field and clear the others."""
-        for name, label in self.errors.items():
+        for name, label in self._labels().items():
             label.configure(text=errors.get(name, ""))
 
     def error_text(self, field: str) -> str:
-        """The message shown next to ``field`` (``""`` when it is fine)."""
-        return str(self.errors[field].cget("text"))
+        """The message shown next to ``field`` of the chosen kind (``""`` when it is fine)."""
+        return str(self._labels()[field].cget("text"))
+
+    def _labels(self) -> dict[str, ttk.Label]:
+        labels = dict(self._kinds[self._chosen().name].errors)
+        if self._kind_error is not None:
+            labels["kind"] = self._kind_error
+        return labels
 
     def _spec(self) -> LocationSpec | None:
         try:
@@ -186,48 +235,83 @@ class AddLocationDialog:
         self.show_errors({})
         return spec
 
-    def browse(self) -> None:
-        """Pick a folder, or a file of the kind's type (new or existing)."""
-        current = self.vars["path"].get() or None
-        form = self._chosen().form
-        if form.style is FormStyle.FOLDER:
+    def browse(self, field: Field) -> None:
+        """Pick a folder, or a file of the field's type (a new one if the field allows it)."""
+        var = self._kinds[self._chosen().name].vars[field.name]
+        if not isinstance(var, tk.StringVar):
+            return
+        current = var.get() or None
+        chosen: str
+        if field.widget is Widget.FOLDER:
             chosen = filedialog.askdirectory(parent=self.window, initialdir=current, mustexist=True)
         else:
-            chosen = filedialog.asksaveasfilename(
-                parent=self.window,
-                initialfile=current,
-                defaultextension=form.suffix,
-                filetypes=[(form.file_types, f"*{form.suffix}")],
-                confirmoverwrite=False,
-            )
+            types = [(field.file_types, f"*{field.suffix}")] if field.suffix else []
+            if field.new_file:
+                chosen = filedialog.asksaveasfilename(
+                    parent=self.window,
+                    initialfile=current,
+                    defaultextension=field.suffix,
+                    filetypes=types,
+                    confirmoverwrite=False,
+                )
+            else:
+                chosen = filedialog.askopenfilename(
+                    parent=self.window, initialfile=current, filetypes=types
+                )
         if chosen:
-            self.vars["path"].set(chosen)
+            var.set(chosen)
 
     def test_connection(self) -> None:
-        """Check the location in the background; the answer appears beside the button."""
+        """Run the kind's test in the background; the report appears beside the button."""
         spec = self._spec()
         if spec is None or self.testing:
             return
-        self.testing = True
-        self.test_button.state(["disabled"])
-        self.test_result.configure(text="Testing…", foreground="")
         # The worker gets only the queue: if it held the dialog, the dialog's Tk variables
         # could be freed in the worker thread, which Tk forbids.
         replies = self._replies
-        self.tester(spec, lambda ok, text: replies.put((ok, text)))
+        self._start_check()
+        self.checks.test_connection(spec, replies.put)
+
+    def follow_up(self) -> None:
+        """Run the follow-up the last report offered (``Trust this host``), then show its report."""
+        action = self._follow_up
+        if action is None or self.testing:
+            return
+        replies = self._replies
+        self._start_check()
+        self.checks.follow_up(action, replies.put)
+
+    def _start_check(self) -> None:
+        self.testing = True
+        self.test_button.state(["disabled"])
+        self._show_report(None)
+        self.test_result.configure(text="Testing…", foreground="")
         self.window.after(100, self._poll_reply)
 
     def _poll_reply(self) -> None:
         if self.closed:
             return
         try:
-            ok, text = self._replies.get_nowait()
+            report = self._replies.get_nowait()
         except queue.Empty:
             self.window.after(100, self._poll_reply)
             return
         self.testing = False
         self.test_button.state(["!disabled"])
-        self.test_result.configure(text=text, foreground=OK_COLOUR if ok else ERROR_COLOUR)
+        self._show_report(report)
+
+    def _show_report(self, report: ConnectionReport | None) -> None:
+        self._follow_up = report.follow_up if report is not None else None
+        if report is None:
+            self.test_result.configure(text="")
+        else:
+            colour = OK_COLOUR if report.ok else ERROR_COLOUR
+            self.test_result.configure(text=report.message, foreground=colour)
+        if self._follow_up is None:
+            self.follow_up_button.pack_forget()
+        else:
+            self.follow_up_button.configure(text=self._follow_up.label)
+            self.follow_up_button.pack(side="left", padx=(8, 0), before=self.test_result)
 
     def ok(self) -> None:
         """Validate; on success hand the spec over and close, else explain next to the fields."""
@@ -250,5 +334,10 @@ class AddLocationDialog:
             # Drop the Tk variables here, in the Tk thread. Left to the garbage collector
             # (widgets form reference cycles) they could be freed in any thread, and a Tk
             # variable freed outside the Tk thread raises.
-            self.vars.clear()
-            del self.kind, self.tls
+            for fields in self._kinds.values():
+                fields.vars.clear()
+            del self.kind
+
+
+def _is_path(field: Field) -> bool:
+    return field.widget in (Widget.FOLDER, Widget.FILE)

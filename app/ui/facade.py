@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +23,8 @@ from app.config import Config
 from app.engine.status import Activity, EngineStatus
 from app.errors import FileSyncError
 from app.locations import LocationOptions, LocationSpec, open_location
+from app.locations.form.fields import ConnectionReport, FollowUp
+from app.locations.registry import kind_of
 
 if TYPE_CHECKING:
     from app.locations.base import Location
@@ -60,30 +63,19 @@ def engine_for_config(config: Config, state_dir: Path) -> EngineLike:
     from app.engine.builder import build_engine
     from app.engine.settings import EngineSettings
 
-    settings = EngineSettings(poll_interval=config.poll_interval, ignore=config.ignore)
-    engine: EngineLike = build_engine(config.locations, state_dir, settings)
+    settings = EngineSettings(ignore=config.ignore)
+    engine: EngineLike = build_engine(
+        config.locations, state_dir, settings, config.location_options()
+    )
     return engine
-
-
-def check_connection(spec: LocationSpec) -> str:
-    """Open a location, list it and close it; return a short report or raise FileSyncError.
-
-    Blocking (it may wait for a server's timeout): call it from a worker thread.
-    """
-    location = open_location(spec, LocationOptions(connect_timeout=10.0))
-    try:
-        location.open()
-        count = len(location.scan())
-    finally:
-        location.close()
-    return f"Connected: {count} file{'s' if count != 1 else ''} found"
 
 
 class SyncFacade:
     """Runs an engine for the GUI; every method returns at once and is safe from the Tk thread."""
 
-    def __init__(self, engine: EngineLike) -> None:
+    def __init__(self, engine: EngineLike, options: LocationOptions | None = None) -> None:
         self._engine = engine
+        self._options = options or LocationOptions()
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._events: queue.SimpleQueue[Activity | FacadeEvent] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
@@ -133,7 +125,7 @@ class SyncFacade:
         """Add a location to the running engine; its initial sync runs in the worker."""
 
         def job() -> None:
-            self._engine.add_location(open_location(spec, LocationOptions()))
+            self._engine.add_location(open_location(spec, self._options))
             self._events.put(FacadeEvent("added", f"Added {spec.redacted}", spec.key))
 
         self._submit(job, f"adding {spec.redacted}")
@@ -159,17 +151,38 @@ class SyncFacade:
         """Rescan every location now instead of waiting for the next poll."""
         self._submit(self._engine.sync_now, "syncing now")
 
-    def test_connection(self, spec: LocationSpec, reply: Callable[[bool, str], None]) -> None:
-        """Check a location in a short-lived thread; ``reply(ok, text)`` is called from it."""
+    def test_connection(
+        self, spec: LocationSpec, reply: Callable[[ConnectionReport], None]
+    ) -> None:
+        """Run the spec's kind's "Test connection" in a short-lived thread; ``reply`` from it.
 
+        A kind without a test answers that there is nothing to test.
+        """
+        test = kind_of(spec).test
+        if test is None:
+            reply(ConnectionReport(False, "this kind of location has no connection to test"))
+            return
+        options = LocationOptions(connect_timeout=10.0)
+        self._check(partial(test, spec, options), spec.redacted, reply)
+
+    def follow_up(self, action: FollowUp, reply: Callable[[ConnectionReport], None]) -> None:
+        """Run a test's follow-up (``Trust this host``) in a short-lived thread, like the test."""
+        self._check(action.run, action.label, reply)
+
+    def _check(
+        self,
+        check: Callable[[], ConnectionReport],
+        what: str,
+        reply: Callable[[ConnectionReport], None],
+    ) -> None:
         def run() -> None:
             try:
-                reply(True, check_connection(spec))
+                reply(check())
             except FileSyncError as exc:
-                reply(False, exc.message)
+                reply(ConnectionReport(False, exc.message))
             except Exception as exc:  # any library error becomes a message for the user
-                log.warning("testing %s failed", spec.redacted, exc_info=True)
-                reply(False, f"{type(exc).__name__}: {exc}")
+                log.warning("testing %s failed", what, exc_info=True)
+                reply(ConnectionReport(False, f"{type(exc).__name__}: {exc}"))
 
         threading.Thread(target=run, name="filesync-test-connection", daemon=True).start()
 

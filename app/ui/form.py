@@ -1,43 +1,39 @@
 """The add-location form as plain data, and the rules that turn it into a location spec.
 
-Kept apart from :mod:`app.ui.dialog` so every rule is testable without a display, and so a
-message can be shown next to the field it is about (:class:`FormError` maps field to text).
+Kept apart from :mod:`app.ui.dialog` so every rule is testable without a display. The rules
+of each field are the kind's own (``LocationKind.form``, see
+:mod:`app.locations.form.fields`); this module adds what holds for every kind: the location
+must not be synced already nor overlap a synced one or FileSync's own files.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import FileSyncError, InvalidNumber, LocationsOverlap, SpecError
-from app.limits import PORT, check_number
-from app.locations import open_location
+from app.errors import FormError, LocationsOverlap, SpecError
+from app.locations import open_location, registry
+from app.locations.form.fields import FieldValue
 from app.locations.overlap import check_new_location
-from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind, parse_spec
+from app.locations.registry import LocationKind, find_kind
 from app.locations.spec import LocationSpec
 
-
-class FormError(FileSyncError):
-    """The form cannot be saved; ``fields`` maps a field name to what is wrong with it."""
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
-        self.fields = fields
+__all__ = ["FormError", "InUse", "LocationForm", "build_spec", "form_kind"]
 
 
-@dataclass(frozen=True)
 class LocationForm:
-    """What the user typed: ``path`` for a kind with a local path, the rest for a server."""
+    """What the user chose: a kind's name and the values of that kind's fields.
 
-    kind: str = KINDS[0].name
-    path: str = ""
-    host: str = ""
-    port: str = "21"
-    user: str = ""
-    password: str = ""
-    remote_path: str = "/"
-    tls: bool = False
+    Fields left out have their default (``LocationForm(kind="ftp", host="h")``).
+    """
+
+    def __init__(self, kind: str = "", **values: FieldValue) -> None:
+        self.kind = kind or registry.KINDS[0].name
+        self.values: dict[str, FieldValue] = values
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.values.items() if k != "password"}
+        return f"LocationForm(kind={self.kind!r}, {shown!r})"
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,14 @@ class InUse:
     log_file: Path | None = None
 
 
+def form_kind(name: str) -> LocationKind:
+    """The kind a form names, or a FormError for the kind chooser."""
+    kind = find_kind(name)
+    if kind is None or kind.name != name:
+        raise FormError({"kind": f"choose one of {', '.join(k.title for k in registry.KINDS)}"})
+    return kind
+
+
 def build_spec(
     form: LocationForm,
     existing_keys: frozenset[str] = frozenset(),
@@ -57,17 +61,25 @@ def build_spec(
     """Return the spec the form describes, or raise :class:`FormError` explaining each field.
 
     With ``in_use``, a location that would hold FileSync's own files or overlap a synced one
-    (the same rules as the command line, :mod:`app.locations.overlap`) is refused too.
+    (the same rules as the command line, :mod:`app.locations.overlap`) is refused too; such
+    messages are shown at the kind's first field.
     """
-    kind = find_kind(form.kind)
-    if kind is None or kind.name != form.kind:
-        raise FormError({"kind": f"choose one of {', '.join(k.title for k in KINDS)}"})
-    if kind.form.style is FormStyle.SERVER:
-        spec = _server(form, kind)
-        field = "host"
-    else:
-        spec = _local(form, kind)
-        field = "path"
+    kind = form_kind(form.kind)
+    values = {**kind.form.defaults(), **form.values}
+    missing = {
+        f.name: "required"
+        for f in kind.form.fields
+        if f.required and isinstance(values.get(f.name), str) and not str(values[f.name]).strip()
+    }
+    field = kind.form.fields[0].name
+    try:
+        spec = kind.form.to_spec(values)
+    except FormError as exc:
+        raise FormError({**missing, **exc.fields}) from exc
+    except SpecError as exc:  # a rule of the spec's own, shown at the first field
+        raise FormError({field: exc.message, **missing}) from exc
+    if missing:
+        raise FormError(missing)
     if spec.key in existing_keys:
         raise FormError({field: "this location is already synced"})
     if in_use is not None:
@@ -81,52 +93,3 @@ def build_spec(
         except LocationsOverlap as exc:
             raise FormError({field: exc.message}) from exc
     return spec
-
-
-def _local(form: LocationForm, kind: LocationKind) -> LocationSpec:
-    raw = form.path.strip()
-    if not raw:
-        raise FormError({"path": f"choose a {kind.form.what} (Browse…)"})
-    path = Path(os.path.expanduser(raw))
-    if not path.is_absolute():
-        raise FormError({"path": "use a full path, starting at the root of a drive"})
-    suffix = kind.form.suffix
-    if kind.form.style is FormStyle.FOLDER:
-        if not path.exists():
-            raise FormError({"path": "this folder does not exist; create it first"})
-        if not path.is_dir():
-            raise FormError({"path": "this is a file, not a folder"})
-    else:
-        if suffix and path.suffix.lower() != suffix:
-            raise FormError({"path": f"a {kind.title}'s name ends in {suffix}"})
-        if path.exists() and not path.is_file():
-            raise FormError({"path": f"this is a folder, not a {suffix} file"})
-        if not path.parent.is_dir():
-            raise FormError({"path": f"the folder {path.parent} does not exist"})
-    try:
-        return parse_spec(f"{kind.name}:{path}")
-    except SpecError as exc:
-        raise FormError({"path": exc.message}) from exc
-
-
-def _server(form: LocationForm, kind: LocationKind) -> LocationSpec:
-    errors: dict[str, str] = {}
-    host = form.host.strip()
-    if not host:
-        errors["host"] = f"enter the server's name, e.g. {kind.name}.example.org"
-    elif any(c in host for c in " /@") or "://" in host:
-        errors["host"] = f"only the server's name: no {kind.name}://, user name or path"
-    port = 0
-    try:
-        port = int(check_number(form.port, PORT))
-    except InvalidNumber:
-        errors["port"] = f"{PORT.describe()}, usually {kind.default_port}"
-    remote = form.remote_path.strip() or "/"
-    if ".." in remote.split("/") or "\x00" in remote:
-        errors["remote_path"] = "must not contain '..'"
-    if errors:
-        raise FormError(errors)
-    try:
-        return kind.server_spec(host, port, form.user.strip(), form.password, remote, tls=form.tls)
-    except SpecError as exc:
-        raise FormError({"host": exc.message}) from exc

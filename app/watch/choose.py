@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from app.watch.watcher import Watcher
 
 
-def watcher_for(location: Location, sink: ChangeSink, poll_interval: float) -> Watcher:
-    """Return a watcher (not started) that feeds ``location``'s changes to ``sink``."""
+def watcher_for(
+    location: Location, sink: ChangeSink, poll_interval: float | None = None
+) -> Watcher:
+    """Return a watcher (not started) that feeds ``location``'s changes to ``sink``.
+
+    It polls every ``poll_interval`` seconds if given, else at the location's own interval.
+    """
+    if poll_interval is None:
+        poll_interval = location.poll_interval
     if not location.capabilities.native_events:
         return PollingWatcher(location, sink, poll_interval)
     if not isinstance(location, FolderLocation):

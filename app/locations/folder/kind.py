@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app.locations.base import FormLayout, FormStyle, LocationKind
+from app.locations.base import LocationKind
 from app.locations.folder.location import FolderLocation
+from app.locations.form.local import folder_form
 from app.locations.spec import local_parser
 
 FOLDER = LocationKind(
@@ -13,6 +14,6 @@ FOLDER = LocationKind(
     forms=("folder:/path",),
     parse=local_parser("folder"),
     from_spec=FolderLocation.from_spec,
-    form=FormLayout(FormStyle.FOLDER, what="folder"),
+    form=folder_form("folder"),
     opens_at_start=True,
 )

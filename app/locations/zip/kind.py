@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.locations.base import FormLayout, FormStyle, LocationKind
+from app.locations.base import LocationKind
+from app.locations.form.local import file_form
 from app.locations.spec import local_parser
 from app.locations.zip.location import ZipLocation
 
@@ -13,5 +14,5 @@ ZIP = LocationKind(
     forms=("zip:/path/archive.zip",),
     parse=local_parser("zip"),
     from_spec=ZipLocation.from_spec,
-    form=FormLayout(FormStyle.FILE, what="ZIP file", suffix=".zip", file_types="ZIP archives"),
+    form=file_form("zip", "ZIP archive", "ZIP file", ".zip", "ZIP archives"),
 )

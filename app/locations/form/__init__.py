@@ -1,0 +1,1 @@
+"""How a kind asks for its locations: the dialog's fields, their rules, "Test connection"."""

@@ -1,0 +1,140 @@
+"""What a kind declares for the add-location dialog: its fields and its "Test connection".
+
+The dialog (:mod:`app.ui.dialog`) draws whatever fields a kind lists and hands the values to
+the kind's ``to_spec``; it knows no kind and no field by name. A new kind (an SFTP server, an
+S3 bucket) therefore needs no change in ``app/ui``: it lists its :class:`Field` s, turns their
+values into a :class:`~app.locations.spec.LocationSpec` and, if it can check a connection,
+offers a test that answers with a :class:`ConnectionReport`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.locations.spec import LocationSpec
+
+#: A field's value: text for every widget but a checkbox, which gives a bool.
+FieldValue = str | bool
+#: The values of a kind's fields, by field name.
+FormValues = Mapping[str, FieldValue]
+
+
+class Widget(enum.Enum):
+    """How the dialog shows one field."""
+
+    #: One line of text.
+    TEXT = "text"
+    #: One line of text shown as dots; never logged.
+    PASSWORD = "password"
+    #: A TCP port (text; the kind checks it, see :func:`app.locations.form.server.port_of`).
+    PORT = "port"
+    #: A path to a folder on this computer, with a Browse button that picks a folder.
+    FOLDER = "folder"
+    #: A path to a file on this computer, with a Browse button that picks a file.
+    FILE = "file"
+    #: A switch; its value is a bool.
+    CHECKBOX = "checkbox"
+    #: One of :attr:`Field.choices`, picked from a list.
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a kind's form.
+
+    ``name`` keys the value in :data:`FormValues` and the message of a :class:`FormError`;
+    ``label`` is what the dialog writes beside it (a checkbox's text). ``default`` fills a new
+    form (a bool for a checkbox). ``required`` marks the label; the kind's ``to_spec`` still
+    says what is missing. ``help`` is one short line shown under the field. ``choices`` are a
+    CHOICE field's values. A FILE field's Browse offers names ending in ``suffix`` under the
+    filter name ``file_types``; with ``new_file`` it may name a file that does not exist yet.
+    """
+
+    name: str
+    label: str
+    widget: Widget = Widget.TEXT
+    default: FieldValue = ""
+    required: bool = False
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    suffix: str = ""
+    file_types: str = ""
+    new_file: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.widget is Widget.CHECKBOX) != isinstance(self.default, bool):
+            raise TypeError(f"field {self.name}: a checkbox, and only a checkbox, has a bool")
+        if self.widget is Widget.CHOICE and self.default not in self.choices:
+            raise ValueError(f"field {self.name}: default {self.default!r} is not a choice")
+
+
+def text_of(values: FormValues, name: str) -> str:
+    """A text field's value, stripped (``""`` when missing)."""
+    value = values.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def flag_of(values: FormValues, name: str) -> bool:
+    """A checkbox's value (False when missing)."""
+    return values.get(name) is True
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """An action a test offers after its report, shown as a button (``Trust this host``).
+
+    ``run`` does it and tests again; it may block on the network, so the dialog calls it
+    in a worker thread, like the test itself.
+    """
+
+    label: str
+    run: Callable[[], ConnectionReport]
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """What "Test connection" found: ``ok`` or not, one line for the user, maybe a follow-up."""
+
+    ok: bool
+    message: str
+    follow_up: FollowUp | None = None
+
+
+class FormStyle(enum.Enum):
+    """Where a kind's locations live: what the settings file, "Open" and hints need to know.
+
+    The dialog does not look at it; it draws the kind's :attr:`FormLayout.fields`.
+    """
+
+    #: A folder on this computer (``kind:/path``).
+    FOLDER = "folder-path"
+    #: A file on this computer that may not exist yet, with the kind's suffix.
+    FILE = "file-path"
+    #: A server: host, port, user, password, remote path.
+    SERVER = "server"
+
+
+@dataclass(frozen=True)
+class FormLayout:
+    """How the add-location dialog asks for a location of one kind, and where it lives.
+
+    ``fields`` are drawn in order; ``to_spec(values)`` builds the spec from their values or
+    raises :class:`~app.errors.FormError` naming the fields that are wrong, and
+    ``values(spec)`` is the way back (a form filled from an existing location; no password
+    is lost). The first field is where "already synced" and overlap messages are shown.
+    ``suffix`` is a file kind's required name ending (also used for hints).
+    """
+
+    style: FormStyle
+    fields: tuple[Field, ...]
+    to_spec: Callable[[FormValues], LocationSpec]
+    values: Callable[[LocationSpec], dict[str, FieldValue]]
+    suffix: str = ""
+
+    def defaults(self) -> dict[str, FieldValue]:
+        """The values of a new, empty form."""
+        return {f.name: f.default for f in self.fields}

@@ -1,0 +1,92 @@
+"""A kind declares its dialog fields, its test and its poll interval; nothing else names it."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from app.errors import AuthenticationFailed
+from app.locations import LocationOptions, open_location, parse_spec
+from app.locations.form.fields import ConnectionReport, FormStyle
+from app.locations.registry import KINDS, kind_of
+from app.ui.form import FormError, LocationForm, build_spec
+from app.watch.choose import watcher_for
+from tests import probe_kind
+from tests.ftp_server import PASSWORD, USER, ThreadedFtpServer
+
+
+def test_a_kind_of_any_fields_turns_its_values_into_its_spec_and_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe_kind.register(monkeypatch)
+    form = LocationForm(
+        "probe", root=str(tmp_path), nickname="nas", secret="s3cr3t", mode="careful", verbose=True
+    )
+    spec = build_spec(form)
+    assert (spec.kind, spec.path, spec.password) == ("probe", str(tmp_path), "s3cr3t")
+    assert dict(spec.options) == {
+        "nickname": "nas",
+        "port": "4000",
+        "mode": "careful",
+        "key": "",
+        "verbose": "yes",
+    }
+    values = probe_kind.PROBE.form.values(spec)
+    assert build_spec(LocationForm("probe", **values)) == spec
+
+
+def test_a_kinds_own_messages_come_first_and_required_fields_are_checked_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe_kind.register(monkeypatch)
+    with pytest.raises(FormError) as err:
+        build_spec(LocationForm("probe", root=str(tmp_path / "no"), port="x"))
+    assert err.value.fields == {"root": "no such folder", "nickname": "required"}
+    with pytest.raises(FormError) as err:
+        build_spec(LocationForm("probe", root=str(tmp_path), nickname="  "))
+    assert err.value.fields == {"nickname": "required"}
+    with pytest.raises(FormError, match="choose one of Probe, Folder"):
+        build_spec(LocationForm("nope"))
+
+
+def test_every_registered_kind_round_trips_its_own_form(tmp_path: Path) -> None:
+    where = {
+        FormStyle.FOLDER: str(tmp_path),
+        FormStyle.FILE: str(tmp_path),
+        FormStyle.SERVER: "/remote dir",
+    }
+    for kind in KINDS:
+        example = kind.forms[0].replace("/path", where[kind.form.style])
+        spec = parse_spec(example.replace("password", "p:w@"))
+        assert kind.form.to_spec(kind.form.values(spec)) == spec, kind.name
+
+
+def test_the_poll_interval_is_the_runs_choice_else_the_kinds_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe_kind.register(monkeypatch)
+    spec = parse_spec(f"probe:{tmp_path}")
+    assert open_location(spec).poll_interval == 7.5
+    assert open_location(spec, LocationOptions(poll_interval=0.5)).poll_interval == 0.5
+    folder = open_location(f"folder:{tmp_path}")
+    assert folder.poll_interval == kind_of(parse_spec(f"folder:{tmp_path}")).default_poll_interval
+    zip_spec = parse_spec(f"zip:{tmp_path / 'a.zip'}")
+    archive = open_location(zip_spec)
+    archive.poll_interval = 0.25
+    watcher = watcher_for(archive, queue.SimpleQueue().put)
+    assert watcher.interval == 0.25  # type: ignore[attr-defined]
+
+
+def test_ftp_test_connection_reports_what_it_found(ftp_server: ThreadedFtpServer) -> None:
+    spec = parse_spec(f"ftp://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{ftp_server.port}/")
+    test = kind_of(spec).test
+    assert test is not None
+    (ftp_server.root / "a.txt").write_text("a")
+    report = test(spec, LocationOptions(connect_timeout=10.0))
+    assert report == ConnectionReport(True, "Connected: 1 file found")
+    wrong = parse_spec(f"ftp://{USER}:wrong@127.0.0.1:{ftp_server.port}/")
+    with pytest.raises(AuthenticationFailed):
+        test(wrong, LocationOptions(connect_timeout=10.0))
