@@ -8,7 +8,6 @@ pool; only the event stream is a coroutine, and it ends when the server stops.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +22,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.errors import FileSyncError
-from app.ui.form import FormError, LocationForm, build_spec
+from app.locations import registry
+from app.locations.form.fields import FieldValue, Widget
+from app.ui.form import FormError, LocationForm, build_spec, form_kind
 from app.web.control import Controls, UnknownLocation
 from app.web.feed import ActivityFeed
 from app.web.views import kinds_json, status_json
@@ -34,7 +35,6 @@ PAGE_FILES = ("index.html", "app.css", "app.js")
 #: Seconds between two looks at the engine while streaming, and between keep-alive comments.
 STREAM_TICK = 0.25
 KEEPALIVE = 15.0
-FORM_FIELDS = {f.name for f in dataclasses.fields(LocationForm)}
 
 
 class BadRequest(FileSyncError):
@@ -84,19 +84,24 @@ def error_response(exc: Exception) -> Response:
 
 
 def form_from(body: dict[str, Any]) -> LocationForm:
-    """The add-location form a client sent (the same fields as the desktop dialog)."""
-    unknown = sorted(set(body) - FORM_FIELDS)
+    """The add-location form a client sent: ``kind`` and that kind's fields, as in the dialog."""
+    kind = form_kind(str(body.get("kind") or registry.KINDS[0].name))
+    fields = {f.name: f for f in kind.form.fields}
+    unknown = sorted(set(body) - set(fields) - {"kind"})
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; expected {', '.join(sorted(FORM_FIELDS))}")
-    values: dict[str, Any] = {}
+        expected = ", ".join(["kind", *fields])
+        raise BadRequest(f"unknown field {unknown[0]!r}; expected {expected}")
+    values: dict[str, FieldValue] = {}
     for name, value in body.items():
-        if name == "tls":
+        if name == "kind":
+            continue
+        if fields[name].widget is Widget.CHECKBOX:
             values[name] = bool(value)
         elif isinstance(value, str | int) and not isinstance(value, bool):
             values[name] = str(value)
         else:
             raise BadRequest(f"{name} must be a string")
-    return LocationForm(**values)
+    return LocationForm(kind.name, **values)
 
 
 class Api:
