@@ -10,6 +10,9 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
+from tests import probe_kind
 from tests.ftp_server import PASSWORD
 from tests.helpers import tree, wait_until, write_file
 from tests.web_fixtures import Client, Dashboard
@@ -182,3 +185,30 @@ def test_stopping_the_server_ends_an_open_stream_at_once(dashboard: Dashboard) -
     finally:
         conn.close()
     assert not (dashboard.state / "dashboard.json").exists()
+
+
+def test_the_add_form_offers_each_kinds_declared_fields_and_takes_their_values(
+    dashboard: Dashboard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe_kind.register(monkeypatch)
+    client = dashboard.client()
+    kinds = {k["name"]: k for k in client.get("/api/kinds").json()["kinds"]}
+    fields = {f["name"]: f for f in kinds["probe"]["fields"]}
+    assert [f["name"] for f in kinds["probe"]["fields"]] == [f.name for f in probe_kind.FIELDS]
+    assert fields["verbose"] == {
+        "name": "verbose",
+        "label": "Talk a lot",
+        "widget": "checkbox",
+        "default": False,
+        "required": False,
+        "help": "",
+        "choices": [],
+        "suffix": "",
+    }
+    assert fields["mode"]["choices"] == ["fast", "careful"]
+    assert [f["widget"] for f in kinds["ftp"]["fields"]][-1] == "checkbox"
+    refused = client.post("/api/locations", {"kind": "probe", "root": str(tmp_path), "x": "1"})
+    assert refused.status == 400
+    assert "unknown field 'x'" in refused.json()["error"]
+    missing = client.post("/api/locations", {"kind": "probe", "root": str(tmp_path)})
+    assert missing.json()["fields"] == {"nickname": "required"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.engine.status import EngineStatus, LocationState, LocationStatus
-from app.locations.registry import KINDS
+from app.locations import registry
 from app.locations.spec import LocationSpec
 from app.ui.summary import STATE_WORDS, short_name, shorten_names
 
@@ -63,18 +63,33 @@ def status_json(status: EngineStatus, specs: tuple[LocationSpec, ...]) -> dict[s
 
 
 def kinds_json() -> dict[str, Any]:
-    """``GET /api/kinds``: the kinds the add form offers, from the registry, in its order."""
+    """``GET /api/kinds``: the kinds the add form offers, from the registry, in its order.
+
+    ``fields`` are each kind's declared fields (see :mod:`app.locations.form.fields`): the page
+    draws them as the desktop dialog does, and posts their values by name.
+    """
     return {
         "kinds": [
             {
                 "name": kind.name,
                 "title": kind.title,
                 "style": kind.form.style.value,
-                "what": kind.form.what,
                 "suffix": kind.form.suffix,
-                "tls_label": kind.form.tls_label,
                 "default_port": kind.default_port,
+                "fields": [
+                    {
+                        "name": f.name,
+                        "label": f.label,
+                        "widget": f.widget.value,
+                        "default": f.default,
+                        "required": f.required,
+                        "help": f.help,
+                        "choices": list(f.choices),
+                        "suffix": f.suffix,
+                    }
+                    for f in kind.form.fields
+                ],
             }
-            for kind in KINDS
+            for kind in registry.KINDS
         ]
     }

@@ -205,16 +205,35 @@ function listen() {
 
 /* ----- add a location ----- */
 
+/* The chosen kind's fields, as the kind declares them (GET /api/kinds): the page, like the
+   desktop dialog, names no kind and no field. */
+function fieldInput(field) {
+  if (field.widget === "checkbox") {
+    const box = el("input", { name: field.name, type: "checkbox" });
+    box.checked = field.default === true;
+    return el("label", { class: "check" }, box, " ", field.label);
+  }
+  let input;
+  if (field.widget === "choice") {
+    input = el("select", { name: field.name }, field.choices.map((c) => el("option", { value: c }, c)));
+  } else {
+    const type = field.widget === "password" ? "password" : "text";
+    input = el("input", { name: field.name, type, autocomplete: type === "password" ? "new-password" : "off" });
+    if (field.widget === "port") input.setAttribute("inputmode", "numeric");
+    if (field.suffix) input.placeholder = `/home/me/backup${field.suffix}`;
+    else if (field.widget === "folder") input.placeholder = "/home/me/Documents";
+  }
+  input.value = String(field.default);
+  return el("div", {},
+    el("label", {}, field.label.replace(/:$/, ""), " ", input),
+    field.help ? el("p", { class: "hint" }, field.help) : null,
+    el("p", { class: "field-error", dataset: { field: field.name } }));
+}
+
 function showKindFields() {
   const kind = state.kinds.find((k) => k.name === $("#kind").value);
   if (!kind) return;
-  const server = kind.style === "server";
-  document.querySelector("#add-form .server").hidden = !server;
-  document.querySelector("#add-form .local").hidden = server;
-  const form = $("#add-form");
-  if (server && !form.port.value) form.port.value = String(kind.default_port || "");
-  if (!server) form.path.placeholder = kind.suffix ? `/home/me/backup${kind.suffix}` : "/home/me/Documents";
-  $("#tls-label").textContent = kind.tls_label || "Use TLS";
+  $("#kind-fields").replaceChildren(...kind.fields.map(fieldInput));
 }
 
 async function addLocation(event) {
@@ -223,11 +242,9 @@ async function addLocation(event) {
   for (const p of form.querySelectorAll(".field-error")) p.textContent = "";
   const kind = state.kinds.find((k) => k.name === form.kind.value);
   const body = { kind: form.kind.value };
-  if (kind && kind.style === "server") {
-    Object.assign(body, { host: form.host.value, port: form.port.value, user: form.user.value,
-      password: form.password.value, remote_path: form.remote_path.value, tls: form.tls.checked });
-  } else {
-    body.path = form.path.value;
+  for (const field of kind ? kind.fields : []) {
+    const input = form.elements[field.name];
+    body[field.name] = field.widget === "checkbox" ? input.checked : input.value;
   }
   try {
     const added = await api("POST", "/api/locations", body);
