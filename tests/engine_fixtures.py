@@ -11,13 +11,18 @@ import pytest
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
-from app.locations import open_location
+from app.locations import LocationOptions, open_location
 from app.locations.base import Location
 
 
 @dataclass
 class Rig:
-    """Folders, a state file and (while running) an engine over them."""
+    """Folders, a state file and (while running) an engine over them.
+
+    ``state_file`` defaults to ``tmp/state/index.sqlite``; give each rig its own to run two
+    machines (two engines, own folders and state) side by side. ``options`` builds every
+    location.
+    """
 
     tmp: Path
     roots: list[Path]
@@ -27,14 +32,16 @@ class Rig:
     )
     engine: Engine | None = None
     index: StateIndex | None = None
+    state_file: Path | None = None
+    options: LocationOptions = field(default_factory=LocationOptions)
 
     @property
     def state(self) -> Path:
-        return self.tmp / "state" / "index.sqlite"
+        return self.state_file or self.tmp / "state" / "index.sqlite"
 
     def locations(self) -> list[Location]:
         specs = [f"folder:{r}" for r in self.roots] + self.extra_specs
-        return [open_location(s) for s in specs]
+        return [open_location(s, self.options) for s in specs]
 
     def start(self, watch: bool = True, **settings: object) -> Engine:
         assert self.engine is None, "engine already running"

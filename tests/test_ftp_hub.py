@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.engine import Engine
-from app.engine.index import StateIndex
-from app.engine.settings import EngineSettings
-from app.locations import LocationOptions, open_location
+from app.locations import LocationOptions
+from tests.engine_fixtures import Rig
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import describe_trees, tree, wait_until
 
@@ -36,43 +34,24 @@ def save(folder: Path, name: str, data: bytes, mtime: float) -> None:
     os.replace(temp, folder / name)
 
 
-class Machine:
+class Machine(Rig):
     """One FileSync: a folder, its own state index, and an engine over the folder and hub."""
 
-    def __init__(self, tmp: Path, name: str, server: ThreadedFtpServer) -> None:
-        self.folder = tmp / name
-        self.folder.mkdir()
-        self.state = tmp / f"state-{name}" / "index.sqlite"
-        self.server = server
-        self.engine: Engine | None = None
-        self.index: StateIndex | None = None
-
-    def start(self, watch: bool = True) -> Engine:
-        self.index = StateIndex(self.state)
-        locations = [
-            open_location(f"folder:{self.folder}"),
-            open_location(self.server.url(), LocationOptions(connect_timeout=5)),
-        ]
-        self.engine = Engine(
-            locations, self.index, EngineSettings(debounce=0.03, poll_interval=0.2)
+    @classmethod
+    def over(cls, tmp: Path, name: str, server: ThreadedFtpServer) -> Machine:
+        folder = tmp / name
+        folder.mkdir()
+        return cls(
+            tmp,
+            [folder],
+            [server.url()],
+            state_file=tmp / f"state-{name}" / "index.sqlite",
+            options=LocationOptions(connect_timeout=5),
         )
-        self.engine.start(watch=watch)
-        return self.engine
 
-    def once(self) -> bool:
-        """What ``filesync run --once`` does: the initial sync, then the converged check."""
-        engine = self.start(watch=False)
-        converged = engine.converged()
-        self.stop()
-        return converged
-
-    def stop(self) -> None:
-        if self.engine is not None:
-            self.engine.stop()
-            self.engine = None
-        if self.index is not None:
-            self.index.close()
-            self.index = None
+    @property
+    def folder(self) -> Path:
+        return self.roots[0]
 
 
 @pytest.fixture(params=["list", "full"])
@@ -85,7 +64,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadedFtpS
 
 @pytest.fixture
 def machines(tmp_path: Path, hub: ThreadedFtpServer) -> Iterator[tuple[Machine, Machine]]:
-    a, b = Machine(tmp_path, "a", hub), Machine(tmp_path, "b", hub)
+    a, b = Machine.over(tmp_path, "a", hub), Machine.over(tmp_path, "b", hub)
     yield a, b
     a.stop()
     b.stop()

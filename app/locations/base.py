@@ -82,6 +82,10 @@ class Capabilities:
     leaves the location out of any other path (see :mod:`app.locations.names`).
     ``checks_on_write``: the location itself refuses a guarded write whose file changed (an
     S3 server honouring ``If-Match``), instead of a check made just before the write.
+
+    ``native_events``: the location is a folder tree on this computer, at its first
+    :meth:`Location.local_paths`, whose changes the OS reports (inotify and the like); the
+    watch layer then watches it instead of polling its ``scan``.
     """
 
     mtime_precision_ns: int
@@ -164,6 +168,13 @@ class Location(ABC):
     @abstractmethod
     def label(self) -> str:
         """Short word naming this location inside conflict-copy file names (``laptop``)."""
+
+    def other_names(self, path: str) -> frozenset[str]:
+        """Other names of the file at ``path`` (hard links), which a write through it changes.
+
+        The watcher of a kind with ``native_events`` reports a change under every name.
+        """
+        return frozenset()
 
     def local_paths(self) -> tuple[Path, ...]:
         """The paths on this computer's disk the location's data occupies; none if remote.

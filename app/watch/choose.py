@@ -1,15 +1,15 @@
 """Choosing a location's watcher from what its kind declares.
 
 A kind that reports OS events (``Capabilities.native_events``, a folder on a local disk) gets
-the watchdog watcher; every other kind is polled through its ``scan``. The choice lives here,
-in the watch layer, so that locations know nothing about watching.
+the watchdog watcher; every other kind is polled through its ``scan``. The choice is made
+from the declared capabilities alone, here in the watch layer, so that locations know
+nothing about watching and the watch layer names no kind.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.locations.folder.location import FolderLocation
 from app.watch.local import LocalWatcher
 from app.watch.poller import PollingWatcher
 
@@ -30,6 +30,4 @@ def watcher_for(
         poll_interval = location.poll_interval
     if not location.capabilities.native_events:
         return PollingWatcher(location, sink, poll_interval)
-    if not isinstance(location, FolderLocation):
-        raise TypeError(f"{location!r} declares native events but is not on a local disk")
     return LocalWatcher(location, sink, poll_interval)

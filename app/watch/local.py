@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watchdog.events import (
@@ -40,7 +41,7 @@ from app.watch.watcher import Watcher
 from app.watch.writes import WriteTracker, Writing
 
 if TYPE_CHECKING:
-    from app.locations.folder.location import FolderLocation
+    from app.locations.base import Location
     from app.watch.change import ChangeSink
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,18 @@ _WANTED_EVENTS: list[type[FileSystemEvent]] = [
 ]
 
 
+def event_root(location: Location) -> Path:
+    """The folder the OS watches for a kind with ``native_events``: its first local path."""
+    paths = location.local_paths()
+    if not paths:
+        raise TypeError(f"{location!r} declares native events but has no folder on this disk")
+    return paths[0]
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, location: FolderLocation, sink: ChangeSink, writes: WriteTracker) -> None:
+    def __init__(self, location: Location, sink: ChangeSink, writes: WriteTracker) -> None:
         self.key = location.key
-        self.root = os.fspath(location.root)
+        self.root = os.fspath(event_root(location))
         self.location = location
         self._sink = sink
         self.writes = writes
@@ -157,7 +166,7 @@ def _new_observer() -> BaseObserver:
 class LocalWatcher(Watcher):
     """Recursive watchdog observer on a folder, with a polling fallback."""
 
-    def __init__(self, location: FolderLocation, sink: ChangeSink, poll_interval: float) -> None:
+    def __init__(self, location: Location, sink: ChangeSink, poll_interval: float) -> None:
         self.location = location
         self.sink = sink
         self.poll_interval = poll_interval
@@ -172,7 +181,7 @@ class LocalWatcher(Watcher):
             observer = _new_observer()  # creates the inotify instance: may hit the limit too
             observer.schedule(
                 _Handler(self.location, self.sink, self._writes),
-                os.fspath(self.location.root),
+                os.fspath(event_root(self.location)),
                 recursive=True,
                 event_filter=_WANTED_EVENTS,
             )
