@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,32 +30,30 @@ from app.errors import (
     FileSyncError,
     FileVanished,
     LocationUnavailable,
-    UnsafePath,
 )
 from app.locations.base import (
     Capabilities,
     FileMeta,
     Listing,
     Location,
-    check_relpath,
-    is_internal,
 )
 from app.locations.names import ZIP_NAMES, safe_label
 from app.locations.zip.archive import ArchiveFile, Sig
 from app.locations.zip.format import Entry
+from app.locations.zip.members import Members, check_new_name
 from app.locations.zip.parse import read_local_header
 from app.locations.zip.staging import (
     Moved,
     Op,
     Staged,
     StagedOps,
+    StageFile,
     meta_of,
     new_entry,
     renamed,
     rewritten_members,
 )
 from app.locations.zip.stream import Item, deflate_into, open_member
-from app.messages import shown
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
@@ -66,7 +63,6 @@ log = logging.getLogger(__name__)
 
 _MAX_REDO = 5
 _UNCHECKED = object()
-_UNIX = 3  # 'version made by' host system whose external attributes hold st_mode
 
 
 class ZipLocation(Location):
@@ -97,12 +93,9 @@ class ZipLocation(Location):
         self._batch_lock = threading.RLock()  # one batch at a time; held by the writer thread
         self._depth = 0
         self._disk = ArchiveFile(path, name)
-        self._by_name: dict[str, Entry] = {}
-        self._listing: Listing = {}
-        self._listable: dict[str, bool] = {}  # name checks, memoized across re-reads
+        self._members = Members(name)
         self._staged = StagedOps()
-        self._stage_fd: int | None = None
-        self._stage_pos = 0
+        self._stage_file = StageFile(self._disk.open_staging)
         self._created: Sig | None = None
 
     @classmethod
@@ -186,7 +179,7 @@ class ZipLocation(Location):
         """List the files; the same dict object comes back while the archive is unchanged."""
         with self._lock:
             self._refresh()
-            view = self._staged.view(self._listing, share=True)
+            view = self._staged.view(self._members.listing, share=True)
         if not prefix:
             return view
         start = prefix.rstrip("/") + "/"
@@ -196,13 +189,13 @@ class ZipLocation(Location):
         """Return the file's meta as the archive reports it (staged changes included)."""
         with self._lock:
             self._refresh()
-            return self._staged.view(self._listing).get(path)
+            return self._staged.view(self._members.listing).get(path)
 
     def stat_many(self, paths: Iterable[str]) -> dict[str, FileMeta | None]:
         """Like :meth:`stat` for many paths, with one ``stat()`` of the archive."""
         with self._lock:
             self._refresh()
-            view = self._staged.view(self._listing)
+            view = self._staged.view(self._members.listing)
             return {p: view.get(p) for p in paths}
 
     @contextlib.contextmanager
@@ -225,10 +218,10 @@ class ZipLocation(Location):
     def _locate(self, path: str) -> tuple[int, Entry, int]:
         """Return a private fd, the entry and its data start (-1: read the local header)."""
         op = self._staged.ops.get(path, False)
-        if isinstance(op, Staged) and self._stage_fd is not None:
-            return os.dup(self._stage_fd), op.entry, op.entry.offset
+        if isinstance(op, Staged) and self._stage_file.fd is not None:
+            return os.dup(self._stage_file.fd), op.entry, op.entry.offset
         name = op.src if isinstance(op, Moved) else path
-        entry = None if op is None else self._by_name.get(name)
+        entry = None if op is None else self._members.by_name.get(name)
         if entry is None or self._disk.fd is None:
             raise FileVanished("no such file in the archive", location=self.name, path=path)
         return os.dup(self._disk.fd), entry, -1
@@ -266,20 +259,17 @@ class ZipLocation(Location):
         return self._write(path, source, mtime_ns, expected)
 
     def _write(self, path: str, source: BinaryIO, mtime_ns: int, expected: object) -> FileMeta:
-        self._check_new_name(path)
+        check_new_name(path, self.name)
         with self.batch():
             with self._lock:
                 self._refresh()
                 self._check_expected(path, expected)
-                if self._stage_fd is None:
-                    self._stage_fd = self._disk.open_staging()
-                    self._stage_pos = 0
-                fd, offset = self._stage_fd, self._stage_pos
+                fd, offset = self._stage_file.end()
             blob = deflate_into(fd, offset, source)
             with self._lock:
-                self._stage_pos = offset + blob.csize
+                self._stage_file.grown(offset + blob.csize)
                 self._check_expected(path, expected)
-                entry = new_entry(path, blob, mtime_ns, self._by_name.get(path))
+                entry = new_entry(path, blob, mtime_ns, self._members.by_name.get(path))
                 self._stage(path, Staged(entry))
             return meta_of(entry)
 
@@ -295,16 +285,19 @@ class ZipLocation(Location):
         with self.batch(), self._lock:
             self._refresh()
             self._check_expected(path, expected)
-            if path in self._staged.view(self._listing):
+            if path in self._staged.view(self._members.listing):
                 self._stage(path, None)
 
     def _check_expected(self, path: str, expected: object) -> None:
-        if expected is not _UNCHECKED and self._staged.view(self._listing).get(path) != expected:
+        if (
+            expected is not _UNCHECKED
+            and self._staged.view(self._members.listing).get(path) != expected
+        ):
             raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
 
     def rename(self, src: str, dst: str) -> FileMeta:
         """Stage a rename; the member's compressed bytes are reused, never recompressed."""
-        self._check_new_name(dst)
+        check_new_name(dst, self.name)
         with self.batch(), self._lock:
             self._refresh()
             op = self._staged.ops.get(src, False)
@@ -313,8 +306,8 @@ class ZipLocation(Location):
                 new = Staged(renamed(op.entry, dst))
             elif isinstance(op, Moved):
                 new = Moved(op.src, renamed(op.entry, dst))
-            elif op is not None and src in self._by_name:
-                new = Moved(src, renamed(self._by_name[src], dst))
+            elif op is not None and src in self._members.by_name:
+                new = Moved(src, renamed(self._members.by_name[src], dst))
             else:
                 raise FileVanished("no such file in the archive", location=self.name, path=src)
             if src != dst:
@@ -322,68 +315,25 @@ class ZipLocation(Location):
                 self._stage(src, None)
             return meta_of(new.entry)
 
-    def _check_new_name(self, path: str) -> None:
-        """Refuse to create a member under a name the archive cannot hold (see ZIP_NAMES)."""
-        check_relpath(path)
-        why = ZIP_NAMES.refusal(path)
-        if why is not None:
-            raise UnsafePath(f"cannot hold the name {path!r}: {why}", location=self.name)
-        if is_internal(path):
-            raise UnsafePath(f"{path!r} is a FileSync internal name", location=self.name)
-
     def _stage(self, path: str, op: Op) -> None:
-        self._staged.stage(path, op, self._listing)
+        self._staged.stage(path, op, self._members.listing)
 
     def _discard_staging(self) -> None:
-        if self._stage_fd is not None:
-            os.close(self._stage_fd)
-        self._stage_fd = None
+        self._stage_file.close()
         self._staged.clear()
 
     # --- the archive on disk -----------------------------------------------------------------
 
     def _refresh(self) -> None:
-        """One ``stat()``; if the archive changed, its directory is re-read and re-indexed."""
+        """One ``stat()``; if the archive changed, its directory and members are read again."""
         if self._absent:
             return  # read-only and missing: empty
         if self._disk.refresh():
-            self._index()
+            self._read_members()
 
-    def _is_listable(self, entry: Entry) -> bool:
-        """A regular file with a safe, non-internal name; unsafe names are logged once.
-
-        Unix symlinks (``zip -y``) are skipped like a folder skips them: their content is
-        the link target, which must not become a regular file elsewhere.
-        """
-        if entry.is_dir:
-            return False
-        kind = stat.S_IFMT(entry.ext_attr >> 16) if entry.made_by >> 8 == _UNIX else 0
-        if kind not in (0, stat.S_IFREG):
-            if kind != stat.S_IFDIR:
-                log.warning("%s: skipping %s (not a regular file)", self.name, shown(entry.name))
-            return False
-        try:
-            check_relpath(entry.name)
-        except UnsafePath:
-            log.warning("%s: refusing unsafe member name %r", self.name, entry.name)
-            return False
-        return not is_internal(entry.name)
-
-    def _index(self) -> None:
-        """List the safe file names of the directory just read (last duplicate wins)."""
-        by_name: dict[str, Entry] = {}
-        listable = self._listable
-        if len(listable) > 2 * len(self._disk.directory.entries) + 10_000:
-            listable.clear()  # names come and go; do not grow without bound
-        for entry in self._disk.directory.entries:
-            name = entry.name
-            ok = listable.get(name)
-            if ok is None:
-                ok = listable[name] = self._is_listable(entry)
-            if ok:
-                by_name[name] = entry
-        self._by_name = by_name
-        self._listing = {name: meta_of(e) for name, e in by_name.items()}
+    def _read_members(self) -> None:
+        """Take the listable members of the directory just read; staged views are stale."""
+        self._members.read(self._disk.directory.entries)
         self._staged.forget_view()
 
     # --- the one rewrite per batch -----------------------------------------------------------
@@ -404,7 +354,7 @@ class ZipLocation(Location):
                 if items is None or self._disk.replace(items):
                     if items is not None:
                         self.rewrites += 1
-                        self._index()
+                        self._read_members()
                     self._discard_staging()
                     return
                 log.info("%s: changed by another program during a rewrite; redoing", self.name)
@@ -416,9 +366,9 @@ class ZipLocation(Location):
     def _rewritten_members(self) -> list[Item] | None:
         """Drop staged operations whose names another program changed meanwhile, then lay out"""
         assert self._disk.fd is not None
-        ops, changed = self._staged.still_valid(self._listing)
+        ops, changed = self._staged.still_valid(self._members.listing)
         for path in changed:
             log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
         return rewritten_members(
-            self._disk.directory, self._by_name, ops, self._disk.fd, self._stage_fd
+            self._disk.directory, self._members.by_name, ops, self._disk.fd, self._stage_file.fd
         )

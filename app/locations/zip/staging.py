@@ -10,7 +10,8 @@ path to hold, so a member another program changed meanwhile keeps that program's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from app.locations.base import FileMeta
@@ -169,6 +170,35 @@ def rewritten_members(
         changed = True
         items = [i for i in items if not (i.entry.is_dir and i.entry.name in drop)]
     return items if changed else None
+
+
+class StageFile:
+    """The unlinked temp file staged members are deflated into, opened on first use.
+
+    Only the batch's writer appends (the batch lock serialises writers), so the end offset
+    needs no lock of its own.
+    """
+
+    def __init__(self, opener: Callable[[], int]) -> None:
+        self._open = opener
+        self.fd: int | None = None
+        self._end = 0
+
+    def end(self) -> tuple[int, int]:
+        """The file's descriptor and the offset the next member goes to."""
+        if self.fd is None:
+            self.fd, self._end = self._open(), 0
+        return self.fd, self._end
+
+    def grown(self, end: int) -> None:
+        """A member now ends at ``end``."""
+        self._end = end
+
+    def close(self) -> None:
+        """Drop the file (its staged members are written or discarded)."""
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd = None
 
 
 class StagedOps:
