@@ -104,7 +104,7 @@ def test_housekeeping_removes_idle_journals_that_describe_no_listed_file(
         assert isinstance(run, FtpLocation)
         write(run, path, b"data")
         run.close()
-        (folder / f"{run._journal.writer}-0.jsonl").rename(folder / f"{name}-0.jsonl")
+        (folder / f"{run._remote.journal.writer}-0.jsonl").rename(folder / f"{name}-0.jsonl")
     (ftp_server.root / "deleted.txt").unlink()
     old = time.time() - 2 * 86400
     for journal in folder.iterdir():
