@@ -31,7 +31,7 @@ from app.errors import ConfigError, InvalidNumber, SpecError
 from app.limits import POLL_INTERVAL, check_number
 from app.locations.options import LocationOptions
 from app.locations.registry import KINDS, FormStyle, LocationKind, find_kind, kind_of, parse_spec
-from app.locations.spec import LocationSpec
+from app.locations.spec import LocationSpec, poll_option
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ def _location_from_table(table: Any, path: Path, number: int, secrets: Secrets) 
     kind = find_kind(name) if isinstance(name, str) and name == name.lower() else None
     try:
         if kind is not None and kind.form.style is not FormStyle.SERVER:
-            return parse_spec(f"{kind.name}:{_text(table, 'path', where)}")
+            spec = parse_spec(f"{kind.name}:{_text(table, 'path', where)}")
+            return _with_options(spec, table, where)
         if kind is not None:
             return _server_from_table(kind, table, where, secrets, tls=name != kind.name)
     except SpecError as exc:
@@ -160,6 +161,16 @@ def _location_from_table(table: Any, path: Path, number: int, secrets: Secrets) 
     prefixes = [p for k in KINDS for p in k.prefixes]
     expected = ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
     raise ConfigError(f"{where}: kind must be {expected}, not {name!r}")
+
+
+def _with_options(spec: LocationSpec, table: dict[str, Any], where: str) -> LocationSpec:
+    """``spec`` with the table's ``options`` (``poll``), checked as the command line checks them."""
+    options = table.get("options", {})
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        raise ConfigError(f"{where}: options must be a table of strings")
+    spec = replace(spec, options=tuple(sorted(options.items())))
+    poll_option(spec)
+    return spec
 
 
 def _server_from_table(
@@ -249,7 +260,10 @@ def render_config(
 
 def _location_lines(spec: LocationSpec, in_keyring: set[str] | frozenset[str]) -> list[str]:
     if not spec.host:
-        return [f"kind = {_toml_str(spec.kind)}", f"path = {_toml_str(spec.path)}"]
+        lines = [f"kind = {_toml_str(spec.kind)}", f"path = {_toml_str(spec.path)}"]
+        if spec.options:
+            lines.append(f"options = {_toml_value(dict(spec.options))}")
+        return lines
     lines = [
         f"kind = {_toml_str(spec.scheme)}",
         f"host = {_toml_str(spec.host)}",

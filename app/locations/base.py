@@ -85,7 +85,9 @@ class Capabilities:
 
     ``native_events``: the location is a folder tree on this computer, at its first
     :meth:`Location.local_paths`, whose changes the OS reports (inotify and the like); the
-    watch layer then watches it instead of polling its ``scan``.
+    watch layer then watches it instead of polling its ``scan``. ``poll_as_well``: the OS
+    reports only some changes (a network or FUSE mount, where another machine's changes raise
+    no event here), so the location is polled every ``poll_interval`` as well as watched.
     """
 
     mtime_precision_ns: int
@@ -100,6 +102,7 @@ class Capabilities:
     #: :meth:`Location.open_read` may run on several threads at once at no cost (local files),
     #: so a group of copies from here may be read in parallel.
     parallel_reads: bool = False
+    poll_as_well: bool = False
 
 
 Listing = dict[str, FileMeta]

@@ -77,12 +77,13 @@ def opens_at_start(name: str) -> bool:
 def open_with(spec: LocationSpec, options: LocationOptions) -> Location:
     """Build the spec's :class:`Location` through its kind (not yet connected).
 
-    Its poll interval is the run's (``options.poll_interval``) if the user chose one, else
-    its kind's default.
+    Its poll interval is the spec's ``?poll=`` if given, else the run's
+    (``options.poll_interval``) if the user chose one, else its kind's default.
     """
     kind = kind_of(spec)
     location = kind.from_spec(spec, options)
-    location.poll_interval = options.poll_interval or kind.default_poll_interval
+    chosen = _spec.poll_option(spec) or options.poll_interval
+    location.poll_interval = chosen or kind.default_poll_interval
     return location
 
 
@@ -90,6 +91,7 @@ def parse_spec(raw: str) -> LocationSpec:
     """Parse one location spec, or raise :class:`SpecError` naming it and the expected forms."""
     spec = _parse(raw)
     register_secret(spec.password)
+    _spec.poll_option(spec)
     return spec
 
 

@@ -17,9 +17,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from app.errors import SpecError
+from app.errors import InvalidNumber, SpecError
+from app.limits import POLL_INTERVAL, check_number
 from app.logsetup import register_secret
 
+#: ``?poll=SECONDS`` at the end of a local spec (``folder:/mnt/nas?poll=10``).
+_POLL_SUFFIX = re.compile(r"^(.*)\?poll=([^/?]*)$", re.DOTALL)
+#: The spec option that sets a location's poll interval (and makes a folder poll as well).
+POLL_OPTION = "poll"
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$")
 #: What the registered kinds accept, for error messages (filled by :mod:`app.locations.registry`).
 _FORMS: list[str] = []
@@ -101,13 +106,31 @@ def redact_text(text: str) -> str:
 
 
 def local_spec(kind: str, raw: str, rest: str) -> LocationSpec:
-    """A spec for a kind that lives at a local path: ``kind:PATH`` (``~`` expanded, absolute)."""
+    """A spec for a kind that lives at a local path: ``kind:PATH`` (``~`` expanded, absolute).
+
+    A trailing ``?poll=SECONDS`` is an option, not part of the path (see :func:`poll_option`).
+    """
+    options: tuple[tuple[str, str], ...] = ()
+    suffix = _POLL_SUFFIX.match(rest)
+    if suffix:
+        rest, options = suffix.group(1), ((POLL_OPTION, suffix.group(2)),)
     if not rest.strip():
         raise SpecError(f"{raw!r}: the {kind} path is empty; {expected_forms()}")
     if "\x00" in rest:
         raise SpecError(f"{raw!r}: the path contains a NUL character")
     path = Path(os.path.expanduser(rest))
-    return LocationSpec(kind=kind, path=str(path.absolute()))
+    return LocationSpec(kind=kind, path=str(path.absolute()), options=options)
+
+
+def poll_option(spec: LocationSpec) -> float | None:
+    """The spec's ``?poll=SECONDS``, or None; :class:`SpecError` in one line if it is bad."""
+    raw = dict(spec.options).get(POLL_OPTION)
+    if raw is None:
+        return None
+    try:
+        return check_number(raw, POLL_INTERVAL)
+    except InvalidNumber as exc:
+        raise SpecError(f"{spec.redacted}: ?poll= {exc.message}, e.g. ?poll=10") from None
 
 
 def local_parser(kind: str) -> Callable[[str, str, str], LocationSpec]:

@@ -3,7 +3,9 @@
 A kind that reports OS events (``Capabilities.native_events``, a folder on a local disk) gets
 the watchdog watcher; every other kind is polled through its ``scan``. The choice is made
 from the declared capabilities alone, here in the watch layer, so that locations know
-nothing about watching and the watch layer names no kind.
+nothing about watching and the watch layer names no kind. A folder whose OS events miss
+changes made elsewhere (``poll_as_well``: a network or FUSE mount, or ``?poll=``) is watched
+and polled.
 """
 
 from __future__ import annotations
@@ -30,4 +32,5 @@ def watcher_for(
         poll_interval = location.poll_interval
     if not location.capabilities.native_events:
         return PollingWatcher(location, sink, poll_interval)
-    return LocalWatcher(location, sink, poll_interval)
+    poll_as_well = location.capabilities.poll_as_well
+    return LocalWatcher(location, sink, poll_interval, poll_as_well=poll_as_well)

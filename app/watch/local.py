@@ -164,14 +164,28 @@ def _new_observer() -> BaseObserver:
 
 
 class LocalWatcher(Watcher):
-    """Recursive watchdog observer on a folder, with a polling fallback."""
+    """Recursive watchdog observer on a folder, with a polling fallback.
 
-    def __init__(self, location: Location, sink: ChangeSink, poll_interval: float) -> None:
+    With ``poll_as_well`` (a network or FUSE mount, see ``Capabilities.poll_as_well``) the
+    folder is also polled every ``poll_interval``: the observer sees this computer's changes
+    at once, the poller those made elsewhere.
+    """
+
+    def __init__(
+        self,
+        location: Location,
+        sink: ChangeSink,
+        poll_interval: float,
+        *,
+        poll_as_well: bool = False,
+    ) -> None:
         self.location = location
         self.sink = sink
         self.poll_interval = poll_interval
+        self.poll_as_well = poll_as_well
         self._observer: BaseObserver | None = None
         self._fallback: PollingWatcher | None = None
+        self._poller: PollingWatcher | None = None
         self._writes = WriteTracker()
 
     def start(self) -> None:
@@ -203,6 +217,9 @@ class LocalWatcher(Watcher):
             self._fallback.start()
             return
         self._observer = observer
+        if self.poll_as_well:
+            self._poller = PollingWatcher(self.location, self.sink, self.poll_interval)
+            self._poller.start()
 
     def unsettled(self, path: str) -> Writing | None:
         """Whether ``path`` is still being written, from the writes and closes seen."""
@@ -212,7 +229,7 @@ class LocalWatcher(Watcher):
             writing = self._writes.unsettled(name)  # a hard link is written through any name
             if writing is not None:
                 return writing
-        return None
+        return self._poller.unsettled(path) if self._poller is not None else None
 
     @property
     def polling(self) -> bool:
@@ -228,3 +245,6 @@ class LocalWatcher(Watcher):
         if self._fallback is not None:
             self._fallback.stop()
             self._fallback = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None

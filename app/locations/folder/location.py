@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import stat as stat_mod
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -34,6 +36,7 @@ from app.locations.base import (
 )
 from app.locations.folder.batch import write_batch, write_temp
 from app.locations.folder.hardlinks import HardLinkNames
+from app.locations.folder.mounts import poll_reason
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 from app.locations.folder.scan import TreeScan
 from app.locations.folder.scan import file_meta as _meta
@@ -47,10 +50,13 @@ from app.locations.folder.trash import (
 )
 from app.locations.folder.versions import FolderVersions
 from app.locations.names import POSIX_NAMES, check_posix_relpath, safe_label
+from app.locations.spec import poll_option
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
+
+log = logging.getLogger(__name__)
 
 TRASH_DIR = f"{META_DIR}/trash"
 
@@ -77,8 +83,11 @@ class FolderLocation(Location):
         trash_max_bytes: int = DEFAULT_TRASH_MAX_BYTES,
         *,
         read_only: bool = False,
+        poll: bool = False,
     ) -> None:
         self.root = Path(root)
+        #: ``?poll=`` was given: poll as well as watch, whatever the file system.
+        self.forced_poll = poll
         self.trash_days = trash_days
         self._trash = TrashPolicy(self.root / TRASH_DIR, trash_max_bytes)
         self._tree = LinkFreeTree(self.root, self.name)
@@ -96,6 +105,7 @@ class FolderLocation(Location):
             trash_days=options.trash_days,
             trash_max_bytes=int(options.trash_max_mb * (1 << 20)),
             read_only=options.read_only,
+            poll=poll_option(spec) is not None,
         )
 
     @property
@@ -120,6 +130,16 @@ class FolderLocation(Location):
         if not self.root.is_dir():
             what = "is not a folder" if self.root.exists() else "does not exist"
             raise LocationUnavailable(f"{what}: create it or correct the path", location=self.name)
+        self._declare_polling(poll_reason(self.root, self.forced_poll))
+
+    def _declare_polling(self, reason: str | None) -> None:
+        """Declare ``poll_as_well`` when OS events cannot be trusted alone (see ``mounts``)."""
+        if (reason is not None) == self.capabilities.poll_as_well:
+            return
+        self.capabilities = replace(FolderLocation.capabilities, poll_as_well=reason is not None)
+        if reason is not None:
+            log.info("%s: polled every %g s as well as watched: %s", self.name,
+                     self.poll_interval, reason)  # fmt: skip
 
     def adopt(self, has_history: bool) -> None:
         """Create the root mark on first use; refuse a known root whose mark is gone."""
