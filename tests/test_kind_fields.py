@@ -16,6 +16,9 @@ from app.ui.form import FormError, LocationForm, build_spec
 from app.watch.choose import watcher_for
 from tests import probe_kind
 from tests.ftp_server import PASSWORD, USER, ThreadedFtpServer
+from tests.s3_server import KEY as S3_KEY
+from tests.s3_server import SECRET as S3_SECRET
+from tests.s3_server import S3Server
 
 
 def test_a_kind_of_any_fields_turns_its_values_into_its_spec_and_back(
@@ -60,7 +63,8 @@ def test_every_registered_kind_round_trips_its_own_form(tmp_path: Path) -> None:
     }
     for kind in KINDS:
         example = kind.forms[0].replace("/path", where[kind.form.style])
-        spec = parse_spec(example.replace("password", "p:w@"))
+        example = example.replace("password", "p:w@").replace("=URL", "=http://127.0.0.1:9")
+        spec = parse_spec(example)
         assert kind.form.to_spec(kind.form.values(spec)) == spec, kind.name
 
 
@@ -90,3 +94,31 @@ def test_ftp_test_connection_reports_what_it_found(ftp_server: ThreadedFtpServer
     wrong = parse_spec(f"ftp://{USER}:wrong@127.0.0.1:{ftp_server.port}/")
     with pytest.raises(AuthenticationFailed):
         test(wrong, LocationOptions(connect_timeout=10.0))
+
+
+def test_the_s3_form_builds_the_spec_its_url_would_and_tests_the_bucket(
+    moto_s3: S3Server,
+) -> None:
+    bucket = moto_s3.new_bucket()
+    moto_s3.client().put_object(Bucket=bucket, Key="docs/a.txt", Body=b"a")
+    kind = kind_of(parse_spec(moto_s3.url(bucket)))
+    form = LocationForm(
+        kind.name,
+        bucket=bucket,
+        prefix="/docs/",
+        endpoint=moto_s3.endpoint,
+        access_key=S3_KEY,
+        secret=S3_SECRET,
+    )
+    spec = build_spec(form)
+    assert spec == parse_spec(moto_s3.url(bucket, "docs"))
+    assert kind.form.to_spec(kind.form.values(spec)) == spec
+    assert kind.test is not None
+    report = kind.test(spec, LocationOptions(connect_timeout=10.0))
+    assert report == ConnectionReport(True, "Connected: 1 file found")
+    with pytest.raises(FormError) as err:
+        build_spec(LocationForm(kind.name, bucket="s3://b"))
+    assert err.value.fields == {"bucket": "only the bucket's name: no s3://, key or folder"}
+    with pytest.raises(FormError) as err:
+        build_spec(LocationForm(kind.name, bucket="b", endpoint="ftp://x"))
+    assert "endpoint must be an http" in err.value.fields["endpoint"]

@@ -8,10 +8,9 @@ server certificate, ``cafile=PATH`` trusts a certificate file.
 from __future__ import annotations
 
 from app.locations.base import LocationKind
-from app.locations.form.fields import ConnectionReport
+from app.locations.form.checks import listing_test
 from app.locations.form.server import server_form
 from app.locations.ftp.location import FtpLocation
-from app.locations.options import LocationOptions
 from app.locations.spec import LocationSpec, server_short, server_url
 
 DEFAULT_PORT = 21
@@ -21,17 +20,6 @@ def _parse(text: str, prefix: str, rest: str) -> LocationSpec:
     if "://" in text and text.lower().startswith(prefix + "://"):
         return server_url("ftp", text, DEFAULT_PORT)
     return server_short("ftp", text, rest, DEFAULT_PORT, tls=prefix == "ftps")
-
-
-def _test(spec: LocationSpec, options: LocationOptions) -> ConnectionReport:
-    """Log in, list the remote folder and log out: "Connected: N files found"."""
-    location = FtpLocation.from_spec(spec, options)
-    try:
-        location.open()
-        count = len(location.scan())
-    finally:
-        location.close()
-    return ConnectionReport(True, f"Connected: {count} file{'s' if count != 1 else ''} found")
 
 
 FTP = LocationKind(
@@ -47,7 +35,7 @@ FTP = LocationKind(
     parse=_parse,
     from_spec=FtpLocation.from_spec,
     form=server_form("ftp", DEFAULT_PORT, tls_label="Use TLS (FTPS, explicit)"),
-    test=_test,
+    test=listing_test(FtpLocation.from_spec),
     has_password=True,
     default_port=DEFAULT_PORT,
 )

@@ -12,7 +12,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from app.errors import SpecError
-from app.locations.base import FormLayout, FormStyle, LocationKind
+from app.locations.base import LocationKind
+from app.locations.form.checks import listing_test
+from app.locations.s3.form import s3_form
 from app.locations.s3.location import S3Location
 from app.locations.spec import LocationSpec, redact_text, server_url
 
@@ -45,7 +47,8 @@ S3 = LocationKind(
     forms=("s3://bucket/prefix?endpoint=URL",),
     parse=_parse,
     from_spec=S3Location.from_spec,
-    form=FormLayout(FormStyle.SERVER),
+    form=s3_form(_parse),
+    test=listing_test(S3Location.from_spec),
     has_password=True,
     default_port=DEFAULT_PORT,
 )
