@@ -20,7 +20,7 @@ from app.locations.spec import LocationSpec, redact_text, server_url
 
 #: Not a port anyone types: the spec's port field is unused by S3 (HTTPS is the default).
 DEFAULT_PORT = 443
-OPTIONS = ("endpoint", "region", "profile", "path_style")
+OPTIONS = ("endpoint", "region", "profile", "path_style", "poll")
 
 
 def _parse(text: str, prefix: str, rest: str) -> LocationSpec:
