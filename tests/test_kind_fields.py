@@ -19,6 +19,8 @@ from tests.ftp_server import PASSWORD, USER, ThreadedFtpServer
 from tests.s3_server import KEY as S3_KEY
 from tests.s3_server import SECRET as S3_SECRET
 from tests.s3_server import S3Server
+from tests.sshd_server import HOST as SSH_HOST
+from tests.sshd_server import SftpServer
 
 
 def test_a_kind_of_any_fields_turns_its_values_into_its_spec_and_back(
@@ -124,3 +126,32 @@ def test_the_s3_form_builds_the_spec_its_url_would_and_tests_the_bucket(
     with pytest.raises(FormError) as err:
         build_spec(LocationForm(kind.name, bucket="b", endpoint="ftp://x"))
     assert "endpoint must be an http" in err.value.fields["endpoint"]
+
+
+def test_sftp_test_connection_shows_an_unknown_key_and_trusts_it_only_when_asked(
+    sshd_server: SftpServer,
+) -> None:
+    sshd_server.known_hosts.write_text("")
+    kind = kind_of(parse_spec(sshd_server.url()))
+    form = LocationForm(
+        kind.name,
+        host=SSH_HOST,
+        port=str(sshd_server.port),
+        user=sshd_server.user,
+        key=str(sshd_server.client_key),
+        remote_path=str(sshd_server.root),
+        known_hosts=str(sshd_server.known_hosts),
+    )
+    spec = build_spec(form)
+    assert spec == parse_spec(sshd_server.url(key=str(sshd_server.client_key)))
+    assert kind.form.to_spec(kind.form.values(spec)) == spec
+    assert kind.test is not None
+    report = kind.test(spec, LocationOptions(connect_timeout=10.0))
+    assert not report.ok and "SHA256:" in report.message
+    assert report.follow_up is not None and report.follow_up.label == "Trust this host"
+    assert sshd_server.known_hosts.read_text() == ""  # nothing trusted before the click
+    assert report.follow_up.run() == ConnectionReport(True, "Connected: 0 files found")
+    assert str(sshd_server.port) in sshd_server.known_hosts.read_text()
+    with pytest.raises(FormError) as err:
+        build_spec(LocationForm(kind.name, host="h", user="me", key="/no/such/key"))
+    assert err.value.fields == {"key": "no such file"}

@@ -8,7 +8,8 @@ Accepted: ``sftp://user[:password]@host[:port]/absolute/path`` and the short for
 
 from __future__ import annotations
 
-from app.locations.base import FormLayout, FormStyle, LocationKind
+from app.locations.base import LocationKind
+from app.locations.sftp.form import sftp_form, sftp_test
 from app.locations.sftp.location import SftpLocation
 from app.locations.spec import LocationSpec, server_short, server_url
 
@@ -29,7 +30,8 @@ SFTP = LocationKind(
     forms=("sftp:user@host/path", "sftp://user@host:port/path"),
     parse=_parse,
     from_spec=SftpLocation.from_spec,
-    form=FormLayout(FormStyle.SERVER),
+    form=sftp_form(DEFAULT_PORT),
+    test=sftp_test,
     has_password=True,
     default_port=DEFAULT_PORT,
 )
