@@ -48,24 +48,29 @@ def visible(folder: Path) -> dict[str, bytes]:
 class Machine(ftp_hub.Machine):
     """One FileSync: a folder, its own state index, and an engine over the folder and bucket."""
 
-    def __init__(self, tmp: Path, name: str, url: str) -> None:
-        self.name = name
-        self.folder = tmp / name
-        self.folder.mkdir()
-        self.state = tmp / f"state-{name}" / "index.sqlite"
-        self.url = url
-        self.engine: Engine | None = None
-        self.index: StateIndex | None = None
-        self.bucket: Location | None = None
+    bucket: Location | None = None
 
-    def start(self, watch: bool = True) -> Engine:
-        self.index = StateIndex(self.state)
-        self.bucket = open_location(self.url, LocationOptions(connect_timeout=5))
-        locations = [open_location(f"folder:{self.folder}"), self.bucket]
-        settings = EngineSettings(debounce=0.03, poll_interval=0.2, ignore=(".~*",))
-        self.engine = Engine(locations, self.index, settings)
-        self.engine.start(watch=watch)
-        return self.engine
+    @classmethod
+    def over_bucket(cls, tmp: Path, name: str, url: str) -> Machine:
+        folder = tmp / name
+        folder.mkdir()
+        return cls(
+            tmp,
+            [folder],
+            [url],
+            settings=EngineSettings(debounce=0.03, poll_interval=0.2, ignore=(".~*",)),
+            state_file=tmp / f"state-{name}" / "index.sqlite",
+            options=LocationOptions(connect_timeout=5),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def locations(self) -> list[Location]:
+        found = super().locations()
+        self.bucket = found[-1]
+        return found
 
 
 @pytest.fixture(params=["moto", "rclone"])
@@ -78,7 +83,7 @@ def hub(request: pytest.FixtureRequest, s3_servers: dict[str, S3Server]) -> tupl
 def machines(tmp_path: Path, hub: tuple[S3Server, str]) -> Iterator[tuple[Machine, Machine]]:
     server, bucket = hub
     url = server.url(bucket, PREFIX.rstrip("/"))
-    a, b = Machine(tmp_path, "a", url), Machine(tmp_path, "b", url)
+    a, b = Machine.over_bucket(tmp_path, "a", url), Machine.over_bucket(tmp_path, "b", url)
     yield a, b
     a.stop()
     b.stop()
