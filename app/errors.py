@@ -15,7 +15,9 @@ class FileSyncError(Exception):
     """Base of every error FileSync reports to a user.
 
     ``location`` is the redacted location name and ``path`` the relative path, when known; the
-    front ends show them beside the message.
+    front ends show them beside the message. ``key`` is the location's ``Location.key``: the
+    engine finds the location an error concerns by it, never by the name shown. The engine
+    sets it where the error crosses from a location's worker into the engine.
     """
 
     def __init__(self, message: str, *, location: str | None = None, path: str | None = None):
@@ -23,6 +25,7 @@ class FileSyncError(Exception):
         self.message = message
         self.location = location
         self.path = path
+        self.key: str | None = None
 
     def __str__(self) -> str:
         parts = []

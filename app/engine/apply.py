@@ -320,23 +320,48 @@ class _Copy:
 
     @contextlib.contextmanager
     def open_source(self) -> Iterator[BinaryIO]:
-        """The source's stream, watched for failures and for a stop (on the copying thread)."""
-        with self.source.open_read(self.path) as raw:
-            self.opened = True
-            self.stream = _SourceStream(stop_aware(raw, self.stopping))
-            yield cast(BinaryIO, self.stream)
+        """The source's stream, watched for failures and for a stop (on the copying thread).
+
+        An error while the source fails is the source's (its key), though the target's
+        thread runs the copy.
+        """
+        try:
+            with self.source.open_read(self.path) as raw:
+                self.opened = True
+                self.stream = _SourceStream(stop_aware(raw, self.stopping))
+                yield cast(BinaryIO, self.stream)
+        except FileSyncError as exc:
+            if self.source_failed():
+                _blame(exc, self.source)
+            raise
 
     def run(self) -> FileMeta:
         with self.open_source() as data:
             return self.target.guarded_write(self.path, data, self.mtime_ns, self.expected)
 
 
+def _blame(exc: FileSyncError, location: Location) -> None:
+    """Say which location ``exc`` concerns (its key), unless that is known already."""
+    exc.key = exc.key or location.key
+
+
 def _compare(a: Location, b: Location, path: str, stopping: threading.Event | None) -> bool:
+    """Whether ``path`` holds the same bytes in ``a`` and ``b``; an error names its side."""
+    side = a
     try:
-        with a.open_read(path) as fa, b.open_read(path) as fb:
-            return streams_equal(stop_aware(fa, stopping), fb)
+        with a.open_read(path) as fa:
+            side = b
+            with b.open_read(path) as fb:
+                stream_a = _SourceStream(stop_aware(fa, stopping))
+                try:
+                    return streams_equal(cast(BinaryIO, stream_a), fb)
+                finally:
+                    side = a if stream_a.failed is not None else b
     except FileVanished:
         return False
+    except FileSyncError as exc:
+        _blame(exc, side)
+        raise
 
 
 def _keep_aside(

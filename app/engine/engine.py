@@ -25,12 +25,13 @@ from app.engine.queue import ChangeQueue
 from app.engine.settings import EngineSettings
 from app.engine.slot import Slot
 from app.engine.statehold import StateHold
-from app.engine.status import Activity, EngineStatus, LocationState
+from app.engine.status import Activity, EngineStatus
 from app.engine.stopping import SyncStopped
 from app.engine.sync import Syncer
 from app.errors import (
     FileSyncError,
     LocationBusy,
+    LocationUnavailable,
     StateIndexUnwritable,
 )
 from app.locations.base import Location
@@ -251,8 +252,7 @@ class Engine:
 
         def command() -> None:
             for slot in self._slots.values():
-                if not slot.available:
-                    slot.next_retry = 0.0
+                slot.retry_now()
             self._opener.retry_unavailable(watch=self._thread is not None)
             self._sync.full_sync("sync")
 
@@ -328,7 +328,7 @@ class Engine:
             return max(0.01, self._hold.retry_at - now)
         deadlines = [self._next_rescan]
         deadlines += [s.next_retry for s in self._slots.values() if not s.available]
-        retry = self._sync.retries.next_at()
+        retry = self._sync.next_retry_at()
         if retry is not None:
             deadlines.append(retry)
         return max(0.01, min(deadlines) - now)
@@ -338,9 +338,7 @@ class Engine:
         if self._paused or self._hold.active:
             return
         self._opener.retry_unavailable(watch=self._thread is not None)
-        due = self._sync.retries.take_due()
-        if due:
-            self._sync.sync_paths(due, "retry")
+        self._sync.retry_due()
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
             for slot in self._sync.available():
@@ -368,19 +366,10 @@ class Engine:
             return
         if not changes:
             return
-        rescan = False
         for change in changes:
             slot = self._slots.get(change.location)
-            if slot is None:
-                continue
-            if change.kind is ChangeKind.UNAVAILABLE:
-                if slot.available:
-                    slot.mark_unavailable(change.error)
-                    self._record("error", "", slot.location.name, change.error)
-            elif change.kind is ChangeKind.RESCAN:
-                slot.state = LocationState.SYNCING
-                rescan = True
-        if rescan:
-            self._sync.full_sync("catching up")
-            return
+            if slot is not None and change.kind is ChangeKind.UNAVAILABLE and slot.available:
+                # A poller that could not scan: the same outage as any other (its polling
+                # ended; reopening the location starts a new watcher).
+                slot.fail(LocationUnavailable(change.error))
         self._sync.sync_changes(changes)

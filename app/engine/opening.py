@@ -52,7 +52,7 @@ class Opener:
 
     def new_slot(self, location: Location) -> Slot:
         """A slot for ``location`` whose worker wakes the engine when a late call ends."""
-        slot = Slot(location)
+        slot = Slot(location, record=self.record)
         slot.worker.wake = lambda: self.queue.put(partial(self.catch_up, slot))
         return slot
 
@@ -89,9 +89,7 @@ class Opener:
             watcher = slot.run(opening, self.syncer.io.deadline, partial(self._late_open, slot))
         except FileSyncError as exc:
             self._load(slot)
-            slot.mark_unavailable(str(exc))
-            log.error("%s", exc)
-            self.record("error", "", loc.name, str(exc))
+            slot.fail(exc)
             return False
         self._opened(slot, watcher)
         if then is not None:
@@ -107,7 +105,7 @@ class Opener:
     def _opened(self, slot: Slot, watcher: Watcher | None) -> None:
         if watcher is not None:
             slot.watcher = watcher
-        slot.state = LocationState.SYNCING
+        slot.recovered()
 
     def _late_open(self, slot: Slot, future: Future[Watcher | None]) -> None:
         """An open that missed its deadline ended; if it worked, the location is back."""
@@ -124,14 +122,16 @@ class Opener:
             slot.location.close()
 
     def retry_unavailable(self, watch: bool) -> None:
-        """Reopen every unavailable location whose retry is due; catch up if one came back."""
+        """Reopen every unavailable location whose retry is due; catch up if one came back.
+
+        A failed attempt pushes the next one out (:meth:`Slot.fail`), a successful one says
+        the location is back (:meth:`Slot.recovered`).
+        """
         now = time.monotonic()
         back = False
         for slot in self.slots.values():
             if slot.available or slot.next_retry > now:
                 continue
-            if self.open(slot, watch):
-                log.info("%s is available again", slot.location.name)
-                back = True
+            back = self.open(slot, watch) or back
         if back:
             self.syncer.full_sync("catching up")

@@ -15,6 +15,10 @@ deleted. The rules, in the order they apply:
    unchanged ones, so an old copy in a newly added location never overwrites newer files.
 3. A competing version that loses and differs in content is kept as a conflict copy.
 4. With no changed version, a delete in any location propagates to all.
+
+A file deleted while the app was off is decided by the same rules: the index still holds its
+row for that location and the location no longer holds it, so that side is "deleted" (rule 4,
+unless another location edited it meanwhile, rule 1).
 """
 
 from __future__ import annotations

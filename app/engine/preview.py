@@ -125,7 +125,7 @@ def _open(slot: Slot, index: StateIndex, preview: Preview) -> None:
     try:
         slot.run(opening, None)
     except FileSyncError as exc:
-        slot.mark_unavailable(str(exc))
+        slot.fail(exc)
         preview.unavailable.append(str(exc) if loc.name in str(exc) else f"{loc.name}: {exc}")
 
 

@@ -18,7 +18,6 @@ from app.engine.ignore import IgnoreRules
 from app.engine.links import HeldLinks
 from app.engine.namegate import NameGate
 from app.engine.slot import Slot
-from app.engine.status import Recorder
 from app.engine.workers import SlotIo
 from app.errors import FileSyncError, FileVanished, LocationBusy
 from app.locations.base import IGNORE_FILE, FileMeta, Listing
@@ -37,14 +36,12 @@ class Reader:
         *,
         links: HeldLinks,
         names: NameGate,
-        record: Recorder,
         check_stop: Callable[[], None],
     ) -> None:
         self.slots = slots
         self.io = io
         self.links = links
         self.names = names
-        self.record = record
         self.check_stop = check_stop
 
     def available(self) -> list[Slot]:
@@ -112,9 +109,7 @@ class Reader:
                 slot.mark_stalled(exc)
                 slot.needs_full = True
             except FileSyncError as exc:
-                slot.mark_unavailable(str(exc))
-                log.error("%s", exc)
-                self.record("error", "", slot.location.name, str(exc))
+                slot.fail(exc)
         return listings
 
     def stat(self, wanted: list[str], ignore: IgnoreRules) -> dict[str, Listing]:
@@ -141,9 +136,7 @@ class Reader:
                 slot.mark_stalled(exc)
                 continue
             except (FileSyncError, OSError) as exc:
-                log.error("%s", exc)
-                slot.mark_unavailable(str(exc))
-                self.record("error", "", slot.location.name, str(exc))
+                slot.fail(exc)
                 continue
             self.links.refresh(slot, ignore)
             listings[key] = {p: m for p, m in stats.items() if m is not None}

@@ -1,4 +1,10 @@
-"""The engine's bookkeeping for one location: its last-known files, state and counters."""
+"""The engine's bookkeeping for one location: its last-known files, state and counters.
+
+It is also the one owner of "this location is unavailable": :meth:`Slot.fail` and
+:meth:`Slot.recovered` set the state, write one log line per transition (not per retry),
+record the activity and keep the schedule of attempts to reopen it. Backends only retry
+their own connection (``ftp/client.py`` reconnects once); everything longer is decided here.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,23 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from app.engine.status import LocationState, LocationStatus
+from app.engine.status import LocationState, LocationStatus, Recorder
 from app.engine.workers import Late, Worker
-from app.errors import LocationBusy
+from app.errors import FileSyncError, LocationBusy
 from app.locations.base import FileMeta, Listing, Location
 from app.watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Seconds before the first attempt to reopen an unavailable location; every failed attempt
+#: doubles the pause, up to :data:`REOPEN_MAX`, and it starts over once the location is back.
+REOPEN_FIRST = 1.0
+REOPEN_MAX = 60.0
+
+
+def _not_recorded(action: str, path: str, location: str, detail: str) -> None:
+    """The recorder of a slot nobody listens to."""
 
 
 @dataclass
@@ -36,8 +51,11 @@ class Slot:
     deletes: int = 0
     renames: int = 0
     pending: int = 0
+    #: When to try to reopen it while unavailable (monotonic), and the pause after that.
     next_retry: float = 0.0
-    retry_delay: float = 1.0
+    retry_delay: float = REOPEN_FIRST
+    #: Where its outages and recoveries are recorded (the engine's activity log).
+    record: Recorder = _not_recorded
     #: Paths this location refused to take (read-only, full, ...), with the attempts so far.
     failing: dict[str, int] = field(default_factory=dict)
     #: The thread that runs this location's I/O (see :mod:`app.engine.workers`).
@@ -65,12 +83,37 @@ class Slot:
         """True unless the location is unreachable (an ERROR location still syncs)."""
         return self.state is not LocationState.UNAVAILABLE
 
-    def mark_unavailable(self, error: str) -> None:
-        """Stop using the location until a retry or the watcher says it is back."""
-        self.state = LocationState.UNAVAILABLE
-        self.error = error
+    def fail(self, exc: BaseException, path: str = "") -> None:
+        """The location cannot be reached: stop using it until the next attempt to reopen it.
+
+        The first failure of an outage logs one line and records one activity; a failed
+        reopen only doubles the pause before the next one (up to :data:`REOPEN_MAX`).
+        """
+        if self.available:
+            self.state = LocationState.UNAVAILABLE
+            self.retry_delay = REOPEN_FIRST
+            log.error("%s", exc)
+            self.record("error", path, self.location.name, str(exc))
+        else:
+            self.retry_delay = min(self.retry_delay * 2, REOPEN_MAX)
+            log.debug("%s still unavailable: %s", self.location.name, exc)
+        self.error = str(exc)
         self.next_retry = time.monotonic() + self.retry_delay
-        self.retry_delay = min(self.retry_delay * 2, 60.0)
+
+    def recovered(self) -> None:
+        """The location opened: use it again; after an outage, say so once and start the
+        reopen schedule over."""
+        if not self.available:
+            log.info("%s is available again", self.location.name)
+            self.record("available", "", self.location.name, "available again")
+        self.state = LocationState.SYNCING
+        self.retry_delay = REOPEN_FIRST
+        self.next_retry = 0.0
+
+    def retry_now(self) -> None:
+        """Try to reopen an unavailable location at the next chance ("Sync now")."""
+        if not self.available:
+            self.next_retry = 0.0
 
     @property
     def ready(self) -> bool:
@@ -78,11 +121,18 @@ class Slot:
         return self.available and not self.worker.stalled
 
     def run(self, call: Callable[[], T], deadline: float | None, on_late: Late | None = None) -> T:
-        """Run ``call`` on this location's worker, marking the location stalled on a timeout."""
+        """Run ``call`` on this location's worker, marking the location stalled on a timeout.
+
+        An error that does not say which location it comes from is this one's (its ``key``).
+        """
         try:
             return self.worker.run(call, deadline, on_late)
         except LocationBusy as exc:
             self.mark_stalled(exc)
+            exc.key = exc.key or self.key
+            raise
+        except FileSyncError as exc:
+            exc.key = exc.key or self.key
             raise
 
     def mark_stalled(self, exc: LocationBusy) -> None:
@@ -111,7 +161,6 @@ class Slot:
     def mark_ok(self) -> None:
         """The location synced cleanly; an ERROR set by held deletes or failing paths stays."""
         self.last_sync = time.time()
-        self.retry_delay = 1.0
         if self.held_deletes or self.failing:
             self.state = LocationState.ERROR
         else:

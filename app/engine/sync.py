@@ -90,7 +90,6 @@ class Syncer:
             self.io,
             links=self.links,
             names=self.names,
-            record=record,
             check_stop=self._check_stop,
         )
         self.sides = Sides(slots, self.applier, self.links, self.names)
@@ -103,6 +102,16 @@ class Syncer:
         self._quiet_listings: dict[str, Listing] | None = None
         self._disturbed = False
         self.keep_listings = False
+
+    def next_retry_at(self) -> float | None:
+        """When the next path is due to be tried again (monotonic), or None."""
+        return self.retries.next_at()
+
+    def retry_due(self) -> None:
+        """Plan again the paths whose retry is due."""
+        due = self.retries.take_due()
+        if due:
+            self.sync_paths(due, "retry")
 
     def retry_later(self, changes: Iterable[Change]) -> None:
         """Plan these changes' paths again after a pause (their batch failed unexpectedly)."""
@@ -397,17 +406,18 @@ class Syncer:
         """Syncing ``path`` failed for every location: plan it again later (or at once)."""
         if isinstance(exc, LocationBusy):  # comparing contents: a location stopped answering
             self._park({path})
-        elif isinstance(exc, LocationUnavailable):
-            slot = self.slots.get(exc.location or "") or self._slot_by_name(exc.location)
+        elif isinstance(exc, LocationUnavailable):  # the source, or a location compared
+            slot = self.slots.get(exc.key or "")
             if slot is not None:
-                slot.mark_unavailable(str(exc))
+                slot.fail(exc, path)
                 listings.pop(slot.key, None)
-            log.error("%s", exc)
-            self.record("error", path, exc.location or "", str(exc))
+            else:
+                log.error("%s", exc)
+                self.record("error", path, exc.location or "", str(exc))
         elif isinstance(exc, FileVanished):
             log.debug("%s vanished while syncing; its own event will follow", shown(path))
         elif isinstance(exc, LinkedPath):  # a link appeared since the stat: hold the path there
-            slot = self._slot_by_name(exc.location)
+            slot = self.slots.get(exc.key or "")
             if slot is not None:
                 self.links.refresh(slot, self.ignore)
             self.retries.later(listings, path, self.debounce)
@@ -430,12 +440,11 @@ class Syncer:
         if isinstance(exc, LocationBusy):
             slot.parked.add(path)
             return
-        self.record("error", path, slot.location.name, str(exc))
         if isinstance(exc, LocationUnavailable):
-            log.error("%s", exc)
-            slot.mark_unavailable(str(exc))
+            slot.fail(exc, path)
             listings.pop(key, None)
             return
+        self.record("error", path, slot.location.name, str(exc))
         attempts = slot.mark_failed(path, str(exc))
         if attempts == 1:
             log.warning("%s", exc)
@@ -465,9 +474,3 @@ class Syncer:
         if path not in slot.stale:
             slot.stale.add(path)
             self.index.mark_stale(slot.key, path)
-
-    def _slot_by_name(self, name: str | None) -> Slot | None:
-        for slot in self.slots.values():
-            if slot.location.name == name:
-                return slot
-        return None

@@ -23,9 +23,8 @@ class ChangeKind(enum.Enum):
     MOVED_TREE = "moved_tree"
     #: Something happened below the folder ``path`` (created, moved in or out, deleted).
     TREE = "tree"
-    #: The watcher cannot vouch for anything: rescan the whole location.
-    RESCAN = "rescan"
-    #: The location could not be read; ``error`` says why. A later RESCAN means it is back.
+    #: The location could not be read; ``error`` says why. The watcher has stopped: the
+    #: engine handles the outage like any other and starts a new watcher when it reopens.
     UNAVAILABLE = "unavailable"
 
 

@@ -8,6 +8,11 @@ only what the location's own ``scan`` costs.
 A file that changed in two polls in a row is still being written (an upload in progress): it
 is reported unsettled until a poll finds it unchanged, so the engine does not copy every
 partial size it sees.
+
+A poll that fails is reported once (an UNAVAILABLE change) and polling ends: the outage is the
+engine's to handle (:meth:`app.engine.slot.Slot.fail` logs it, records it and paces the
+attempts to reopen), and a reopened location gets a new watcher. So a server that is down is
+not knocked on by the poller every ``interval`` besides the engine's own attempts.
 """
 
 from __future__ import annotations
@@ -65,7 +70,6 @@ class PollingWatcher(Watcher):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._previous: Listing | None = None
-        self._failing = False
         self._lock = threading.Lock()
         #: What the engine did while a scan was running (None when no scan runs).
         self._during_scan: dict[str, FileMeta | None] | None = None
@@ -107,26 +111,16 @@ class PollingWatcher(Watcher):
             self._during_scan = {}
         try:
             listing = self.location.scan()
-        except FileSyncError as exc:
-            if not self._failing:
-                log.warning("%s", exc)
-                self.sink(Change(key, ChangeKind.UNAVAILABLE, error=str(exc)))
-            self._failing = True
-            return
         except Exception as exc:  # a watcher thread must never die silently
-            log.exception("polling %s failed", self.location.name)
-            if not self._failing:
-                self.sink(Change(key, ChangeKind.UNAVAILABLE, error=str(exc)))
-            self._failing = True
+            if not isinstance(exc, FileSyncError):
+                log.exception("polling %s failed", self.location.name)
+            self._stop.set()  # the engine reopens the location with a new watcher
+            self.sink(Change(key, ChangeKind.UNAVAILABLE, error=str(exc)))
             return
         with self._lock:
             # The scan may predate what the engine did meanwhile: keep that in the baseline.
             during, self._during_scan = self._during_scan or {}, None
             previous, self._previous = self._previous, _with(listing, during)
-        if self._failing:
-            self._failing = False
-            self.sink(Change(key, ChangeKind.RESCAN))
-            return
         changes = (
             [] if previous is None or previous is listing else diff_listings(key, previous, listing)
         )

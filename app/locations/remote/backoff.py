@@ -1,9 +1,11 @@
-"""Growing pauses between failed connects to a server, shared by the server kinds.
+"""A short pause after a failed connect to a server, shared by the server kinds.
 
-A server that is down must not be hammered by a poll every two seconds, and a wrong password
-must not be tried again and again: after a failed connect, calls fail at once with the same
-error (same type, so a wrong password stays :class:`AuthenticationFailed`) until the pause is
-over. The pause doubles from 1 s up to 60 s and resets after a successful connect.
+After a failed connect, calls fail at once with the same error (same type, so a wrong password
+stays :class:`AuthenticationFailed`) for :data:`BACKOFF_FIRST_S`, so one burst of commands (a
+stat of many paths) does not connect once per command to a server that just refused. The pause
+is fixed: the growing pause between attempts during an outage (1 s doubling to 60 s) is the
+engine's (:meth:`app.engine.slot.Slot.fail`), whose first pause is as long as this one, so a
+reopen is never swallowed by it; the poller stops at its first failure.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import time
 from app.errors import LocationUnavailable
 
 BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 60.0
 
 
 class Backoff:
@@ -36,9 +37,9 @@ class Backoff:
         raise again.with_traceback(None)
 
     def failed(self, exc: LocationUnavailable) -> None:
-        """A connect failed with ``exc``: pause twice as long as last time (at most 60 s)."""
+        """A connect failed with ``exc``: fail at once for the next :data:`BACKOFF_FIRST_S`."""
         self._last = exc
-        self._pause_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._pause_s * 2))
+        self._pause_s = BACKOFF_FIRST_S
         self._retry_at = time.monotonic() + self._pause_s
 
     def succeeded(self) -> None:
