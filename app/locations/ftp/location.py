@@ -30,14 +30,15 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from app.errors import FileSyncError, LocationUnavailable
-from app.locations.base import META_DIR, TEMP_PREFIX, Capabilities, FileMeta, Listing, Location
+from app.locations.base import META_DIR, TEMP_PREFIX, Capabilities, FileMeta, Listing
 from app.locations.ftp.listing import ListingParseError, parse_ftp_time, parse_mdtm_reply
 from app.locations.ftp.reader import FtpReader
 from app.locations.ftp.remote import NS, Remote
 from app.locations.ftp.scanner import FtpScanner
 from app.locations.ftp.transfer import upload
 from app.locations.ftp.writer import FtpWriter
-from app.locations.names import FTP_NAMES, safe_label
+from app.locations.names import FTP_NAMES
+from app.locations.remote.named import SpecNamed
 
 if TYPE_CHECKING:
     from app.locations.options import LocationOptions
@@ -56,7 +57,7 @@ CAUTIOUS = Capabilities(
 _PROBE_TIME = "20200102030405"
 
 
-class FtpLocation(Location):
+class FtpLocation(SpecNamed):
     """A folder on an FTP or FTPS server (``ftp://user:pass@host/path``)."""
 
     kind = "ftp"
@@ -77,21 +78,6 @@ class FtpLocation(Location):
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FtpLocation:
         """Build a location for ``spec`` (call :meth:`open` to connect)."""
         return cls(spec, timeout=options.connect_timeout, read_only=options.read_only)
-
-    @property
-    def key(self) -> str:
-        """``ftp://user@host:port/path`` (never the password)."""
-        return self.spec.key
-
-    @property
-    def name(self) -> str:
-        """The spec as typed, password shown as ``***``."""
-        return self.spec.redacted
-
-    @property
-    def label(self) -> str:
-        """The host name, reduced to characters safe in a file name."""
-        return safe_label(self.spec.host, self.kind)
 
     @property
     def request_count(self) -> int:

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import botocore.exceptions as bex
 
 from app.errors import FileChanged, LocationUnavailable, TargetFailed
-from app.locations.base import META_DIR, Capabilities, FileMeta, Location
+from app.locations.base import META_DIR, Capabilities, FileMeta
 from app.locations.names import safe_label
+from app.locations.remote.named import SpecNamed
 from app.locations.s3.client import S3Connection, is_not_found, is_precondition_failed
 from app.locations.s3.objects import (
     Listed,
@@ -63,7 +64,7 @@ DELETE_BATCH = 1000
 ABANDONED_AFTER_S = 86400.0
 
 
-class S3Location(S3ReadOps, Location):
+class S3Location(S3ReadOps, SpecNamed):
     """The objects under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible server."""
 
     kind = "s3"
@@ -100,21 +101,6 @@ class S3Location(S3ReadOps, Location):
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> S3Location:
         """Build a location for ``spec`` (call :meth:`open` to connect)."""
         return cls(spec, timeout=options.connect_timeout)
-
-    @property
-    def key(self) -> str:
-        """``s3://key-id@bucket:443/prefix`` (never the secret)."""
-        return self.spec.key
-
-    @property
-    def name(self) -> str:
-        """The spec as typed, the secret shown as ``***``."""
-        return self.spec.redacted
-
-    @property
-    def label(self) -> str:
-        """The bucket name, reduced to characters safe in a file name."""
-        return safe_label(self.spec.host, self.kind)
 
     @property
     def request_count(self) -> int:

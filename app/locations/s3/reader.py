@@ -54,10 +54,10 @@ class S3ReadOps:
     #: Unsafe keys already warned about (a poll every few seconds must not repeat it).
     _warned: set[str]
 
-    @property
-    def name(self) -> str:
-        """The location's redacted name (provided by the location class)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the location class (SpecNamed); no runtime placeholder
+
+        @property
+        def name(self) -> str: ...
 
     def _marker_gone(self) -> LocationUnavailable:
         return LocationUnavailable(

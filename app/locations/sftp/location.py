@@ -41,12 +41,12 @@ from app.locations.base import (
     Capabilities,
     FileMeta,
     Listing,
-    Location,
     check_relpath,
     is_internal,
 )
-from app.locations.names import NamePolicy, safe_label
+from app.locations.names import NamePolicy
 from app.locations.remote.hubjournal import HubJournal
+from app.locations.remote.named import SpecNamed
 from app.locations.sftp import protocol
 from app.locations.sftp.connection import SftpConnection
 from app.locations.sftp.journal import SftpJournalStore
@@ -83,7 +83,7 @@ UPLOAD_BUFFER = 256 * 1024
 _ERRORS = SFTP_ERRORS
 
 
-class SftpLocation(SftpWrites, Location):
+class SftpLocation(SftpWrites, SpecNamed):
     """A folder on an SSH server (``sftp://user@host/path``)."""
 
     kind = "sftp"
@@ -114,21 +114,6 @@ class SftpLocation(SftpWrites, Location):
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> SftpLocation:
         """Build a location for ``spec`` (call :meth:`open` to connect)."""
         return cls(spec, timeout=options.connect_timeout, read_only=options.read_only)
-
-    @property
-    def key(self) -> str:
-        """``sftp://user@host:port/path`` (never the password)."""
-        return self.spec.key
-
-    @property
-    def name(self) -> str:
-        """The spec as typed, password shown as ``***``."""
-        return self.spec.redacted
-
-    @property
-    def label(self) -> str:
-        """The host name, reduced to characters safe in a file name."""
-        return safe_label(self.spec.host, self.kind)
 
     @property
     def request_count(self) -> int:

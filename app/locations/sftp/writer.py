@@ -16,7 +16,7 @@ import logging
 import posixpath
 import uuid
 from collections.abc import Sequence
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import paramiko
 
@@ -58,10 +58,10 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
     #: False once the server said it has no posix-rename.
     _posix_rename: bool
 
-    @property
-    def name(self) -> str:
-        """The location's redacted name (provided by the location class)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the location class (SpecNamed); no runtime placeholder
+
+        @property
+        def name(self) -> str: ...
 
     def _abs(self, rel: str) -> str:
         raise NotImplementedError
