@@ -79,6 +79,8 @@ def test_the_poll_interval_is_the_runs_choice_else_the_kinds_default(
     assert open_location(spec, LocationOptions(poll_interval=0.5)).poll_interval == 0.5
     folder = open_location(f"folder:{tmp_path}")
     assert folder.poll_interval == kind_of(parse_spec(f"folder:{tmp_path}")).default_poll_interval
+    bucket = parse_spec("s3://bucket/x?endpoint=http://127.0.0.1:9")
+    assert open_location(bucket).poll_interval == 10.0, "S3 polls every 10 s unless told"
     for url in ("ftp://h/x?poll=5", "s3://bucket/x?endpoint=http://127.0.0.1:9&poll=5"):
         assert open_location(parse_spec(url)).poll_interval == 5.0, url
     zip_spec = parse_spec(f"zip:{tmp_path / 'a.zip'}")

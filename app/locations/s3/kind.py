@@ -51,4 +51,6 @@ S3 = LocationKind(
     test=listing_test(S3Location.from_spec),
     has_password=True,
     default_port=DEFAULT_PORT,
+    # Every poll is a paid ListObjectsV2 call per 1,000 keys on a store many machines share.
+    default_poll_interval=10.0,
 )
