@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app import paths
-from app.web.server import WebAddressError, parse_bind
+from app.web.bind import WebAddressError, parse_bind
 
 COMMANDS = ("service",)
 UNIT_NAME = "filesync.service"

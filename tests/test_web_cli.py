@@ -133,7 +133,7 @@ def test_with_a_certificate_the_dashboard_speaks_tls(tmp_path: Path) -> None:
 
 
 def test_web_addresses() -> None:
-    from app.web.server import Bind, WebAddressError, parse_bind
+    from app.web.bind import Bind, WebAddressError, parse_bind
 
     assert parse_bind("127.0.0.1:0") == Bind("127.0.0.1", 0)
     assert parse_bind(":9000") == Bind("127.0.0.1", 9000)

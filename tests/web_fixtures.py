@@ -20,8 +20,9 @@ from app.engine.index import StateIndex
 from app.locations import LocationOptions, open_location
 from app.locations.registry import parse_spec
 from app.web.access import read_token
+from app.web.bind import Bind
 from app.web.control import EngineControls
-from app.web.server import Bind, DashboardServer
+from app.web.server import DashboardServer
 from tests.ftp_server import ThreadedFtpServer
 
 

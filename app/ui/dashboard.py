@@ -19,8 +19,9 @@ from app.locations.spec import LocationSpec
 from app.ui.commands import Action, CommandQueue
 from app.ui.facade import SyncFacade
 from app.ui.form import InUse
+from app.web.bind import DEFAULT_HOST, DEFAULT_PORT, Bind
 from app.web.control import UnknownLocation
-from app.web.server import DEFAULT_HOST, DEFAULT_PORT, Bind, DashboardServer
+from app.web.server import DashboardServer
 
 log = logging.getLogger(__name__)
 

@@ -10,21 +10,24 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import paths
 from app.locations import LocationOptions
 from app.locations.spec import LocationSpec
-from app.web.control import EngineControls, EngineLike
-from app.web.server import (
+from app.web.bind import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     Bind,
-    DashboardServer,
     Tls,
     WebAddressError,
     check_reachable,
     parse_bind,
 )
+from app.web.control import EngineControls, EngineLike
+
+if TYPE_CHECKING:
+    from app.web.server import DashboardServer
 
 log = logging.getLogger("filesync")
 
@@ -123,6 +126,8 @@ def serving(
     if args.web is None:
         yield None
         return
+    from app.web.server import DashboardServer  # uvicorn and starlette: only when serving
+
     bind: Bind = args.web
     controls = EngineControls(engine, specs, options, state_dir, args.log_file)
     server = DashboardServer(controls, state_dir, bind, tls_of(args))

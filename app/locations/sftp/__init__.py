@@ -8,7 +8,3 @@ package's ``__init__``.
 """
 
 from __future__ import annotations
-
-from app.locations.sftp.location import SftpLocation
-
-__all__ = ["SftpLocation"]

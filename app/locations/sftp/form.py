@@ -8,6 +8,7 @@ again. A changed host key is reported and never offered for trust.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.errors import FormError, SpecError, UnknownHostKey
 from app.locations.form.checks import listing_test
@@ -24,9 +25,10 @@ from app.locations.form.fields import (
 )
 from app.locations.form.server import check_host, port_of
 from app.locations.options import LocationOptions
-from app.locations.sftp import hostkeys
-from app.locations.sftp.location import SftpLocation
 from app.locations.spec import LocationSpec, server_spec
+
+if TYPE_CHECKING:
+    from app.locations.base import Location
 
 #: Spec options the form offers, each a file on this computer.
 _FILES = ("key", "known_hosts")
@@ -90,7 +92,14 @@ def sftp_form(default_port: int) -> FormLayout:
     return FormLayout(FormStyle.SERVER, fields, to_spec, back)
 
 
-_listing = listing_test(SftpLocation.from_spec)
+def open_sftp(spec: LocationSpec, options: LocationOptions) -> Location:
+    """The location; paramiko is imported only now, never by a run without SFTP."""
+    from app.locations.sftp.location import SftpLocation
+
+    return SftpLocation.from_spec(spec, options)
+
+
+_listing = listing_test(open_sftp)
 
 
 def sftp_test(spec: LocationSpec, options: LocationOptions) -> ConnectionReport:
@@ -101,6 +110,8 @@ def sftp_test(spec: LocationSpec, options: LocationOptions) -> ConnectionReport:
         line = exc.known_hosts_line
 
         def trust() -> ConnectionReport:
+            from app.locations.sftp import hostkeys
+
             hostkeys.trust(spec, line)
             return _listing(spec, options)
 

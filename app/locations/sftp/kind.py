@@ -9,8 +9,7 @@ Accepted: ``sftp://user[:password]@host[:port]/absolute/path`` and the short for
 from __future__ import annotations
 
 from app.locations.base import LocationKind
-from app.locations.sftp.form import sftp_form, sftp_test
-from app.locations.sftp.location import SftpLocation
+from app.locations.sftp.form import open_sftp, sftp_form, sftp_test
 from app.locations.spec import LocationSpec, server_short, server_url
 
 DEFAULT_PORT = 22
@@ -29,7 +28,7 @@ SFTP = LocationKind(
     url_schemes=("sftp",),
     forms=("sftp:user@host/path", "sftp://user@host:port/path"),
     parse=_parse,
-    from_spec=SftpLocation.from_spec,
+    from_spec=open_sftp,
     form=sftp_form(DEFAULT_PORT),
     test=sftp_test,
     has_password=True,

@@ -1,0 +1,68 @@
+"""A run pays only for the kinds it uses: boto3, paramiko and the dashboard load on demand.
+
+Each check runs a fresh interpreter (a real subprocess) and reads its ``sys.modules``: in
+this test process the modules are long loaded by other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import tree, write_file
+
+#: Loaded only when a location of their kind is opened, or the dashboard served.
+HEAVY = ("boto3", "botocore", "paramiko", "starlette", "uvicorn")
+
+
+def _loaded_after(script: str, tmp_path: Path) -> list[str]:
+    """Run ``script`` in a new interpreter; which of HEAVY it had loaded at the end."""
+    report = tmp_path / "modules.json"
+    code = (
+        f"{script}\nimport json, sys\n"
+        f"json.dump([m for m in {HEAVY!r} if m in sys.modules], open({str(report)!r}, 'w'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded: list[str] = json.loads(report.read_text())
+    return loaded
+
+
+def test_importing_the_command_line_loads_no_server_library(tmp_path: Path) -> None:
+    assert _loaded_after("import app.cli", tmp_path) == []
+
+
+def test_once_over_two_folders_loads_no_server_library(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_file(a / "x/y.txt", "hello")
+    b.mkdir()
+    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
+    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    assert _loaded_after(script, tmp_path) == []
+    assert tree(b) == {"x/y.txt": b"hello"}
+
+
+def test_every_kind_is_known_without_its_library(tmp_path: Path) -> None:
+    script = (
+        "from app.locations.registry import KINDS, parse_spec\n"
+        "assert {'s3', 'sftp'} <= {k.name for k in KINDS}\n"
+        "assert parse_spec('s3://bucket/p?endpoint=http://127.0.0.1:9').kind == 's3'\n"
+        "assert parse_spec('sftp://me@127.0.0.1:2222/srv').kind == 'sftp'\n"
+        "assert [f.name for f in next(k for k in KINDS if k.name == 's3').form.fields]\n"
+    )
+    assert _loaded_after(script, tmp_path) == []
+
+
+def test_building_a_location_loads_its_library(tmp_path: Path) -> None:
+    script = (
+        "from app.locations import open_location\n"
+        "open_location('s3://bucket/p?endpoint=http://127.0.0.1:9')\n"
+        "open_location('sftp://me@127.0.0.1:2222/srv')\n"
+    )
+    loaded = _loaded_after(script, tmp_path)
+    assert {"boto3", "paramiko"} <= set(loaded)
+    assert "starlette" not in loaded
