@@ -2,13 +2,14 @@
 
 The engine thread and the poller thread both call into an FTP location, and FTP allows one
 command at a time per control connection, so every use goes through :meth:`FtpClient.session`
-under one lock. Connection trouble is translated here, at the boundary, into FileSync errors:
+under one lock (:class:`~app.locations.remote.session.HeldSession`, shared with SFTP, holds it,
+retries once and pauses after a failed connect). This module says what FTP's troubles mean:
 
 * a connection that breaks (reset, EOF, timeout, ``421``/``426``) is dropped; the call is
   retried once on a fresh connection, because servers close idle control connections and that
   must not look like an outage;
-* a failed (re)connect starts the shared backoff (:mod:`app.locations.remote.backoff`, 1 s
-  doubling to 60 s). While it runs, calls raise at once instead of hammering the server;
+* a failed (re)connect starts the shared backoff (:mod:`app.locations.remote.backoff`). While
+  it runs, calls raise at once instead of hammering the server;
 * ``530`` at login is :class:`AuthenticationFailed`; any other failure is
   :class:`LocationUnavailable` naming ``host:port``.
 
@@ -23,17 +24,13 @@ import ftplib
 import logging
 import socket
 import ssl
-import threading
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable
 
 from app.errors import AuthenticationFailed, LocationUnavailable
-from app.locations.remote.backoff import Backoff
+from app.locations.remote.session import HeldSession
 from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: Reply codes that mean "this connection is finished, make a new one".
 _BROKEN_CODES = ("421", "426")
@@ -59,7 +56,7 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ftplib.error_perm) and reply_code(exc) == "550"
 
 
-class FtpClient:
+class FtpClient(HeldSession[ftplib.FTP]):
     """A lazily (re)connected FTP or FTPS session for one location.
 
     ``features`` holds the FEAT lines of the current connection, upper-cased keys (``MLST``,
@@ -67,73 +64,17 @@ class FtpClient:
     commands sent, so benchmarks and tests can see what a scan costs.
     """
 
+    what = "FTP connection"
+
     def __init__(self, spec: LocationSpec, timeout: float) -> None:
-        self.spec = spec
-        self.timeout = timeout
+        super().__init__(spec, timeout, log)
         self.features: dict[str, str] = {}
         self.commands = 0
         self.on_connect: Callable[[ftplib.FTP], None] | None = None
-        self._ftp: ftplib.FTP | None = None
-        self._lock = threading.Lock()
-        self._owner: int | None = None
-        self._backoff = Backoff()
         self._warned_unverified = False
         #: Send short command sequences without waiting for each reply (``pipeline=no`` in the
         #: URL turns it off; a timeout while pipelining turns it off for good).
         self.pipelining = spec.option("pipeline", "yes").lower() not in ("no", "false", "0", "off")
-
-    @property
-    def address(self) -> str:
-        """``host:port`` for messages (IPv6 hosts in brackets)."""
-        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
-        return f"{host}:{self.spec.port}"
-
-    def scrub(self, text: str) -> str:
-        """Return ``text`` with the password replaced by ``***`` (servers may echo input)."""
-        password = self.spec.password
-        return text.replace(password, "***") if password else text
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[ftplib.FTP]:
-        """Hold the connection (connecting first if needed) for one exchange.
-
-        Raises :class:`RuntimeError` if the same thread re-enters while it holds the session
-        (for example calling ``stat`` while streaming a download): FTP cannot interleave
-        commands with a transfer, and waiting would deadlock.
-        """
-        me = threading.get_ident()
-        if self._owner == me:
-            raise RuntimeError(f"{self.spec.redacted}: FTP connection re-entered by its holder")
-        with self._lock:
-            self._owner = me
-            try:
-                yield self._connected()
-            finally:
-                self._owner = None
-
-    def run(self, what: str, action: Callable[[ftplib.FTP], T]) -> T:
-        """Run ``action`` on the connection; on a broken connection retry once, fresh.
-
-        ``what`` names the operation in error messages. ``ftplib.error_perm`` (5xx other than
-        the broken codes) propagates unchanged: the caller knows what a ``550`` means for it.
-        """
-        with self.session() as first:
-            try:
-                return action(first)
-            except Exception as exc:
-                if not self.is_broken(exc):
-                    raise
-                self.drop(exc)
-                log.info("%s: connection lost during %s (%s); reconnecting", self.spec.redacted,
-                         what, self.scrub(str(exc)) or type(exc).__name__)  # fmt: skip
-            ftp = self._connected()
-            try:
-                return action(ftp)
-            except Exception as exc:
-                if not self.is_broken(exc):
-                    raise
-                self.drop(exc)
-                raise self.unavailable(what, exc) from None
 
     def pipeline(self, ftp: ftplib.FTP, commands: list[str]) -> list[str | ftplib.Error]:
         """Send ``commands`` at once; return each reply, or the refusal, in order.
@@ -177,50 +118,16 @@ class FtpClient:
             return reply_code(exc) in _BROKEN_CODES
         return isinstance(exc, CONNECTION_ERRORS)
 
-    def unavailable(self, what: str, exc: BaseException) -> LocationUnavailable:
-        """Build the error for a failure the user can only wait out or fix on the server."""
-        detail = self.scrub(str(exc)) or type(exc).__name__
-        return LocationUnavailable(
-            f"{what} failed on {self.address}: {detail}", location=self.spec.redacted
-        )
+    def _discard(self, conn: ftplib.FTP) -> None:
+        conn.close()
 
-    def drop(self, reason: BaseException | None = None) -> None:
-        """Forget the current connection without talking to the server (it may be dead)."""
-        ftp, self._ftp = self._ftp, None
-        if ftp is not None:
-            if reason is not None:
-                log.debug("%s: dropping connection: %r", self.spec.redacted, reason)
-            ftp.close()
-
-    def reconnect(self) -> ftplib.FTP:
-        """Inside a held :meth:`session`: drop the connection and make a new one (or raise)."""
-        self.drop()
-        return self._connected()
-
-    def close(self) -> None:
-        """Say goodbye politely and close the connection. Safe to call twice."""
-        with self._lock:
-            ftp, self._ftp = self._ftp, None
-            if ftp is None:
-                return
-            try:
-                ftp.quit()
-            except FTP_ERRORS:
-                pass
-            finally:
-                ftp.close()
-
-    def _connected(self) -> ftplib.FTP:
-        if self._ftp is not None:
-            return self._ftp
-        self._backoff.check()
+    def _hang_up(self, conn: ftplib.FTP) -> None:
         try:
-            self._ftp = self._login()
-        except LocationUnavailable as exc:
-            self._backoff.failed(exc)
-            raise
-        self._backoff.succeeded()
-        return self._ftp
+            conn.quit()
+        except FTP_ERRORS:
+            pass
+        finally:
+            conn.close()
 
     def _tls_context(self) -> ssl.SSLContext:
         if self.spec.option("verify", "yes").lower() in ("no", "false", "0", "off"):

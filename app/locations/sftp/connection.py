@@ -1,13 +1,14 @@
 """One SSH connection with its SFTP session per location, shared by threads, that heals itself.
 
 The engine thread and the poller both call into an SFTP location; every use goes through
-:meth:`SftpConnection.session` under one lock, so requests of two threads never interleave.
-Trouble is translated here, at the boundary, into FileSync errors:
+:meth:`SftpConnection.session` under one lock, so requests of two threads never interleave
+(:class:`~app.locations.remote.session.HeldSession`, shared with FTP, holds it, retries once
+and pauses after a failed connect). Trouble is translated here into FileSync errors:
 
 * a connection that breaks (EOF, reset, a timeout) is dropped and the call retried once on a
   fresh one, because servers and NAT boxes drop idle connections; keepalives every 15 s make
   that rarer, and every request has a timeout;
-* a failed (re)connect starts the shared backoff (1 s doubling to 60 s);
+* a failed (re)connect starts the shared backoff (:mod:`app.locations.remote.backoff`);
 * the host key is checked against ``known_hosts`` before anything is sent
   (:mod:`app.locations.sftp.hostkeys`); a refused login is :class:`AuthenticationFailed`;
   anything else is :class:`LocationUnavailable` naming ``host:port``.
@@ -20,27 +21,23 @@ a message or the log.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import logging
 import os
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import paramiko
 
 from app.errors import AuthenticationFailed, FileSyncError, LocationUnavailable
-from app.locations.remote.backoff import Backoff
+from app.locations.remote.session import HeldSession
 from app.locations.sftp import hostkeys
 from app.locations.sftp.protocol import StatusError
 from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 KEEPALIVE_S = 15
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -48,87 +45,40 @@ DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 WINDOW_BYTES = 16 * 1024 * 1024
 
 
-class _CountingSftp(paramiko.SFTPClient):
-    """paramiko's client, counting the requests it sends (requests per poll, in benches)."""
+class CountingSftp(paramiko.SFTPClient):
+    """paramiko's client, counting the requests it sends (requests per poll, in benches).
+
+    ``transport`` is its SSH connection: a session is usable while that is active.
+    """
 
     def __init__(self, sock: paramiko.Channel) -> None:
         super().__init__(sock)
         self.requests = 0
+        self.transport = sock.get_transport()
 
     def _async_request(self, fileobj: object, t: int, *args: object) -> int:
         self.requests += 1
         return cast(int, cast(Any, super())._async_request(fileobj, t, *args))
 
 
-class SftpConnection:
+class SftpConnection(HeldSession[CountingSftp]):
     """A lazily (re)connected SSH + SFTP session for one location.
 
     ``home`` is the login's home folder (what ``~`` means), known once connected.
     """
 
-    def __init__(self, spec: LocationSpec, timeout: float) -> None:
-        self.spec = spec
-        self.timeout = timeout
-        self.home = ""
-        self._transport: paramiko.Transport | None = None
-        self._sftp: _CountingSftp | None = None
-        self._lock = threading.Lock()
-        self._owner: int | None = None
-        self._backoff = Backoff()
-        self._requests_before = 0
+    what = "SFTP session"
 
-    @property
-    def address(self) -> str:
-        """``host:port`` for messages (IPv6 hosts in brackets)."""
-        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
-        return f"{host}:{self.spec.port}"
+    def __init__(self, spec: LocationSpec, timeout: float) -> None:
+        super().__init__(spec, timeout, log)
+        self.home = ""
+        self._requests_before = 0
 
     @property
     def requests(self) -> int:
         """SFTP requests sent so far, over every connection this location made."""
-        current = self._sftp.requests if self._sftp is not None else 0
+        current = self._conn.requests if self._conn is not None else 0
         return self._requests_before + current
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[paramiko.SFTPClient]:
-        """Hold the session (connecting first if needed) for one exchange.
-
-        Raises :class:`RuntimeError` if the thread holding it re-enters (a ``stat`` while
-        streaming a download): waiting would deadlock.
-        """
-        me = threading.get_ident()
-        if self._owner == me:
-            raise RuntimeError(f"{self.spec.redacted}: SFTP session re-entered by its holder")
-        with self._lock:
-            self._owner = me
-            try:
-                yield self._connected()
-            finally:
-                self._owner = None
-
-    def run(self, what: str, action: Callable[[paramiko.SFTPClient], T]) -> T:
-        """Run ``action`` on the session; on a broken connection retry once, fresh.
-
-        A refusal of one request (a status reply: ``OSError``) propagates unchanged: the
-        caller knows what "no such file" means for it.
-        """
-        with self.session() as first:
-            try:
-                return action(first)
-            except Exception as exc:
-                if not self.is_broken(exc):
-                    raise
-                self.drop(exc)
-                log.info("%s: connection lost during %s (%s); reconnecting", self.spec.redacted,
-                         what, str(exc) or type(exc).__name__)  # fmt: skip
-            sftp = self._connected()
-            try:
-                return action(sftp)
-            except Exception as exc:
-                if not self.is_broken(exc):
-                    raise
-                self.drop(exc)
-                raise self.unavailable(what, exc) from None
 
     def is_broken(self, exc: BaseException) -> bool:
         """True if ``exc`` means the connection is unusable (not a refusal of one request)."""
@@ -136,51 +86,17 @@ class SftpConnection:
             return False
         if isinstance(exc, paramiko.SSHException | EOFError | TimeoutError | ConnectionError):
             return True
-        transport = self._transport
+        transport = self._conn.transport if self._conn is not None else None
         return isinstance(exc, OSError) and (transport is None or not transport.is_active())
 
-    def unavailable(self, what: str, exc: BaseException) -> LocationUnavailable:
-        """The error for a failure the user can only wait out or fix on the server."""
-        detail = str(exc) or type(exc).__name__
-        return LocationUnavailable(
-            f"{what} failed on {self.address}: {detail}", location=self.spec.redacted
-        )
+    def _usable(self, conn: CountingSftp) -> bool:
+        return conn.transport.is_active()
 
-    def drop(self, reason: BaseException | None = None) -> None:
-        """Forget the connection without talking to the server (it may be dead)."""
-        sftp, self._sftp = self._sftp, None
-        transport, self._transport = self._transport, None
-        if sftp is not None:
-            self._requests_before += sftp.requests
-        if reason is not None:
-            log.debug("%s: dropping connection: %r", self.spec.redacted, reason)
-        if transport is not None:
-            transport.close()
+    def _discard(self, conn: CountingSftp) -> None:
+        self._requests_before += conn.requests
+        conn.transport.close()
 
-    def reconnect(self) -> paramiko.SFTPClient:
-        """Inside a held :meth:`session`: drop the connection and make a new one (or raise)."""
-        self.drop()
-        return self._connected()
-
-    def close(self) -> None:
-        """Close the connection. Safe to call twice."""
-        with self._lock:
-            self.drop()
-
-    def _connected(self) -> paramiko.SFTPClient:
-        if self._sftp is not None and self._transport is not None and self._transport.is_active():
-            return self._sftp
-        self.drop()
-        self._backoff.check()
-        try:
-            self._sftp = self._login()
-        except LocationUnavailable as exc:
-            self._backoff.failed(exc)
-            raise
-        self._backoff.succeeded()
-        return self._sftp
-
-    def _login(self) -> _CountingSftp:
+    def _login(self) -> CountingSftp:
         spec = self.spec
         known = hostkeys.load_known(spec)
         try:
@@ -203,7 +119,7 @@ class SftpConnection:
             hostkeys.check(spec, transport.get_remote_server_key(), known)
             self._authenticate(transport)
             transport.set_keepalive(KEEPALIVE_S)
-            sftp = _CountingSftp.from_transport(transport)
+            sftp = CountingSftp.from_transport(transport)
             if sftp is None:
                 raise paramiko.SSHException("the server refused the SFTP subsystem")
             channel = sftp.get_channel()
@@ -219,7 +135,6 @@ class SftpConnection:
         except BaseException:
             transport.close()
             raise
-        self._transport = transport
         log.debug("%s: connected, home %s", spec.redacted, self.home)
         return sftp
 

@@ -48,7 +48,7 @@ from app.locations.names import NamePolicy
 from app.locations.remote.hubjournal import HubJournal
 from app.locations.remote.named import SpecNamed
 from app.locations.sftp import protocol
-from app.locations.sftp.connection import SftpConnection
+from app.locations.sftp.connection import CountingSftp, SftpConnection
 from app.locations.sftp.journal import SftpJournalStore
 from app.locations.sftp.protocol import SFTP_ERRORS, Download, StatusError, is_not_found
 from app.locations.sftp.writer import SftpWrites
@@ -366,29 +366,26 @@ class SftpLocation(SftpWrites, SpecNamed):
 
     def _start_download(
         self,
-        sftp: paramiko.SFTPClient,
+        sftp: CountingSftp,
         path: str,
         translate: Callable[[BaseException], Exception],
     ) -> Download:
-        for attempt in (1, 2):
-            try:
-                return Download(sftp, self._abs(path), translate)
-            except StatusError as exc:
-                if is_not_found(exc):
-                    raise FileVanished(
-                        "the file is gone from the server", location=self.name, path=path
-                    ) from None
-                raise LocationUnavailable(
-                    f"download refused: {exc}", location=self.name, path=path
+        try:
+            return self._conn.retry_held(
+                f"download of {path}", sftp, lambda s: Download(s, self._abs(path), translate)
+            )
+        except StatusError as exc:
+            if is_not_found(exc):
+                raise FileVanished(
+                    "the file is gone from the server", location=self.name, path=path
                 ) from None
-            except _ERRORS as exc:
-                broken = self._conn.is_broken(exc)
-                if broken:
-                    self._conn.drop(exc)
-                if not broken or attempt == 2:
-                    raise self._conn.unavailable(f"download of {path}", exc) from None
-                sftp = self._conn.reconnect()
-        raise AssertionError("unreachable")  # pragma: no cover
+            raise LocationUnavailable(
+                f"download refused: {exc}", location=self.name, path=path
+            ) from None
+        except FileSyncError:
+            raise
+        except _ERRORS as exc:
+            raise self._conn.unavailable(f"download of {path}", exc) from None
 
 
 def _list(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
