@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from app.errors import LocationUnavailable
+from app.errors import FileVanished, LocationUnavailable
 from app.locations.ftp.client import FtpClient
 from app.locations.registry import parse_spec
 from app.locations.remote.session import HeldSession
 from app.locations.sftp.connection import SftpConnection
+from app.locations.sftp.protocol import list_dir
 from tests.ftp_server import ThreadedFtpServer
 from tests.sshd_server import SftpServer
 
@@ -57,7 +58,7 @@ def _sftp(server: SftpServer) -> Protocol:
         SftpConnection(parse_spec(server.url()), timeout=10),
         ask=lambda sftp: sftp.normalize("."),
         cut=cut,
-        refuse=lambda sftp: sftp.stat("/no such folder"),
+        refuse=lambda sftp: list_dir(sftp, "/no such folder"),
     )
 
 
@@ -95,51 +96,59 @@ def test_another_thread_waits_for_the_holder_and_then_gets_the_same_connection(
     assert got == [held]
 
 
-def test_a_broken_connection_is_retried_once_on_a_fresh_one(protocol: Protocol) -> None:
-    session = protocol.session
-    used: list[object] = []
+class Recorded:
+    """An action that notes every connection it ran on, doing ``then`` the ``n``-th time."""
 
-    def ask_once_cut(conn: object) -> object:
-        used.append(conn)
-        if len(used) == 1:
+    def __init__(self, then: Callable[[Any, int], object]) -> None:
+        self.used: list[object] = []
+        self._then = then
+
+    def __call__(self, conn: object) -> object:
+        self.used.append(conn)
+        return self._then(conn, len(self.used))
+
+
+def test_a_broken_connection_is_retried_once_on_a_fresh_one(protocol: Protocol) -> None:
+    def cut_first(conn: object, n: int) -> object:
+        if n == 1:
             protocol.cut(conn)
         return protocol.ask(conn)
 
-    assert session.run("asking", ask_once_cut)
-    assert len(used) == 2 and used[0] is not used[1]
-    assert session.run("asking", lambda c: c) is used[1]
+    action = Recorded(cut_first)
+    assert protocol.session.run("asking", action)
+    assert len(action.used) == 2 and action.used[0] is not action.used[1]
+    assert protocol.session.run("asking", lambda c: c) is action.used[1]
 
 
 def test_a_second_break_is_location_unavailable_and_the_next_call_reconnects(
     protocol: Protocol,
 ) -> None:
-    session = protocol.session
-    used: list[object] = []
-
-    def always_cut(conn: object) -> object:
-        used.append(conn)
+    def cut_always(conn: object, n: int) -> object:
         protocol.cut(conn)
         return protocol.ask(conn)
 
+    action = Recorded(cut_always)
+    session = protocol.session
     with pytest.raises(LocationUnavailable, match=f"asking failed on {session.address}"):
-        session.run("asking", always_cut)
-    assert len(used) == 2
+        session.run("asking", action)
+    assert len(action.used) == 2
     assert session.run("asking", protocol.ask)
 
 
 def test_a_refused_request_propagates_unchanged_and_keeps_the_connection(
     protocol: Protocol,
 ) -> None:
-    session = protocol.session
-    used: list[object] = []
-
-    def refused(conn: object) -> object:
-        used.append(conn)
-        return protocol.refuse(conn)
-
+    action = Recorded(lambda conn, n: protocol.refuse(conn))
     with pytest.raises(Exception) as caught:
-        session.run("asking", refused)
+        protocol.session.run("asking", action)
     assert not isinstance(caught.value, LocationUnavailable)
-    assert not session.is_broken(caught.value)
-    assert len(used) == 1
-    assert session.run("asking", lambda c: c) is used[0]
+    assert not protocol.session.is_broken(caught.value)
+    assert len(action.used) == 1
+    assert protocol.session.run("asking", lambda c: c) is action.used[0]
+
+
+def test_a_missing_file_to_download_is_file_vanished_without_a_retry(protocol: Protocol) -> None:
+    action = Recorded(lambda conn, n: protocol.refuse(conn))
+    with protocol.session.session() as conn, pytest.raises(FileVanished):
+        protocol.session.start_download("no such folder", conn, action)
+    assert len(action.used) == 1

@@ -118,6 +118,14 @@ class FtpClient(HeldSession[ftplib.FTP]):
             return reply_code(exc) in _BROKEN_CODES
         return isinstance(exc, CONNECTION_ERRORS)
 
+    def is_refusal(self, exc: BaseException) -> bool:
+        """True for a ``5xx`` reply: the server refused this one command."""
+        return isinstance(exc, ftplib.error_perm)
+
+    def is_not_found(self, exc: BaseException) -> bool:
+        """True for a ``550`` reply (see :func:`is_not_found`)."""
+        return is_not_found(exc)
+
     def _discard(self, conn: ftplib.FTP) -> None:
         conn.close()
 

@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from app.errors import FileSyncError, FileVanished, LocationUnavailable
 from app.locations.base import CHUNK_SIZE, FileMeta
 from app.locations.ftp.client import FTP_ERRORS, is_not_found
 from app.locations.ftp.remote import Remote, mlst_entry
@@ -149,21 +148,5 @@ class FtpReader:
                     client.drop()  # reply pending or transfer cut: start afresh
 
     def _start_download(self, ftp: ftplib.FTP, path: str) -> tuple[ftplib.FTP, socket.socket]:
-        remote, client = self.remote, self.remote.client
-        command = f"RETR {remote.abs(path)}"
-        try:
-            return client.retry_held(
-                f"download of {path}", ftp, lambda f: (f, f.transfercmd(command))
-            )
-        except ftplib.error_perm as exc:
-            if is_not_found(exc):
-                raise FileVanished(
-                    "the file is gone from the server", location=remote.name, path=path
-                ) from None
-            raise LocationUnavailable(
-                f"download refused: {client.scrub(str(exc))}", location=remote.name, path=path
-            ) from None
-        except FileSyncError:
-            raise
-        except Exception as exc:
-            raise client.unavailable(f"download of {path}", exc) from None
+        command = f"RETR {self.remote.abs(path)}"
+        return self.remote.client.start_download(path, ftp, lambda f: (f, f.transfercmd(command)))

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from app.errors import LocationUnavailable
+from app.errors import FileSyncError, FileVanished, LocationUnavailable
 from app.locations.remote.backoff import Backoff
 from app.locations.spec import LocationSpec
 
@@ -37,12 +37,15 @@ T = TypeVar("T")
 class HeldSession(abc.ABC, Generic[C]):
     """A lazily (re)connected connection of type ``C`` for one location, shared by threads.
 
-    A subclass implements :meth:`_login`, :meth:`is_broken` and :meth:`_discard`, and may
+    A subclass implements :meth:`_login`, :meth:`is_broken`, :meth:`is_refusal`,
+    :meth:`is_not_found` and :meth:`_discard`, and may
     override :meth:`_usable` (is a kept connection still alive?) and :meth:`_hang_up` (a polite
     goodbye). ``what`` names the connection in the re-entry error (``"FTP connection"``).
     """
 
     what = "connection"
+    #: What a request can raise that :meth:`start_download` words as a FileSync error.
+    failures: tuple[type[BaseException], ...] = (Exception,)
 
     def __init__(self, spec: LocationSpec, timeout: float, log: logging.Logger) -> None:
         self.spec = spec
@@ -93,24 +96,43 @@ class HeldSession(abc.ABC, Generic[C]):
 
     def retry_held(self, what: str, conn: C, action: Callable[[C], T]) -> T:
         """Inside a held :meth:`session`: :meth:`run`'s one retry, starting on ``conn``."""
+        for attempt in (1, 2):
+            try:
+                return action(conn)
+            except Exception as exc:
+                if not self.is_broken(exc):
+                    raise
+                self.drop(exc)
+                if attempt == 2:
+                    raise self.unavailable(what, exc) from None
+                detail = self.scrub(str(exc)) or type(exc).__name__
+                self._log.info("%s: connection lost during %s (%s); reconnecting",
+                               self.spec.redacted, what, detail)  # fmt: skip
+            conn = self._connected()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def start_download(self, path: str, conn: C, start: Callable[[C], T]) -> T:
+        """Inside a held :meth:`session`: start reading ``path`` (with :meth:`retry_held`).
+
+        A refusal is :class:`FileVanished` if the file is not there, else
+        :class:`LocationUnavailable`, as is any other failure among :attr:`failures`.
+        """
+        what = f"download of {path}"
         try:
-            return action(conn)
-        except Exception as exc:
-            if not self.is_broken(exc):
-                raise
-            self.drop(exc)
-            detail = self.scrub(str(exc)) or type(exc).__name__
-            self._log.info(
-                "%s: connection lost during %s (%s); reconnecting", self.spec.redacted, what, detail
-            )
-        fresh = self._connected()
-        try:
-            return action(fresh)
-        except Exception as exc:
-            if not self.is_broken(exc):
-                raise
-            self.drop(exc)
-            raise self.unavailable(what, exc) from None
+            return self.retry_held(what, conn, start)
+        except FileSyncError:
+            raise
+        except self.failures as exc:
+            name = self.spec.redacted
+            if not self.is_refusal(exc):
+                raise self.unavailable(what, exc) from None
+            if self.is_not_found(exc):
+                raise FileVanished(
+                    "the file is gone from the server", location=name, path=path
+                ) from None
+            raise LocationUnavailable(
+                f"download refused: {self.scrub(str(exc))}", location=name, path=path
+            ) from None
 
     def unavailable(self, what: str, exc: BaseException) -> LocationUnavailable:
         """Build the error for a failure the user can only wait out or fix on the server."""
@@ -142,6 +164,14 @@ class HeldSession(abc.ABC, Generic[C]):
     @abc.abstractmethod
     def is_broken(self, exc: BaseException) -> bool:
         """True if ``exc`` means the connection is unusable (not a refusal of one command)."""
+
+    @abc.abstractmethod
+    def is_refusal(self, exc: BaseException) -> bool:
+        """True if the server refused this one command (the connection is fine)."""
+
+    @abc.abstractmethod
+    def is_not_found(self, exc: BaseException) -> bool:
+        """True for a refusal that means "no such file"."""
 
     @abc.abstractmethod
     def _login(self) -> C:

@@ -33,8 +33,8 @@ import paramiko
 
 from app.errors import AuthenticationFailed, FileSyncError, LocationUnavailable
 from app.locations.remote.session import HeldSession
-from app.locations.sftp import hostkeys
-from app.locations.sftp.protocol import StatusError
+from app.locations.sftp import hostkeys, protocol
+from app.locations.sftp.protocol import SFTP_ERRORS, StatusError
 from app.locations.spec import LocationSpec
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class SftpConnection(HeldSession[CountingSftp]):
     """
 
     what = "SFTP session"
+    failures = SFTP_ERRORS
 
     def __init__(self, spec: LocationSpec, timeout: float) -> None:
         super().__init__(spec, timeout, log)
@@ -88,6 +89,14 @@ class SftpConnection(HeldSession[CountingSftp]):
             return True
         transport = self._conn.transport if self._conn is not None else None
         return isinstance(exc, OSError) and (transport is None or not transport.is_active())
+
+    def is_refusal(self, exc: BaseException) -> bool:
+        """True for a status reply: the server refused this one request."""
+        return isinstance(exc, StatusError)
+
+    def is_not_found(self, exc: BaseException) -> bool:
+        """True for "no such file" (see :func:`app.locations.sftp.protocol.is_not_found`)."""
+        return protocol.is_not_found(exc)
 
     def _usable(self, conn: CountingSftp) -> bool:
         return conn.transport.is_active()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import paramiko
 
-from app.errors import FileSyncError, FileVanished, LocationUnavailable, UnsafePath
+from app.errors import FileSyncError, LocationUnavailable, UnsafePath
 from app.locations.base import (
     CHUNK_SIZE,
     META_DIR,
@@ -370,22 +370,8 @@ class SftpLocation(SftpWrites, SpecNamed):
         path: str,
         translate: Callable[[BaseException], Exception],
     ) -> Download:
-        try:
-            return self._conn.retry_held(
-                f"download of {path}", sftp, lambda s: Download(s, self._abs(path), translate)
-            )
-        except StatusError as exc:
-            if is_not_found(exc):
-                raise FileVanished(
-                    "the file is gone from the server", location=self.name, path=path
-                ) from None
-            raise LocationUnavailable(
-                f"download refused: {exc}", location=self.name, path=path
-            ) from None
-        except FileSyncError:
-            raise
-        except _ERRORS as exc:
-            raise self._conn.unavailable(f"download of {path}", exc) from None
+        start = functools.partial(Download, path=self._abs(path), translate=translate)
+        return self._conn.start_download(path, sftp, start)
 
 
 def _list(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
