@@ -30,6 +30,7 @@ need no migration.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -44,6 +45,13 @@ Params = tuple[str | bytes | int, ...]
 _FULL_BELOW = 64 * 1024
 #: The state index's file name in the state folder (the CLI and the desktop app share it).
 INDEX_FILE = "index.sqlite"
+_PUT = "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)"
+#: The rows of many puts in one statement: one call into SQLite instead of one a row.
+_PUT_MANY = (
+    "INSERT OR REPLACE INTO files SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]')"
+    " FROM json_each(?)"
+)
 
 
 def _stored(name: str) -> str | bytes:
@@ -98,6 +106,8 @@ class StateIndex:
             raise self._error(exc, "cannot open") from None
         #: Every write since the last successful commit, in order (replayed after a failure).
         self._pending: list[tuple[str, Params]] = []
+        #: Puts recorded but not yet run: they go to SQLite together (:meth:`_flush_puts`).
+        self._puts: list[Params] = []
         #: The open transaction lost writes (SQLite rolled it back): replay before going on.
         self._broken = False
         self._closed = False
@@ -130,6 +140,7 @@ class StateIndex:
     def _write(self, sql: str, params: Params) -> None:
         """Run one write in the open transaction and keep it for a replay."""
         with self._lock:
+            self._flush_puts()
             self._pending.append((sql, params))
             if self._broken:
                 return
@@ -137,6 +148,35 @@ class StateIndex:
                 self._db.execute(sql, params)
             except sqlite3.Error:
                 self._broken = True  # the next commit replays everything pending
+
+    def _flush_puts(self) -> None:
+        """Run the puts recorded so far, in order, before anything else reaches SQLite.
+
+        Each call into SQLite gives up the interpreter lock and must win it back from the
+        threads copying files meanwhile; an initial sync records a row for every copy, so one
+        statement for the puts of a whole group (their rows as one JSON array) saves most of
+        that wait. Names that are not UTF-8 (stored as bytes) go one by one.
+        """
+        puts, self._puts = self._puts, []
+        if not puts or self._broken:
+            return  # a broken transaction is replayed from _pending
+        try:
+            text: list[Params] = []
+            for row in puts:
+                if row[0].__class__ is str and row[1].__class__ is str:
+                    text.append(row)
+                    continue
+                self._put_text(text)
+                self._db.execute(_PUT, row)
+            self._put_text(text)
+        except sqlite3.Error:
+            self._broken = True
+
+    def _put_text(self, rows: list[Params]) -> None:
+        """Run ``rows`` (names all text) as one statement, and empty the list."""
+        if rows:
+            self._db.execute(_PUT_MANY, (json.dumps(rows, ensure_ascii=False),))
+            rows.clear()
 
     def _replay(self) -> None:
         """Start a fresh transaction holding every pending write (raises sqlite3.Error)."""
@@ -149,6 +189,7 @@ class StateIndex:
 
     def _readable(self) -> None:
         """Before a read: make the open transaction hold every pending write if it can."""
+        self._flush_puts()
         if self._broken:
             with contextlib.suppress(sqlite3.Error):
                 self._replay()
@@ -181,11 +222,14 @@ class StateIndex:
             }
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
-        """Record that ``path`` in ``location`` is in sync with this meta."""
-        self._write(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-            (_stored(location), _stored(path), meta.size, meta.mtime_ns, meta.tag),
-        )
+        """Record that ``path`` in ``location`` is in sync with this meta.
+
+        The row reaches SQLite with the next other write, read or commit (:meth:`_flush_puts`).
+        """
+        row = (_stored(location), _stored(path), meta.size, meta.mtime_ns, meta.tag)
+        with self._lock:
+            self._pending.append((_PUT, row))
+            self._puts.append(row)
 
     def remove(self, location: str, path: str) -> None:
         """Forget ``path`` in ``location`` (it was deleted everywhere, or renamed)."""
@@ -229,6 +273,7 @@ class StateIndex:
         with self._lock:
             if not self._pending:
                 return
+            self._flush_puts()
             try:
                 if self._broken:
                     self._replay()
