@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,6 +72,14 @@ def _find_syncfs() -> Callable[[int], int] | None:
 
 
 _SYNCFS = _find_syncfs()
+#: Temp names: a random part drawn once a process, then a counter (O_EXCL refuses a clash).
+_TEMP_RUN = os.urandom(4).hex()
+_temp_numbers = itertools.count()
+
+
+def _temp_name() -> str:
+    """A fresh temp name; a random draw (a system call) per file cost more than the copy."""
+    return f"{TEMP_PREFIX}{_TEMP_RUN}{next(_temp_numbers):06x}"
 
 
 def write_temp(dir_fd: int, source: BinaryIO, mtime_ns: int, durable: bool) -> str:
@@ -81,9 +89,14 @@ def write_temp(dir_fd: int, source: BinaryIO, mtime_ns: int, durable: bool) -> s
     at once instead). A failure removes the temp file. Plain descriptor calls, no file
     object: for a small file, its set-up cost more than the copy.
     """
-    tmp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+    while True:
+        tmp = _temp_name()
+        try:
+            fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+            break
+        except FileExistsError:  # left by a process that drew the same random part
+            continue
     try:
         try:
             while chunk := source.read(CHUNK_SIZE):

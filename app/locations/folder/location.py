@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import stat as stat_mod
@@ -212,7 +213,7 @@ class FolderLocation(Location):
     def open_read(self, path: str) -> Iterator[BinaryIO]:
         """Open for reading; a link at the name or on the way is refused, never followed."""
         try:
-            with self._tree.at(path) as (dir_fd, name):
+            with self._tree.read_at(path) as (dir_fd, name):
                 try:
                     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
                 except OSError:
@@ -225,8 +226,15 @@ class FolderLocation(Location):
             raise FileSyncError(
                 f"cannot read: {exc.strerror}", location=self.name, path=path
             ) from None
-        with os.fdopen(fd, "rb") as f:
+        # An explicit buffer size spares the terminal check (an ioctl) of the default one.
+        with os.fdopen(fd, "rb", buffering=io.DEFAULT_BUFFER_SIZE) as f:
             yield f
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """While the engine's batch lasts, reads keep the folders they open (``read_at``)."""
+        with self._tree.keeping_folders():
+            yield
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Temp file, fsync, set mtime, keep the old version in the trash, replace."""

@@ -28,6 +28,8 @@ _PASS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os
 #: Flags for a folder whose entries we list.
 _LIST = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_RDONLY
 _CHUNK = 1024 * 1024
+#: Folders a reading batch keeps open at most (a file's folder is then one ``dup`` away).
+KEPT_FOLDERS = 256
 
 
 class LinkInPath(Exception):
@@ -126,6 +128,9 @@ class LinkFreeTree:
         self.name = name
         self._links: set[str] = set()
         self._lock = threading.Lock()
+        #: While :meth:`keeping_folders` is entered (how deep), the folders reads opened.
+        self._keeping = 0
+        self._kept: dict[tuple[str, ...], int] = {}
 
     @contextlib.contextmanager
     def folder(
@@ -135,20 +140,76 @@ class LinkFreeTree:
 
         A link on the way is remembered and refused with :class:`LinkedPath` about ``path``.
         """
+        fd = self._open(folders, path, create=create, listable=listable)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open(
+        self, folders: Sequence[str], path: str, *, create: bool = False, listable: bool = False
+    ) -> int:
         try:
             root_fd = open_root(self.root)
         except (FileNotFoundError, NotADirectoryError):
             raise LocationUnavailable("the folder vanished", location=self.name) from None
         try:
-            fd = open_folder(root_fd, folders, create=create, listable=listable)
+            return open_folder(root_fd, folders, create=create, listable=listable)
         except LinkInPath as exc:
             raise self.linked(exc.link, path) from None
         finally:
             os.close(root_fd)
+
+    @contextlib.contextmanager
+    def keeping_folders(self) -> Iterator[None]:
+        """While inside, :meth:`read_at` keeps the folders it opens, up to ``KEPT_FOLDERS``.
+
+        Copying a small file otherwise costs more system calls to reach its folder (root, each
+        folder on the way, their closes) than to read it. A kept folder is the one the path
+        named when it was first opened, reached without following a link as always; if it is
+        renamed or removed meanwhile, a read through it finds the file the scan saw, or none
+        (the file vanished and is synced again), never one outside the root.
+        """
+        with self._lock:
+            self._keeping += 1
         try:
-            yield fd
+            yield
+        finally:
+            with self._lock:
+                self._keeping -= 1
+                kept = self._kept if not self._keeping else {}
+                if not self._keeping:
+                    self._kept = {}
+            for fd in kept.values():
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def read_at(self, path: str) -> Iterator[tuple[int, str]]:
+        """Like :meth:`at`, through a kept folder while :meth:`keeping_folders` is entered."""
+        parts = check_posix_relpath(path).split("/")
+        folders = tuple(parts[:-1])
+        fd = self._kept_copy(folders, path)
+        try:
+            yield fd, parts[-1]
         finally:
             os.close(fd)
+
+    def _kept_copy(self, folders: tuple[str, ...], path: str) -> int:
+        """A new descriptor of ``folders``: a copy of the kept one, opened (and kept) if none."""
+        with self._lock:
+            kept = self._kept.get(folders) if self._keeping else None
+            if kept is not None:
+                return os.dup(kept)
+        fd = self._open(folders, path)
+        with self._lock:
+            if not self._keeping or folders in self._kept:
+                return fd
+            if len(self._kept) >= KEPT_FOLDERS:  # paths come sorted: the old ones are done
+                for old in self._kept.values():
+                    os.close(old)
+                self._kept.clear()
+            self._kept[folders] = fd
+            return os.dup(fd)
 
     @contextlib.contextmanager
     def at(self, path: str, *, create: bool = False) -> Iterator[tuple[int, str]]:

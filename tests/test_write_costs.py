@@ -1,0 +1,109 @@
+"""What copying many small files costs in calls (issue 11), checked without changing behaviour.
+
+An initial sync records a row for every copy, and each copy opens its source: these tests
+check that the rows reach SQLite together, in order, and survive a reopen, and that a folder
+read many times in one engine batch is opened once, without ever following a link planted
+meanwhile and without keeping a descriptor after the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app.engine.index import StateIndex
+from app.errors import FileSyncError
+from app.locations.base import FileMeta, Location
+from app.locations.folder import nofollow
+from tests.helpers import write_file
+
+
+def test_the_rows_of_many_copies_reach_sqlite_in_one_statement(tmp_path: Path) -> None:
+    index = StateIndex(tmp_path / "index.sqlite")
+    statements: list[str] = []
+    index._db.set_trace_callback(statements.append)
+    names = [f"d/f{i}" for i in range(500)] + ["ü é/😀", 'q"\\\n\t', "not utf-8 \udcff"]
+    for n, name in enumerate(names):
+        index.put("b", name, FileMeta(n, 2**62 + n, 2**63 - 1 - n))
+    index.put("b", "d/f0", FileMeta(7, 7, 7))  # a later put of the same path wins
+    index.remove("b", "d/f1")  # and a remove after a put comes after it
+    index.commit()
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    # the text names before the non-UTF-8 one, that one alone, then the rest
+    assert len(inserts) == 3, f"{len(inserts)} INSERT statements for {len(names) + 1} rows"
+    index.close()
+
+    reopened = StateIndex(tmp_path / "index.sqlite")
+    try:
+        rows = reopened.load("b")
+    finally:
+        reopened.close()
+    assert set(rows) == set(names) - {"d/f1"}
+    assert rows["d/f0"] == FileMeta(7, 7, 7)
+    assert rows["ü é/😀"] == FileMeta(500, 2**62 + 500, 2**63 - 1 - 500)
+    assert rows["not utf-8 \udcff"].size == 502
+
+
+def test_puts_are_visible_to_reads_before_a_commit(tmp_path: Path) -> None:
+    index = StateIndex(tmp_path / "index.sqlite")
+    try:
+        index.put("b", "x", FileMeta(1, 2, 3))
+        assert index.load("b") == {"x": FileMeta(1, 2, 3)}
+    finally:
+        index.close()
+
+
+def _spy_root_opens(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    opened: list[object] = []
+    real = nofollow.open_root
+
+    def counting(root: str | os.PathLike[str]) -> int:
+        opened.append(root)
+        return real(root)
+
+    monkeypatch.setattr(nofollow, "open_root", counting)
+    return opened
+
+
+def test_reads_in_one_batch_open_their_folder_once(
+    folder_location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(folder_location.local_paths()[0])
+    for i in range(40):
+        write_file(root / "d" / "sub" / f"f{i}.txt", f"content {i}")
+    fds_before = len(os.listdir("/proc/self/fd"))
+    opened = _spy_root_opens(monkeypatch)
+    with folder_location.batch():
+        for i in range(40):
+            with folder_location.open_read(f"d/sub/f{i}.txt") as f:
+                assert f.read() == f"content {i}".encode()
+    assert len(opened) == 1, f"the root was opened {len(opened)} times for 40 reads"
+    assert len(os.listdir("/proc/self/fd")) == fds_before, "a kept folder stayed open"
+    with folder_location.open_read("d/sub/f0.txt") as f:  # outside a batch: as before
+        assert f.read() == b"content 0"
+    assert len(opened) == 2
+
+
+def test_a_link_planted_in_place_of_a_kept_folder_is_never_followed(
+    folder_location: Location, tmp_path: Path
+) -> None:
+    root = Path(folder_location.local_paths()[0])
+    write_file(root / "d" / "a.txt", "mine")
+    outside = tmp_path / "outside"
+    write_file(outside / "b.txt", "secret")
+    with folder_location.batch():
+        with folder_location.open_read("d/a.txt") as f:
+            assert f.read() == b"mine"
+        (root / "d").rename(root / "moved")
+        (root / "d").symlink_to(outside, target_is_directory=True)
+        with (
+            pytest.raises(FileSyncError),  # vanished from the folder that was read
+            folder_location.open_read("d/b.txt"),
+        ):
+            pass
+        with folder_location.open_read("d/a.txt") as f:
+            assert f.read() == b"mine"  # the file the scan saw, from where it is now
+    with pytest.raises(FileSyncError, match="symbolic link"), folder_location.open_read("d/b.txt"):
+        pass
