@@ -3,8 +3,8 @@
 The engine thread owns a :class:`Syncer` and calls it for the initial and periodic full syncs
 and for every batch of changes; nothing here runs on another thread. Reading is
 :mod:`app.engine.reading`, deciding :mod:`app.engine.plan`, doing :mod:`app.engine.apply`,
-renames :mod:`app.engine.renames`; this module runs them in order and decides what to try
-again when a path or a location fails.
+renames :mod:`app.engine.renames`; this module runs them in order, and
+:mod:`app.engine.outcomes` decides what to try again when a path or a location fails.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from functools import partial
 
 from app.engine import calls
 from app.engine.apply import Applied, Applier
-from app.engine.copies import CopyFailed
-from app.engine.failures import retry_delay, target_failed
 from app.engine.fastpath import all_in_step, in_step
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
 from app.engine.massdelete import guard_mass_delete
 from app.engine.namegate import NameGate
+from app.engine.outcomes import Outcomes
 from app.engine.plan import Decision, Side, SideState
 from app.engine.progress import Progress
 from app.engine.reading import Reader
@@ -37,16 +36,8 @@ from app.engine.slot import Slot
 from app.engine.status import LocationState, Recorder
 from app.engine.stopping import SyncStopped
 from app.engine.workers import SlotIo
-from app.errors import (
-    FileChanged,
-    FileSyncError,
-    FileVanished,
-    LinkedPath,
-    LocationBusy,
-    LocationUnavailable,
-)
+from app.errors import FileSyncError
 from app.locations.base import Listing
-from app.messages import shown
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
@@ -94,13 +85,23 @@ class Syncer:
         )
         self.sides = Sides(slots, self.applier, self.links, self.names)
         self.renamer = Renamer(self.reader, self.applier, self.links, self.names, record)
+        self.outcomes = Outcomes(
+            slots,
+            index,
+            record,
+            self.applier,
+            retries=self.retries,
+            links=self.links,
+            names=self.names,
+            ignore=lambda: self.ignore,
+            debounce=debounce,
+        )
         #: The last full sync's listings, kept while nothing it did could have changed a
         #: location (no write, delete or conflict copy was tried, nothing failed or waited):
         #: :meth:`converged` then plans from them instead of reading every location again.
         #: Only kept while ``keep_listings`` (a start without watching, whose caller checks
         #: convergence next): a watching engine must not hold 100,000 entries while idle.
         self._quiet_listings: dict[str, Listing] | None = None
-        self._disturbed = False
         self.keep_listings = False
 
     def next_retry_at(self) -> float | None:
@@ -179,7 +180,7 @@ class Syncer:
         Used at start-up, every ``rescan_interval``, when a location comes back and on "Sync
         now". Re-reads the ``.filesyncignore`` files first, so edits to them take effect.
         """
-        self._quiet_listings, self._disturbed = None, False
+        self._quiet_listings, self.outcomes.disturbed = None, False
         listings, paths = self.read_all(allow_mass_delete)
         for key in listings:  # what a stalled location missed is covered by this sync
             self.slots[key].needs_full = False
@@ -194,7 +195,7 @@ class Syncer:
                 self.index.mark_known(key)
                 slot.mark_ok()
         self.index.commit()
-        if self.keep_listings and not self._disturbed:
+        if self.keep_listings and not self.outcomes.disturbed:
             self._quiet_listings = listings
 
     def read_all(self, allow_mass_delete: bool = False) -> tuple[dict[str, Listing], list[str]]:
@@ -258,7 +259,7 @@ class Syncer:
             candidates = (scan_deletes or {}).get(key, set())
             vanished = {p for p in candidates if p not in listing and not self.links.holds(key, p)}
             self._guard_mass_delete(self.slots[key], vanished, False, " in one poll")
-        self._park(paths)
+        self.outcomes.park(paths)
         self._apply_all(sorted(paths), listings, None)
         for key in listings:
             slot = self.slots[key]
@@ -292,7 +293,7 @@ class Syncer:
             with contextlib.ExitStack() as stack:
                 for key in listings:
                     slot = self.slots[key]
-                    unlanded = partial(self._unlanded, slot)
+                    unlanded = partial(self.outcomes.unlanded, slot)
                     stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
                 groups = self.applier.groups
                 try:
@@ -306,12 +307,12 @@ class Syncer:
                         else:
                             follow_ups += self._apply_one(paths[n], listings)
                         if groups.due:
-                            self._copies_failed(groups.send_due(self.slots), listings)
+                            self.outcomes.copies_failed(groups.send_due(self.slots), listings)
                         if progress is not None:
                             copied = self.applier.files_copied
                             progress.step(n + 1, copied, self.applier.bytes_copied)
                     # Every copy of the chunk is on disk (or failed) before its rows count.
-                    self._copies_failed(groups.finish(self.slots), listings)
+                    self.outcomes.copies_failed(groups.finish(self.slots), listings)
                 except BaseException:
                     groups.abandon()
                     raise
@@ -324,22 +325,6 @@ class Syncer:
         if follow_ups:
             self.sync_paths(set(follow_ups), "conflict copies")
 
-    def _unlanded(self, slot: Slot, exc: Exception) -> None:
-        """``slot``'s batch may not have landed: its rows go back, its paths are synced again."""
-        self._disturbed = True
-        paths = self.applier.landing.revert(slot, self.index)
-        if not paths:
-            return
-        for path in paths:
-            self._mark_behind(slot, path)
-        if isinstance(exc, LocationBusy):
-            slot.parked.update(paths)
-            return
-        log.warning("%s; %d changes there will be tried again", exc, len(paths))
-        self.record("error", "", slot.location.name, str(exc))
-        for path in paths:
-            self.retries.later([slot.key], path, RETRY_FAILED_PATH_AFTER)
-
     def _check_stop(self) -> None:
         if self.stopping.is_set():
             raise SyncStopped("stopping")
@@ -348,11 +333,12 @@ class Syncer:
         sides = self.sides.of(path, listings)
         try:
             if self._still_written(path, sides):
-                self._disturbed = True
+                self.outcomes.disturbed = True
                 return []
             decision = self.sides.decide(path, sides)
             if decision.copy_to or decision.delete_in or decision.conflicts:
-                self._disturbed = True  # a location may change: --once reads them all again
+                # a location may change: --once reads them all again
+                self.outcomes.disturbed = True
             for key, side in sides.items():  # learn a tag the index did not have yet
                 current = side.current
                 if current is not None and current != side.indexed and side.state is UNCHANGED:
@@ -360,9 +346,9 @@ class Syncer:
             applied = Applied()
             if not decision.is_noop:
                 applied = self.applier.apply(path, decision, self.slots, sides)
-                self._remember_missed(path, sides)
+                self.outcomes.remember_missed(path, sides)
             for key, exc in applied.failed.items():
-                self._target_failed(key, path, exc, listings)
+                self.outcomes.target_missed(key, path, exc, listings)
             # Every location in this decision has caught up on the path, unless all of them
             # were behind on it (the ones that knew better were not part of it).
             informed = any(path not in self.slots[k].stale for k in sides)
@@ -371,90 +357,13 @@ class Syncer:
                     continue
                 pending = applied.deferred.get(key)
                 if pending is not None:  # caught up once its copy landed
-                    pending.caught_up = partial(self._caught_up, key, path)
+                    pending.caught_up = partial(self.outcomes.caught_up, key, path)
                 else:
-                    self._caught_up(key, path)
+                    self.outcomes.caught_up(key, path)
             return applied.follow_ups
         except (FileSyncError, OSError) as exc:
-            self._path_failed(path, exc, listings)
+            self.outcomes.path_failed(path, exc, listings)
         return []
-
-    def _caught_up(self, key: str, path: str) -> None:
-        """``key`` holds the latest version of ``path`` now."""
-        slot = self.slots[key]
-        slot.clear_failed(path)
-        if path in slot.stale:
-            slot.stale.discard(path)
-            self.index.clear_stale(key, path)
-
-    def _copies_failed(self, failed: list[CopyFailed], listings: dict[str, Listing]) -> None:
-        """Copies of a group that did not land, each handled as a copy failing on its own."""
-        for copy in failed:
-            slot = self.slots[copy.key]
-            exc = copy.error
-            if copy.source_failed or isinstance(exc, FileChanged):
-                self._path_failed(copy.path, exc, listings)
-            elif isinstance(exc, LocationUnavailable | LocationBusy):
-                self._target_failed(copy.key, copy.path, exc, listings)
-            else:
-                why = target_failed("write", copy.path, slot.location.name, exc)
-                self._target_failed(copy.key, copy.path, why, listings)
-
-    def _path_failed(
-        self, path: str, exc: FileSyncError | OSError, listings: dict[str, Listing]
-    ) -> None:
-        """Syncing ``path`` failed for every location: plan it again later (or at once)."""
-        if isinstance(exc, LocationBusy):  # comparing contents: a location stopped answering
-            self._park({path})
-        elif isinstance(exc, LocationUnavailable):  # the source, or a location compared
-            slot = self.slots.get(exc.key or "")
-            if slot is not None:
-                slot.fail(exc, path)
-                listings.pop(slot.key, None)
-            else:
-                log.error("%s", exc)
-                self.record("error", path, exc.location or "", str(exc))
-        elif isinstance(exc, FileVanished):
-            log.debug("%s vanished while syncing; its own event will follow", shown(path))
-        elif isinstance(exc, LinkedPath):  # a link appeared since the stat: hold the path there
-            slot = self.slots.get(exc.key or "")
-            if slot is not None:
-                self.links.refresh(slot, self.ignore)
-            self.retries.later(listings, path, self.debounce)
-        elif isinstance(exc, FileChanged):
-            log.info("%s changed while it was being synced; planning it again", shown(path))
-            self.retries.later(listings, path, self.debounce)
-        else:
-            log.warning("cannot sync %s now (%s); will retry", shown(path), exc)
-            self.record("error", path, "", str(exc))
-            self.retries.later(listings, path, RETRY_FAILED_PATH_AFTER)
-        self._disturbed = True  # the path is planned again later: --once reads everything again
-
-    def _target_failed(
-        self, key: str, path: str, exc: FileSyncError, listings: dict[str, Listing]
-    ) -> None:
-        """Only ``key`` missed this change: it is marked behind on ``path`` and retried."""
-        self._disturbed = True
-        slot = self.slots[key]
-        self._mark_behind(slot, path)
-        if isinstance(exc, LocationBusy):
-            slot.parked.add(path)
-            return
-        if isinstance(exc, LocationUnavailable):
-            slot.fail(exc, path)
-            listings.pop(key, None)
-            return
-        self.record("error", path, slot.location.name, str(exc))
-        attempts = slot.mark_failed(path, str(exc))
-        if attempts == 1:
-            log.warning("%s", exc)
-        self.retries.later([key], path, retry_delay(attempts))
-
-    def _park(self, paths: Iterable[str]) -> None:
-        """Remember ``paths`` for every reachable location that is not answering now."""
-        for slot in self.slots.values():
-            if slot.available and slot.worker.stalled:
-                slot.parked.update(paths)
 
     def _still_written(self, path: str, sides: dict[str, Side]) -> bool:
         """True when a copy of ``path`` is still being written: plan it again later instead."""
@@ -462,15 +371,3 @@ class Syncer:
         if parking.recheck is not None and sides:
             self.retries.later([next(iter(sides))], path, parking.recheck)
         return parking.hold
-
-    def _remember_missed(self, path: str, sides: dict[str, Side]) -> None:
-        """Mark ``path`` stale for every location that was not part of this decision."""
-        for slot in self.slots.values():
-            if slot.key not in sides and self.names.holds(slot, path):
-                self._mark_behind(slot, path)
-
-    def _mark_behind(self, slot: Slot, path: str) -> None:
-        """``slot`` missed the latest change of ``path`` (kept in the state index)."""
-        if path not in slot.stale:
-            slot.stale.add(path)
-            self.index.mark_stale(slot.key, path)
