@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from app.engine.apply import Applier
 from app.engine.copies import CopyFailed
@@ -39,36 +40,25 @@ from app.messages import shown
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class Outcomes:
     """Keeps each location's "behind on this path" marks and schedules what to try again.
 
+    ``ignore`` gives the current ignore rules (they change when the ignore files do).
     ``disturbed`` turns true when anything was tried, failed or waited: a location may have
     changed, so ``--once`` must read every location again before saying "in step".
     """
 
-    def __init__(
-        self,
-        slots: dict[str, Slot],
-        index: StateIndex,
-        record: Recorder,
-        applier: Applier,
-        *,
-        retries: RetryTable,
-        links: HeldLinks,
-        names: NameGate,
-        ignore: Callable[[], IgnoreRules],
-        debounce: float,
-    ) -> None:
-        self.slots = slots
-        self.index = index
-        self.record = record
-        self.applier = applier
-        self.retries = retries
-        self.links = links
-        self.names = names
-        self._ignore = ignore
-        self.debounce = debounce
-        self.disturbed = False
+    slots: dict[str, Slot]
+    index: StateIndex
+    record: Recorder
+    applier: Applier
+    retries: RetryTable
+    links: HeldLinks
+    names: NameGate
+    ignore: Callable[[], IgnoreRules]
+    debounce: float
+    disturbed: bool = False
 
     def unlanded(self, slot: Slot, exc: Exception) -> None:
         """``slot``'s batch may not have landed: its rows go back, its paths are synced again."""
@@ -126,7 +116,7 @@ class Outcomes:
         elif isinstance(exc, LinkedPath):  # a link appeared since the stat: hold the path there
             slot = self.slots.get(exc.key or "")
             if slot is not None:
-                self.links.refresh(slot, self._ignore())
+                self.links.refresh(slot, self.ignore())
             self.retries.later(listings, path, self.debounce)
         elif isinstance(exc, FileChanged):
             log.info("%s changed while it was being synced; planning it again", shown(path))

@@ -90,9 +90,9 @@ class Syncer:
             index,
             record,
             self.applier,
-            retries=self.retries,
-            links=self.links,
-            names=self.names,
+            self.retries,
+            self.links,
+            self.names,
             ignore=lambda: self.ignore,
             debounce=debounce,
         )
