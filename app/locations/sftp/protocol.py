@@ -5,8 +5,8 @@ writes (a failed write would go unnoticed) and reads ahead in a thread of its ow
 :class:`Pipeline` puts any number of requests in flight on the client's channel and collects
 their replies by request number, so an upload is three round trips whatever its size (open;
 writes + set time + close + stat; rename), a download keeps a window of reads in flight, and
-``stat`` of many files costs one round trip. paramiko's request plumbing
-(``_async_request``/``_read_response``) is used as its own prefetching uses it.
+``stat`` of many files costs one round trip. The requests go out together and the replies
+are read in bulk (:mod:`.wire`), with paramiko's request numbers and reply table.
 
 Status replies become :class:`StatusError` (an ``OSError`` with ``errno.ENOENT`` for "no such
 file" and ``errno.EACCES`` for "permission denied", as paramiko maps them) so callers can tell
@@ -57,6 +57,8 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
     int64,
 )
+
+from app.locations.sftp import wire
 
 #: Bytes per READ/WRITE request: what every server accepts (OpenSSH, rclone, paramiko's own).
 REQUEST_SIZE = 32 * 1024
@@ -112,20 +114,24 @@ class Pipeline:
     """
 
     def __init__(self, sftp: paramiko.SFTPClient) -> None:
-        self._sftp = cast(Any, sftp)
+        self._sftp = sftp
         self._replies: dict[int, tuple[int, Message]] = {}
 
     def _async_response(self, kind: int, msg: Message, num: int) -> None:
         self._replies[num] = (kind, msg)
 
     def send(self, command: int, *args: object) -> int:
-        """Send one request without waiting; return its number."""
-        return cast(int, self._sftp._async_request(self, command, *args))
+        """Queue one request (it goes out with the next wait or :meth:`flush`); its number."""
+        return wire.send(self._sftp, self, command, args)
+
+    def flush(self) -> None:
+        """Send the queued requests now (one whose reply nobody will wait for: a CLOSE)."""
+        wire.flush(self._sftp)
 
     def reply(self, num: int) -> tuple[int, Message]:
         """Wait for the reply to request ``num``: (type, message)."""
         while num not in self._replies:
-            self._sftp._read_response()
+            wire.read_reply(self._sftp)
         return self._replies.pop(num)
 
     def status(self, num: int) -> None:
@@ -196,6 +202,7 @@ def list_dir(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttribut
                 _check_names_end(kind, msg)
     finally:
         pipe.send(CMD_CLOSE, handle)  # its reply is read with the next request
+        pipe.flush()
     return entries
 
 
@@ -454,4 +461,5 @@ class Download(io.RawIOBase):
         if not self.closed:
             with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
                 self._pipe.send(CMD_CLOSE, self._handle)
+                self._pipe.flush()
         super().close()
