@@ -9,7 +9,8 @@ this shared machine hits every tool alike); the best round per tool is reported:
 
 * FileSync: ``SftpLocation.write_many()`` in groups of 256, as the engine copies (temp name,
   time set, posix-rename; a group's small files pipelined together) and
-  ``open_read()`` per file for downloads, one connection;
+  for downloads, groups announced with ``read_ahead()`` (the small files of a group fetched
+  together), then ``open_read()`` per file, as the engine copies; one connection;
 * ``rsync -a -e ssh``, ``sftp -b`` (``put -r`` / ``get -r``) and ``rclone copy`` (its default
   four transfers in parallel over SFTP).
 
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.engine.copies import GROUP_BYTES, GROUP_FILES
 from app.locations import LocationOptions, open_location
 from app.locations.base import FileMeta, WriteJob
 from app.locations.sftp.location import SftpLocation
@@ -117,15 +119,30 @@ class Tools:
     # --- downloads (remote folder -> empty local folder) -----------------------------------
 
     def down_filesync(self, remote: Path, local: Path) -> None:
+        """As the engine copies from a server: groups of up to 256 files or 16 MiB, each
+        announced with ``read_ahead``, then every file opened with ``open_read``."""
         loc = self.location(remote)
         try:
-            for rel in loc.scan():
+            group: list[tuple[str, FileMeta]] = []
+            size = 0
+            for item in loc.scan().items():
+                group.append(item)
+                size += item[1].size
+                if len(group) >= GROUP_FILES or size >= GROUP_BYTES:
+                    self._down_group(loc, group, local)
+                    group, size = [], 0
+            self._down_group(loc, group, local)
+        finally:
+            loc.close()
+
+    @staticmethod
+    def _down_group(loc: SftpLocation, group: list[tuple[str, FileMeta]], local: Path) -> None:
+        with loc.read_ahead(group):
+            for rel, _ in group:
                 target = local / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with loc.open_read(rel) as source, open(target, "wb") as out:
                     shutil.copyfileobj(source, out, 1024 * 1024)
-        finally:
-            loc.close()
 
     def down_rsync(self, remote: Path, local: Path) -> None:
         self.run(["rsync", "-a", "-e", self.ssh, f"root@{HOST}:{remote}/", f"{local}/"])

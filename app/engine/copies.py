@@ -24,7 +24,7 @@ from functools import partial
 from app.engine.slot import Slot
 from app.engine.workers import SlotIo
 from app.errors import FileSyncError, LocationBusy
-from app.locations.base import FileMeta, WriteJob, WriteOutcome
+from app.locations.base import FileMeta, Location, WriteJob, WriteOutcome
 
 #: A group is sent once it holds this many files...
 GROUP_FILES = 256
@@ -55,6 +55,24 @@ class CopyFailed:
     path: str
     error: FileSyncError | OSError
     source_failed: bool
+
+
+def _write_group(target: Location, copies: list[PendingCopy]) -> list[WriteOutcome]:
+    """Write a group on the target's worker, the sources that read in groups reading ahead.
+
+    A source declaring ``batched_reads`` (a server) is told every file of the group it is to
+    give, so it can fetch them together instead of one round trip after another.
+    """
+    ahead: dict[int, tuple[Location, list[tuple[str, FileMeta]]]] = {}
+    for copy in copies:
+        source = copy.source.location
+        if source.capabilities.batched_reads:
+            ahead.setdefault(id(source), (source, []))[1].append((copy.path, copy.winner))
+    parallel = all(c.source.location.capabilities.parallel_reads for c in copies)
+    with contextlib.ExitStack() as stack:
+        for source, wanted in ahead.values():
+            stack.enter_context(source.read_ahead(wanted))
+        return target.write_many([c.job for c in copies], parallel_reads=parallel)
 
 
 @dataclass
@@ -126,9 +144,7 @@ class CopyGroups:
         group = self._waiting.pop(slot.key, None)
         if group is None or not group.copies:
             return failed
-        jobs = [copy.job for copy in group.copies]
-        parallel = all(c.source.location.capabilities.parallel_reads for c in group.copies)
-        write = partial(slot.location.write_many, jobs, parallel_reads=parallel)
+        write = partial(_write_group, slot.location, group.copies)
         try:
             future = slot.worker.start(write)
         except LocationBusy as exc:

@@ -102,6 +102,9 @@ class Capabilities:
     #: :meth:`Location.open_read` may run on several threads at once at no cost (local files),
     #: so a group of copies from here may be read in parallel.
     parallel_reads: bool = False
+    #: :meth:`Location.read_ahead` fetches a group's small files together (a server's round
+    #: trips shared), so the engine announces a group's reads from here before copying it.
+    batched_reads: bool = False
     poll_as_well: bool = False
 
 
@@ -282,6 +285,20 @@ class Location(ABC):
             else:
                 outcomes.append(meta)
         return outcomes
+
+    def read_ahead(
+        self, wanted: Sequence[tuple[str, FileMeta]]
+    ) -> contextlib.AbstractContextManager[None]:
+        """Within the block, :meth:`open_read` of these paths (on this thread) may be served
+        from bytes fetched together beforehand (kinds that declare ``batched_reads``).
+
+        ``wanted`` pairs each path with the version the engine planned to copy: a file found
+        to be another version raises :class:`FileChanged` from its ``open_read``, so what is
+        copied is always the version the engine records. Nothing here raises for one file;
+        a file that could not be fetched is opened on its own as usual. This default fetches
+        nothing.
+        """
+        return contextlib.nullcontext()
 
     def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
         """Like :meth:`delete`, but only if ``path`` still holds ``expected``."""

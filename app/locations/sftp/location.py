@@ -13,6 +13,8 @@ OpenSSH and nearly every server speak):
   replace) where the server offers it, else delete + rename. A guarded write re-checks the
   file on the server after the upload, just before the rename.
 * **stat** always asks the server (all paths of a call in one round trip).
+* **Reads** of a group the engine copies from here are fetched together (:mod:`.fetch`):
+  the small files in two round trips for all, each checked against the version planned.
 
 The root is the URL's path; ``~`` as its first segment is the login's home. The connection,
 host-key check, authentication, reconnects and backoff live in :mod:`.connection`; the
@@ -27,6 +29,7 @@ import io
 import logging
 import posixpath
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
@@ -49,6 +52,7 @@ from app.locations.remote.hubjournal import HubJournal
 from app.locations.remote.named import SpecNamed
 from app.locations.sftp import protocol
 from app.locations.sftp.connection import CountingSftp, SftpConnection
+from app.locations.sftp.fetch import SftpReadAhead
 from app.locations.sftp.journal import SftpJournalStore
 from app.locations.sftp.protocol import SFTP_ERRORS, Download, StatusError, is_not_found
 from app.locations.sftp.writer import SftpWrites
@@ -72,6 +76,7 @@ CAPABILITIES = Capabilities(
     native_events=False,
     names=SFTP_NAMES,
     batched_writes=True,
+    batched_reads=True,
 )
 #: A file whose listed second is this close to now (or later) may still change unseen.
 RACY_S = 1
@@ -83,7 +88,7 @@ UPLOAD_BUFFER = 256 * 1024
 _ERRORS = SFTP_ERRORS
 
 
-class SftpLocation(SftpWrites, SpecNamed):
+class SftpLocation(SftpReadAhead, SftpWrites, SpecNamed):
     """A folder on an SSH server (``sftp://user@host/path``)."""
 
     kind = "sftp"
@@ -109,6 +114,7 @@ class SftpLocation(SftpWrites, SpecNamed):
         self._warned_names: set[str] = set()
         self._links: frozenset[str] = frozenset()
         self._posix_rename = True
+        self._ahead = threading.local()
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> SftpLocation:
@@ -350,6 +356,10 @@ class SftpLocation(SftpWrites, SpecNamed):
         raises rather than deadlock).
         """
         self._check(path)
+        early = self._read_early(path)
+        if early is not None:
+            yield early
+            return
         with self._conn.session() as first:
 
             def translate(exc: BaseException) -> Exception:
