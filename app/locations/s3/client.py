@@ -266,3 +266,32 @@ class S3Connection:
                 abs(self.clock_offset_s),
                 "behind" if self.clock_offset_s > 0 else "ahead of",
             )
+
+    def honours_conditions(self, key: str) -> bool:
+        """True if the server refuses a PUT whose ``If-None-Match``/``If-Match`` does not hold
+        (tried on the scratch object ``key``, deleted after).
+
+        ``rclone serve s3`` and some older servers ignore both headers and overwrite.
+        """
+        bucket = self.bucket
+
+        def probe(c: S3Client) -> bool:
+            c.put_object(Bucket=bucket, Key=key, Body=b"")
+            try:
+                for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0"'}):
+                    try:
+                        c.put_object(Bucket=bucket, Key=key, Body=b"", **condition)  # type: ignore[arg-type]
+                    except bex.ClientError as exc:
+                        if not is_precondition_failed(exc):
+                            return False
+                    else:
+                        return False
+                return True
+            finally:
+                c.delete_object(Bucket=bucket, Key=key)
+
+        try:
+            return self.call("probing conditional writes", probe)
+        except bex.ClientError as exc:
+            log.warning("%s: cannot write the probe object (%s)", self.name, exc)
+            return False

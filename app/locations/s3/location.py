@@ -27,17 +27,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import botocore.exceptions as bex
 
-from app.errors import FileChanged, LocationUnavailable, TargetFailed
-from app.locations.base import META_DIR, Capabilities, FileMeta
+from app.errors import FileChanged, FileSyncError, LocationUnavailable, TargetFailed
+from app.locations.base import META_DIR, Capabilities, FileMeta, WriteJob, WriteOutcome
 from app.locations.names import safe_label
 from app.locations.remote.named import SpecNamed
 from app.locations.s3.client import S3Connection, is_not_found, is_precondition_failed
+from app.locations.s3.group import current_objects
 from app.locations.s3.objects import (
     Listed,
     MtimeCache,
@@ -45,7 +47,7 @@ from app.locations.s3.objects import (
     format_mtime,
     tag_of,
 )
-from app.locations.s3.pending import PendingPuts
+from app.locations.s3.pending import THREADS, PendingPuts
 from app.locations.s3.reader import MARKER, S3_NAMES, S3ReadOps
 from app.locations.s3.upload import PART_SIZE, read_part, upload
 
@@ -95,6 +97,7 @@ class S3Location(S3ReadOps, SpecNamed):
             native_events=False,
             names=S3_NAMES,
             checks_on_write=checks_on_write,
+            batched_writes=True,
         )
 
     @classmethod
@@ -118,7 +121,9 @@ class S3Location(S3ReadOps, SpecNamed):
         """Check the bucket answers, measure the clock, and probe conditional writes once."""
         self._conn.connect()
         if not self._probed:
-            honoured = self._probe_conditions()
+            honoured = self._conn.honours_conditions(
+                f"{self._base}{META_DIR}/probe-{uuid.uuid4().hex[:12]}"
+            )
             self._probed = True
             self.capabilities = self._declare(checks_on_write=honoured)
             how = "If-Match/If-None-Match" if honoured else "a check just before each PUT"
@@ -128,35 +133,6 @@ class S3Location(S3ReadOps, SpecNamed):
         """Let uploads still in flight end (a batch always waits for them; this is a backstop)."""
         with contextlib.suppress(Exception):
             self._pending.finish()
-
-    def _probe_conditions(self) -> bool:
-        """True if the server refuses a PUT whose ``If-None-Match``/``If-Match`` does not hold.
-
-        ``rclone serve s3`` and some older servers ignore both headers and overwrite.
-        """
-        key = f"{self._base}{META_DIR}/probe-{uuid.uuid4().hex[:12]}"
-        bucket = self._conn.bucket
-
-        def probe(c: S3Client) -> bool:
-            c.put_object(Bucket=bucket, Key=key, Body=b"")
-            try:
-                for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0"'}):
-                    try:
-                        c.put_object(Bucket=bucket, Key=key, Body=b"", **condition)  # type: ignore[arg-type]
-                    except bex.ClientError as exc:
-                        if not is_precondition_failed(exc):
-                            return False
-                    else:
-                        return False
-                return True
-            finally:
-                c.delete_object(Bucket=bucket, Key=key)
-
-        try:
-            return self._conn.call("probing conditional writes", probe)
-        except bex.ClientError as exc:
-            log.warning("%s: cannot write the probe object (%s)", self.name, exc)
-            return False
 
     def adopt(self, has_history: bool) -> None:
         """Mark the root with a ``.filesync/root`` object; refuse a known root without it."""
@@ -198,14 +174,10 @@ class S3Location(S3ReadOps, SpecNamed):
     ) -> FileMeta:
         """Upload; in a batch, a small file goes to :class:`PendingPuts` and lands by its end
         (the tag, the ETag, is then learned from the next listing)."""
-        key = self._base + self._check_name(path)
-        self._pending.wait_for(path)
+        key, unclaimed = self._claim(path)
         with self._lock:
-            replacing = key in self._deletes  # deleted earlier in this batch: nothing to guard
-            if replacing:
-                self._deletes.remove(key)
             batching = self._batching > 0
-        check = guarded and not replacing
+        check = guarded and unclaimed
         first = read_part(source)
         if batching and len(first) < PART_SIZE:
             size = len(first)
@@ -218,6 +190,65 @@ class S3Location(S3ReadOps, SpecNamed):
             )
             return FileMeta(size, mtime_ns, 0)
         return self._send(path, key, mtime_ns, first, source, check=check, expected=expected)
+
+    def _claim(self, path: str) -> tuple[str, bool]:
+        """``path``'s key, once its earlier upload ended; False if this batch deleted it
+        earlier (the write replaces that delete, and there is nothing to guard)."""
+        key = self._base + self._check_name(path)
+        self._pending.wait_for(path)
+        with self._lock:
+            replacing = key in self._deletes
+            if replacing:
+                self._deletes.remove(key)
+        return key, not replacing
+
+    def write_many(
+        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
+    ) -> list[WriteOutcome]:
+        """Guarded writes of a group; one outcome per job, in order.
+
+        A file of a part or more streams alone with its own check. The small ones are read
+        whole, checked together and then PUT in parallel: where the server ignores conditions,
+        by listing the group's folders just before the PUTs (:mod:`.group`) instead of a
+        ``HEAD`` per file; where it honours them, each PUT carries its condition.
+        """
+        outcomes: dict[int, WriteOutcome] = {}
+        small: list[tuple[int, WriteJob, str, bytes, bool]] = []
+        for i, job in enumerate(jobs):
+            try:
+                key, check = self._claim(job.path)
+                with job.open_source() as source:
+                    first = read_part(source)
+                    if len(first) >= PART_SIZE:
+                        outcomes[i] = self._send(job.path, key, job.mtime_ns, first, source,
+                                                 check=check, expected=job.expected)  # fmt: skip
+                        continue
+            except (FileSyncError, OSError) as exc:
+                outcomes[i] = exc
+                continue
+            small.append((i, job, key, first, check))
+        conditional = self.capabilities.checks_on_write
+        if not conditional:
+            paths = [job.path for _, job, _, _, check in small if check]
+            now = current_objects(self._call, self._conn.bucket, self._base, paths, self._head)
+            for i, job, _, _, check in small:
+                if check and not _holds(now[job.path], job.expected):
+                    outcomes[i] = self._changed(job.path)
+        sends = [item for item in small if item[0] not in outcomes]
+
+        def send(item: tuple[int, WriteJob, str, bytes, bool]) -> WriteOutcome:
+            _, job, key, first, check = item
+            try:
+                return self._send(job.path, key, job.mtime_ns, first, None,
+                                  check=check and conditional, expected=job.expected)  # fmt: skip
+            except (FileSyncError, OSError) as exc:
+                return exc
+
+        if sends:
+            with ThreadPoolExecutor(min(THREADS, len(sends)), "s3 group") as pool:
+                sent = list(pool.map(send, sends))
+            outcomes.update(zip([item[0] for item in sends], sent, strict=True))
+        return [outcomes[i] for i in range(len(jobs))]
 
     def _send(
         self,
