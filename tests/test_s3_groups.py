@@ -165,7 +165,7 @@ def test_the_group_check_lists_a_crowded_folder_only_as_far_as_it_pays(
 
         paths = ["d/k0000", "d/k0003", "d/k0500", "d/k1099", "d/missing", "top", "nothing"]
         before = requests(loc)
-        found = group.current_objects(loc._call, bucket, "p/", paths, head)  # type: ignore[arg-type]
+        found = group.current_objects(loc._reader.call, bucket, "p/", paths, head)  # type: ignore[arg-type]
         assert {p for p, item in found.items() if item is not None} == set(paths) - {
             "d/missing",
             "nothing",

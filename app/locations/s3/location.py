@@ -25,31 +25,35 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import botocore.exceptions as bex
 
 from app.errors import FileChanged, FileSyncError, LocationUnavailable, TargetFailed
-from app.locations.base import META_DIR, Capabilities, FileMeta, WriteJob, WriteOutcome
+from app.locations.base import (
+    META_DIR,
+    Capabilities,
+    FileMeta,
+    Listing,
+    WriteJob,
+    WriteOutcome,
+)
 from app.locations.names import safe_label
 from app.locations.remote.named import SpecNamed
 from app.locations.s3.client import S3Connection, is_not_found, is_precondition_failed
 from app.locations.s3.group import current_objects
 from app.locations.s3.objects import (
     Listed,
-    MtimeCache,
     etag_of,
     format_mtime,
     tag_of,
 )
 from app.locations.s3.pending import THREADS, PendingPuts
-from app.locations.s3.reader import MARKER, S3_NAMES, S3ReadOps
-from app.locations.s3.upload import PART_SIZE, read_part, upload
+from app.locations.s3.reader import MARKER, S3_NAMES, S3Reader
+from app.locations.s3.upload import PART_SIZE, abort_abandoned, read_part, upload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -66,7 +70,7 @@ DELETE_BATCH = 1000
 ABANDONED_AFTER_S = 86400.0
 
 
-class S3Location(S3ReadOps, SpecNamed):
+class S3Location(SpecNamed):
     """The objects under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible server."""
 
     kind = "s3"
@@ -78,15 +82,12 @@ class S3Location(S3ReadOps, SpecNamed):
         self._conn = S3Connection(spec, self.name, timeout)
         self._conn.prefix_hint = self._base
         self.capabilities = self._declare(checks_on_write=False)
-        self._mtimes = MtimeCache()
-        self._etags: dict[str, str] = {}
         self._lock = threading.Lock()
         self._probed = False
-        self._marked = False
         self._batching = 0
         self._deletes: list[str] = []
-        self._warned: set[str] = set()
         self._pending = PendingPuts(safe_label(spec.host, "s3"))
+        self._reader = S3Reader(self._conn, self._base, self.name, self._pending)
 
     @staticmethod
     def _declare(checks_on_write: bool) -> Capabilities:
@@ -141,14 +142,28 @@ class S3Location(S3ReadOps, SpecNamed):
         def mark(c: S3Client) -> None:
             found = c.list_objects_v2(Bucket=bucket, Prefix=f"{self._base}{META_DIR}/", MaxKeys=1)
             if found.get("KeyCount", 0):
-                self._marked = True
+                self._reader.marked = True
                 return
             if has_history:
-                raise self._marker_gone()
+                raise self._reader.marker_gone()
             c.put_object(Bucket=bucket, Key=marker, Body=b"")
-            self._marked = True
+            self._reader.marked = True
 
-        self._call("checking the root", mark)
+        self._reader.call("checking the root", mark)
+
+    # --- reading (S3Reader) ---------------------------------------------------------------
+
+    def scan(self, prefix: str = "") -> Listing:
+        """Every object under ``prefix`` (a folder path or ``""``); see :class:`S3Reader`."""
+        return self._reader.scan(prefix)
+
+    def stat(self, path: str) -> FileMeta | None:
+        """``path`` as a scan would report it, or None."""
+        return self._reader.stat(path)
+
+    def open_read(self, path: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Stream the object's body; a missing object is :class:`FileVanished`."""
+        return self._reader.open_read(path)
 
     # --- writing --------------------------------------------------------------------------
 
@@ -194,7 +209,7 @@ class S3Location(S3ReadOps, SpecNamed):
     def _claim(self, path: str) -> tuple[str, bool]:
         """``path``'s key, once its earlier upload ended; False if this batch deleted it
         earlier (the write replaces that delete, and there is nothing to guard)."""
-        key = self._base + self._check_name(path)
+        key = self._base + self._reader.check_name(path)
         self._pending.wait_for(path)
         with self._lock:
             replacing = key in self._deletes
@@ -230,7 +245,9 @@ class S3Location(S3ReadOps, SpecNamed):
         conditional = self.capabilities.checks_on_write
         if not conditional:
             paths = [job.path for _, job, _, _, check in small if check]
-            now = current_objects(self._call, self._conn.bucket, self._base, paths, self._head)
+            now = current_objects(
+                self._reader.call, self._conn.bucket, self._base, paths, self._head
+            )
             for i, job, _, _, check in small:
                 if check and not _holds(now[job.path], job.expected):
                     outcomes[i] = self._changed(job.path)
@@ -283,9 +300,9 @@ class S3Location(S3ReadOps, SpecNamed):
         if not done.etag:  # learned from the next listing (which also HEADs for the time)
             return FileMeta(done.size, mtime_ns, 0)
         item = Listed(done.size, done.etag, -1)
-        self._mtimes.put(key, item, mtime_ns)
-        with self._lock:
-            self._etags[path] = done.etag
+        self._reader.mtimes.put(key, item, mtime_ns)
+        with self._reader.lock:
+            self._reader.etags[path] = done.etag
         return item.meta(mtime_ns)
 
     def _changed(self, path: str) -> FileChanged:
@@ -307,8 +324,8 @@ class S3Location(S3ReadOps, SpecNamed):
             if self._head(path) is not None:
                 raise self._changed(path)
             return {}
-        with self._lock:
-            etag = self._etags.get(path)
+        with self._reader.lock:
+            etag = self._reader.etags.get(path)
         if not conditional or etag is None or expected.tag not in (0, tag_of(etag)):
             current = self._head(path)
             if current is None or not _holds(current, expected):
@@ -329,20 +346,21 @@ class S3Location(S3ReadOps, SpecNamed):
                 raise
             return Listed(int(reply.get("ContentLength", 0)), etag_of(reply.get("ETag", "")), 0)
 
-        found: Listed | None = self._call(f"checking {path}", head, path)
+        found: Listed | None = self._reader.call(f"checking {path}", head, path)
         return found
 
     def delete(self, path: str) -> None:
         """Delete ``path`` (in a batch: with the batch's ``DeleteObjects``). Missing is fine."""
-        key = self._base + self._check_name(path)
+        key = self._base + self._reader.check_name(path)
         self._pending.wait_for(path)
-        self._mtimes.forget(key)
+        self._reader.mtimes.forget(key)
+        with self._reader.lock:
+            self._reader.etags.pop(path, None)
         with self._lock:
-            self._etags.pop(path, None)
             if self._batching:
                 self._deletes.append(key)
                 return
-        self._call(
+        self._reader.call(
             f"delete of {path}",
             lambda c: c.delete_object(Bucket=self._conn.bucket, Key=key),
             path,
@@ -350,7 +368,7 @@ class S3Location(S3ReadOps, SpecNamed):
 
     def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
         """Delete ``path`` only if it still holds ``expected`` (a HEAD just before)."""
-        self._check_name(path)
+        self._reader.check_name(path)
         self._pending.wait_for(path)
         if not _holds(self._head(path), expected):
             raise self._changed(path)
@@ -388,7 +406,7 @@ class S3Location(S3ReadOps, SpecNamed):
                 )
                 return list(reply.get("Errors", []))
 
-            errors = self._call(f"deleting {len(group)} objects", send)
+            errors = self._reader.call(f"deleting {len(group)} objects", send)
             if errors:
                 first = errors[0]
                 raise TargetFailed(
@@ -399,22 +417,11 @@ class S3Location(S3ReadOps, SpecNamed):
 
     def housekeeping(self) -> None:
         """Abort multipart uploads under our prefix abandoned long ago (a crash mid-upload)."""
-        bucket = self._conn.bucket
-
-        def sweep(c: S3Client) -> int:
-            now, aborted = time.time(), 0
-            reply = c.list_multipart_uploads(Bucket=bucket, Prefix=self._base)
-            for item in reply.get("Uploads", []):
-                started = item.get("Initiated", datetime.now(UTC)).timestamp()
-                if now - started > ABANDONED_AFTER_S:
-                    c.abort_multipart_upload(
-                        Bucket=bucket, Key=item["Key"], UploadId=item["UploadId"]
-                    )
-                    aborted += 1
-            return aborted
-
         with contextlib.suppress(LocationUnavailable):
-            aborted = self._call("cleaning up abandoned uploads", sweep)
+            aborted = self._reader.call(
+                "cleaning up abandoned uploads",
+                lambda c: abort_abandoned(c, self._conn.bucket, self._base, ABANDONED_AFTER_S),
+            )
             if aborted:
                 log.info("%s: aborted %d abandoned multipart uploads", self.name, aborted)
 

@@ -1,9 +1,13 @@
 """Reading a bucket prefix: listings, scans, ``stat`` and streamed downloads.
 
-The read half of :class:`app.locations.s3.location.S3Location`, kept in its own module so each
-stays small. A listing that fails raises :class:`LocationUnavailable` (an "empty" answer would
-delete files everywhere else); a key that could escape the root or that this kind cannot hold
-is skipped with one warning, never listed. ``stat`` lists the one key rather than HEADing it,
+The read half of an S3 location: :class:`S3Reader`, a part :class:`S3Location` holds (as the
+FTP location holds its scanner and reader). It also keeps what both halves learn of the bucket:
+the times seen (``mtimes``), the ETags last seen (``etags``, for ``If-Match``) and whether the
+root marker is known.
+
+A listing that fails raises :class:`LocationUnavailable` (an "empty" answer would delete files
+everywhere else); a key that could escape the root or that this kind cannot hold is skipped
+with one warning, never listed. ``stat`` lists the one key rather than HEADing it,
 because some servers' HEAD reports another ``LastModified`` than their listing.
 """
 
@@ -40,26 +44,25 @@ MARKER = f"{META_DIR}/root"
 HEAD_THREADS = 8
 
 
-class S3ReadOps:
-    """Listing, stat and download for an S3 location (mixed into ``S3Location``)."""
+class S3Reader:
+    """Listing, stat and download of the objects under one bucket prefix."""
 
-    _base: str
-    _conn: S3Connection
-    _mtimes: MtimeCache
-    #: The ETag last seen per relative path (for ``If-Match``).
-    _etags: dict[str, str]
-    _lock: threading.Lock
-    _pending: PendingPuts
-    _marked: bool
-    #: Unsafe keys already warned about (a poll every few seconds must not repeat it).
-    _warned: set[str]
+    def __init__(self, conn: S3Connection, base: str, name: str, pending: PendingPuts) -> None:
+        self._conn = conn
+        self._base = base
+        self.name = name
+        self._pending = pending
+        self.mtimes = MtimeCache()
+        #: The ETag last seen per relative path (for ``If-Match``); guarded by ``lock``.
+        self.etags: dict[str, str] = {}
+        self.lock = threading.Lock()
+        #: The root marker is known (seen or written): a full scan without it is unavailable.
+        self.marked = False
+        #: Unsafe keys already warned about (a poll every few seconds must not repeat it).
+        self._warned: set[str] = set()
 
-    if TYPE_CHECKING:  # provided by the location class (SpecNamed); no runtime placeholder
-
-        @property
-        def name(self) -> str: ...
-
-    def _marker_gone(self) -> LocationUnavailable:
+    def marker_gone(self) -> LocationUnavailable:
+        """The error for a known root whose marker object disappeared."""
         return LocationUnavailable(
             f"the {MARKER} object is gone from {self._conn.where} under {self._base or '/'} "
             f"(prefix emptied or replaced?); its files are not deleted elsewhere. If this is "
@@ -67,7 +70,7 @@ class S3ReadOps:
             location=self.name,
         )
 
-    def _call(self, what: str, action: Any, path: str | None = None) -> Any:
+    def call(self, what: str, action: Any, path: str | None = None) -> Any:
         """Run ``action`` through the connection; a refusal it does not know is unavailable."""
         try:
             return self._conn.call(what, action, path)
@@ -83,7 +86,7 @@ class S3ReadOps:
             return None
         try:
             check_relpath(rel)
-            self._check_name(rel)
+            self.check_name(rel)
         except UnsafePath:
             if rel not in self._warned:
                 self._warned.add(rel)
@@ -91,7 +94,8 @@ class S3ReadOps:
             return None
         return rel
 
-    def _check_name(self, path: str) -> str:
+    def check_name(self, path: str) -> str:
+        """``path`` if a bucket can hold it; else :class:`UnsafePath`."""
         check_relpath(path)
         why = S3_NAMES.refusal(path)
         if why is not None:
@@ -120,7 +124,7 @@ class S3ReadOps:
         """List every object under ``prefix`` (a folder path or ``""``), HEADing only new ones."""
         under = self._base + (f"{prefix.strip('/')}/" if prefix else "")
         self._pending.settle()
-        objects = self._call("listing", lambda c: self._list(c, under))
+        objects = self.call("listing", lambda c: self._list(c, under))
         listed: dict[str, tuple[str, Listed]] = {}
         marker_seen = False
         for obj in objects:
@@ -130,15 +134,15 @@ class S3ReadOps:
             rel = self._rel(key)
             if rel is not None:
                 listed[rel] = (key, _listed(obj))
-        if not prefix and self._marked and not marker_seen:
-            raise self._marker_gone()
+        if not prefix and self.marked and not marker_seen:
+            raise self.marker_gone()
         if not prefix:
-            self._mtimes.keep_only({key for key, _ in listed.values()}, self._base)
+            self.mtimes.keep_only({key for key, _ in listed.values()}, self._base)
         metas = self._resolve(listed)
-        with self._lock:
+        with self.lock:
             if not prefix:
-                self._etags.clear()
-            self._etags.update({rel: item.etag for rel, (_, item) in listed.items()})
+                self.etags.clear()
+            self.etags.update({rel: item.etag for rel, (_, item) in listed.items()})
         return metas
 
     def _resolve(self, listed: dict[str, tuple[str, Listed]]) -> Listing:
@@ -146,7 +150,7 @@ class S3ReadOps:
         metas: Listing = {}
         unknown: list[tuple[str, str, Listed]] = []
         for rel, (key, item) in listed.items():
-            known, mtime = self._mtimes.get(key, item)
+            known, mtime = self.mtimes.get(key, item)
             if known:
                 metas[rel] = item.meta(mtime)
             else:
@@ -173,35 +177,35 @@ class S3ReadOps:
                 raise
             return False, mtime_of(reply.get("Metadata", {}))
 
-        gone, mtime = self._call("reading a file's time", head, key[len(self._base) :])
+        gone, mtime = self.call("reading a file's time", head, key[len(self._base) :])
         if not gone:
-            self._mtimes.put(key, item, mtime)
+            self.mtimes.put(key, item, mtime)
         return gone, mtime
 
     def stat(self, path: str) -> FileMeta | None:
         """List just ``path``'s key: the same facts a scan reports (a HEAD's time may differ)."""
-        self._check_name(path)
+        self.check_name(path)
         key = self._base + path
         self._pending.wait_for(path)
-        reply = self._call(
+        reply = self.call(
             f"checking {path}",
             lambda c: c.list_objects_v2(Bucket=self._conn.bucket, Prefix=key, MaxKeys=1),
             path,
         )
         found = [o for o in reply.get("Contents", []) if o["Key"] == key]
         if not found:
-            with self._lock:
-                self._etags.pop(path, None)
+            with self.lock:
+                self.etags.pop(path, None)
             return None
         item = _listed(found[0])
-        with self._lock:
-            self._etags[path] = item.etag
+        with self.lock:
+            self.etags[path] = item.etag
         return self._resolve({path: (key, item)}).get(path)
 
     @contextlib.contextmanager
     def open_read(self, path: str) -> Iterator[BinaryIO]:
         """Stream the object's body; a missing object is :class:`FileVanished`."""
-        key = self._base + self._check_name(path)
+        key = self._base + self.check_name(path)
         self._pending.wait_for(path)
 
         def get(c: S3Client) -> Any:
@@ -214,7 +218,7 @@ class S3ReadOps:
                     ) from None
                 raise
 
-        body = self._call(f"download of {path}", get, path)
+        body = self.call(f"download of {path}", get, path)
         try:
             yield cast(BinaryIO, _Body(body, self.name, path))
         finally:

@@ -3,16 +3,18 @@
 A source is read in parts of :data:`PART_SIZE`; only the part being sent is in memory, so a
 1 GiB file costs the same RAM as an 8 MiB one. A multipart upload that fails part-way (the
 source failed, the server went away, a precondition did not hold) is aborted, so the bucket
-keeps no orphaned parts; uploads abandoned by a crash are aborted by housekeeping (see
-``location.py``). Either way the object appears whole or not at all: S3 makes it visible only
-when the PUT or the completion succeeds.
+keeps no orphaned parts; uploads abandoned by a crash are aborted later by the location's
+housekeeping (:func:`abort_abandoned`). Either way the object appears whole or not at all: S3
+makes it visible only when the PUT or the completion succeeds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from app.errors import FileSyncError
@@ -120,3 +122,16 @@ def upload(
             conn.client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
     return Uploaded(size, "")
+
+
+def abort_abandoned(client: S3Client, bucket: str, prefix: str, older_than_s: float) -> int:
+    """Abort the multipart uploads under ``prefix`` started more than ``older_than_s`` ago
+    (left behind by a crash); return how many."""
+    now, aborted = time.time(), 0
+    reply = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+    for item in reply.get("Uploads", []):
+        started = item.get("Initiated", datetime.now(UTC)).timestamp()
+        if now - started > older_than_s:
+            client.abort_multipart_upload(Bucket=bucket, Key=item["Key"], UploadId=item["UploadId"])
+            aborted += 1
+    return aborted
