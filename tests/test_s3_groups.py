@@ -22,6 +22,7 @@ from app.errors import FileChanged, FileVanished
 from app.locations.base import FileMeta, Location, WriteJob
 from app.locations.s3 import group
 from app.locations.s3.location import S3Location
+from app.locations.s3.objects import Listed
 from app.locations.s3.upload import PART_SIZE
 from tests.s3_server import S3Server
 
@@ -146,7 +147,7 @@ def test_a_file_deleted_earlier_in_the_batch_is_written_again(
 def test_the_group_check_lists_a_crowded_folder_only_as_far_as_it_pays(
     rclone_s3: S3Server,
 ) -> None:
-    """Keys beyond the pages a group is worth are checked by HEAD, and every answer is right."""
+    """Keys beyond the entries a group is worth are checked by HEAD; every answer is right."""
     bucket = rclone_s3.new_bucket()
     client = rclone_s3.client()
     with ThreadPoolExecutor(16) as pool:
@@ -159,21 +160,31 @@ def test_the_group_check_lists_a_crowded_folder_only_as_far_as_it_pays(
     try:
         heads: list[str] = []
 
-        def head(path: str) -> object:
+        def head(path: str) -> Listed | None:
             heads.append(path)
             return loc._head(path)
 
+        def check(paths: list[str]) -> group.Current:
+            heads.clear()
+            return group.current_objects(loc._reader.call, bucket, "p/", paths, head)
+
+        # A run of neighbours: one listing from the first to the last, no HEAD.
+        before = requests(loc)
+        found = check([f"d/k{i:04d}" for i in range(200, 300)] + ["d/k0300x"])
+        assert requests(loc) - before == 1 and not heads
+        assert found["d/k0300x"] is None and all(found[f"d/k{i:04d}"] for i in range(200, 300))
+        # Keys far apart: the listing stops after 10 entries a key (50 here); the keys past
+        # it, and the folder with only two keys, are HEADed.
         paths = ["d/k0000", "d/k0003", "d/k0500", "d/k1099", "d/missing", "top", "nothing"]
         before = requests(loc)
-        found = group.current_objects(loc._reader.call, bucket, "p/", paths, head)  # type: ignore[arg-type]
+        found = check(paths)
         assert {p for p, item in found.items() if item is not None} == set(paths) - {
             "d/missing",
             "nothing",
         }
-        assert found["top"] is not None and found["top"].size == 2
-        # One page (1,000 of the folder's entries) is what five keys are worth; the keys past
-        # it, and the two folders with a key each, are HEADed.
-        assert sorted(heads) == ["d/k1099", "d/missing", "nothing", "top"]
+        top = found["top"]
+        assert top is not None and top.size == 2
+        assert sorted(heads) == ["d/k0500", "d/k1099", "d/missing", "nothing", "top"]
         assert requests(loc) - before == 1 + len(heads)
     finally:
         loc.close()
