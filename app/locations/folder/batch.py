@@ -24,8 +24,9 @@ import ctypes
 import itertools
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, cast
 
@@ -55,7 +56,7 @@ class FolderTarget(Protocol):
         """Rename ``tmp`` over ``name`` if it still holds ``expected`` (old version trashed)."""
 
 
-#: Threads writing one batch's temp files: enough to overlap the I/O of small files.
+#: Threads writing one batch's temp files (at most two: one from each end of the group).
 COPY_THREADS = 2
 #: From this many files on, one ``syncfs`` is cheaper than an ``fsync`` per file.
 SYNCFS_FROM = 8
@@ -137,6 +138,9 @@ class _Folders:
 
     def open(self, folders: tuple[str, ...], path: str) -> int:
         """The descriptor of ``folders`` (made if missing) for writing ``path`` into it."""
+        fd = self._fds.get(folders)  # entries are only added: no lock needed to find one
+        if fd is not None:
+            return fd
         with self._lock:
             fd = self._fds.get(folders)
             if fd is None:
@@ -181,18 +185,34 @@ def write_batch(
 
 
 def _stage_all(items: list[_Item], folders: _Folders, *, durable: bool, parallel: bool) -> None:
-    """Write every item's temp file; on several threads when the sources allow it."""
+    """Write every item's temp file; on two threads when the sources allow it.
+
+    The paths come sorted, so neighbours share a folder, and creating a file locks its folder:
+    one thread takes the items from the front and the other from the back, so they seldom
+    wait for each other's folder, and whichever is faster takes more.
+    """
     if not parallel or len(items) < 2:
         for item in items:
             _stage(item, folders, durable)
         return
-    with ThreadPoolExecutor(min(COPY_THREADS, len(items)), "filesync-copy") as pool:
-        try:
-            for _ in pool.map(lambda item: _stage(item, folders, durable), items):
-                pass
-        except BaseException:  # a stop: end the jobs not started yet, clean up the rest
-            pool.shutdown(cancel_futures=True)
-            raise
+    todo = deque(items)
+
+    def take_all(take: Callable[[], _Item]) -> None:
+        while todo:
+            try:
+                item = take()
+            except IndexError:  # the other thread took the last one
+                return
+            _stage(item, folders, durable)
+
+    ends = [todo.popleft, todo.pop][:COPY_THREADS]
+    with ThreadPoolExecutor(len(ends), "filesync-copy") as pool:
+        running = [pool.submit(take_all, end) for end in ends]
+        done, _ = wait(running, return_when=FIRST_EXCEPTION)
+        if any(future.exception() is not None for future in done):
+            todo.clear()  # a stop: the other thread ends after its current item
+        for future in running:
+            future.result()
 
 
 def _stage(item: _Item, folders: _Folders, durable: bool) -> None:
