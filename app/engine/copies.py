@@ -28,8 +28,11 @@ from app.locations.base import FileMeta, Location, WriteJob, WriteOutcome
 
 #: A group is sent once it holds this many files...
 GROUP_FILES = 256
-#: ... or this many bytes (a big file goes alone, as before).
+#: ... or this many bytes (a big file goes alone, as before)...
 GROUP_BYTES = 16 << 20
+#: ... or this many files once the location's previous group is written: its worker would
+#: otherwise wait for the engine to plan a whole group (at the start of every chunk of paths).
+GROUP_FILES_IDLE = 32
 
 
 @dataclass
@@ -110,18 +113,25 @@ class CopyGroups:
 
     @property
     def due(self) -> bool:
-        """True when some location's waiting group is big enough to send."""
-        return any(
-            len(g.copies) >= GROUP_FILES or g.size >= GROUP_BYTES for g in self._waiting.values()
-        )
+        """True when some location's waiting group should be sent now."""
+        return any(self._ready(key, group) for key, group in self._waiting.items())
 
     def send_due(self, slots: dict[str, Slot]) -> list[CopyFailed]:
-        """Send every group that is big enough (after the previous one of its location)."""
+        """Send every group that is due (after the previous one of its location)."""
         failed: list[CopyFailed] = []
         for key, group in list(self._waiting.items()):
-            if len(group.copies) >= GROUP_FILES or group.size >= GROUP_BYTES:
+            if self._ready(key, group):
                 failed += self._send(slots[key])
         return failed
+
+    def _ready(self, key: str, group: _Group) -> bool:
+        """Full, or big enough to be worth a durability pass while the location is idle."""
+        if len(group.copies) >= GROUP_FILES or group.size >= GROUP_BYTES:
+            return True
+        if len(group.copies) < GROUP_FILES_IDLE:
+            return False
+        sent = self._sent.get(key)
+        return sent is None or sent[1].done()
 
     def finish(self, slots: dict[str, Slot]) -> list[CopyFailed]:
         """Send what waits and wait for every group: all copies so far have an outcome."""
