@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from app.cli import main
+from app.cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -7,7 +7,9 @@ stderr; ``--once`` exits 0 when every location converged and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -317,8 +319,30 @@ def _watch(engine: Engine, stop: threading.Event) -> int:
     return 0
 
 
+def console() -> NoReturn:
+    """The ``filesync`` command and ``python -m app``: :func:`main`, then exit.
+
+    After ``filesync run`` the process ends with ``os._exit`` once everything is saved and
+    flushed (the engine closed the index and released the instance lock before
+    :func:`main` returned; the log handlers and standard streams are flushed here): tearing
+    down the interpreter frees every listing and index row one object at a time, 0.1-0.5 s
+    after a restart of 100,000 files. Any other command, or a thread still running, gets
+    the ordinary exit.
+    """
+    code = main()
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if sys.argv[1:2] != ["run"] or any(not t.daemon for t in others):
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``filesync`` console script and of ``python -m app``."""
+    """Entry point of the ``filesync`` console script and of ``python -m app`` (see
+    :func:`console`); tests call it in-process."""
     parser = build_parser()
     args = parser.parse_args(argv)
     web.check_args(parser, args)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import PROMPT, read_location_file
-from tests.helpers import tree, wait_until, write_file
+from tests.helpers import indexed, tree, wait_until, write_file
 
 
 def filesync(
@@ -206,3 +206,19 @@ def test_second_instance_is_refused_after_the_state_folder_was_deleted(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0, (tmp_path / "first.log").read_text()
+
+
+def test_once_ends_with_its_log_file_index_and_lock_complete(two: tuple[Path, Path, Path]) -> None:
+    """``run`` ends the process without tearing the interpreter down: nothing may be lost."""
+    a, b, state = two
+    write_file(a / "x/y.txt", "hello")
+    log = state.parent / "log.txt"
+    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state)]
+    result = filesync(*argv, "--log-file", str(log))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.rstrip().endswith("converged")
+    assert log.read_text().rstrip().endswith("converged")
+    assert indexed(state, a) == indexed(state, b) == {"x/y.txt"}
+    again = filesync(*argv)  # the instance lock was released, and the index says in step
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.rstrip().endswith("converged")

@@ -15,9 +15,10 @@ import pytest
 
 from app.engine.ignore import IgnoreRules
 from app.locations import LocationOptions, open_location
+from app.locations.base import FileMeta
 from app.locations.folder.location import FolderLocation
 from app.locations.folder.nofollow import LinkFreeTree
-from app.locations.folder.scan import TreeScan
+from app.locations.folder.scan import TreeScan, file_meta
 from tests.helpers import write_file
 
 
@@ -53,6 +54,20 @@ def test_only_the_root_holds_filesyncs_own_names(tmp_path: Path) -> None:
         "sub/.filesyncignore",
     ]
     assert not (loc.root / "sub/.filesync-tmp-abc").exists()  # the first scan clears temps
+
+
+def test_a_scan_reports_each_file_as_a_stat_of_it_does(tmp_path: Path) -> None:
+    """The walk builds the meta inline (for speed); it must equal :func:`file_meta`."""
+    loc = folder(tmp_path / "root")
+    write_file(loc.root / "a.txt", "x")
+    write_file(loc.root / "d/b.bin", b"yy", mtime=1_600_000_000.123456789)
+    os.link(loc.root / "a.txt", loc.root / "d/hard.txt")
+    listing = loc.scan()
+    assert sorted(listing) == ["a.txt", "d/b.bin", "d/hard.txt"]
+    for rel, meta in listing.items():
+        assert type(meta) is FileMeta
+        assert meta == file_meta(os.lstat(loc.root / rel))
+    assert loc.other_names("a.txt") == {"d/hard.txt"}
 
 
 def test_a_tree_deeper_than_the_held_descriptors_is_walked_without_following_links(
@@ -129,3 +144,15 @@ def test_a_pruned_folder_holds_only_ignored_paths(pattern: str) -> None:
     for name in folders:
         if rules.folder_ignored(name):
             assert all(rules.ignored(f"{name}/{rest}") for rest in below), (pattern, name)
+
+
+@pytest.mark.parametrize("patterns", [[], ["*.log"]])
+def test_kept_paths_are_what_ignored_lets_through_in_order(patterns: list[str]) -> None:
+    """``kept`` checks many paths at once; it must agree with ``ignored`` path by path."""
+    rules = IgnoreRules(patterns)
+    many = [f"d{n:05d}/f.txt" for n in range(25_000)]
+    assert rules.kept(many) == many
+    internal = [".filesync/index", "sub/.filesync-tmp-1", ".filesyncignore", "b.log"]
+    mixed = [*many[:12_000], *internal, "sub/.filesyncignore", "z/.filesync/x", *many[12_000:]]
+    assert rules.kept(mixed) == [p for p in mixed if not rules.ignored(p)]
+    assert "sub/.filesyncignore" in rules.kept(mixed)

@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterable
 
 import pathspec
 
-from app.locations.base import is_internal
+from app.locations.base import META_DIR, is_internal
+
+#: Paths joined at once by :meth:`IgnoreRules.kept` (bounds the joined text to ~0.5 MB).
+_CHUNK = 10_000
 
 
 class IgnoreRules:
@@ -31,6 +34,20 @@ class IgnoreRules:
         if is_internal(path):
             return True
         return bool(self.patterns) and self._spec.match_file(path)
+
+    def kept(self, paths: Iterable[str]) -> list[str]:
+        """The paths of ``paths`` that are synced, in their order.
+
+        Without user patterns, a list where no path holds FileSync's own names (every one of
+        them contains ``.filesync``; a folder scan never lists them) is returned whole after
+        one search of all the names at once: a Python call a path costs 40 ms per 100,000.
+        """
+        listed = list(paths)
+        if not self.patterns and not any(
+            META_DIR in "\0".join(listed[n : n + _CHUNK]) for n in range(0, len(listed), _CHUNK)
+        ):
+            return listed
+        return [p for p in listed if not self.ignored(p)]
 
     def folder_ignored(self, folder: str) -> bool:
         """True when every path below ``folder`` is ignored, so a scan need not read it.

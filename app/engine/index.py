@@ -52,6 +52,7 @@ _PUT_MANY = (
     " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]')"
     " FROM json_each(?)"
 )
+_new_meta = tuple.__new__
 
 
 def _stored(name: str) -> str | bytes:
@@ -216,8 +217,11 @@ class StateIndex:
                 (_stored(location),),
             )
             # Interned: every location's mirror and listing then shares one string a path.
+            # tuple.__new__ builds each FileMeta in C (FileMeta(...) runs a Python __new__).
             return {
-                intern(path if path.__class__ is str else _loaded(path)): FileMeta(size, mtime, tag)
+                intern(path if path.__class__ is str else _loaded(path)): _new_meta(
+                    FileMeta, (size, mtime, tag)
+                )
                 for path, size, mtime, tag in rows
             }
 

@@ -157,15 +157,14 @@ class Syncer:
         its index rows hold the same paths (a restart with nothing changed, a first run over
         identical trees) no union is built: for 100,000 files that set alone costs 12 MB.
         """
-        ignored = self.ignore.ignored
         names = [d for key, listing in listings.items() for d in (listing, self.slots[key].known)]
         widest = max(names, key=len, default={})
         if all(not d or d.keys() == widest.keys() for d in names):  # a tree in step: no union
-            return sorted(p for p in widest if not ignored(p))
+            return sorted(self.ignore.kept(widest))
         paths: set[str] = set()
         for d in names:
             paths.update(d)
-        return sorted(p for p in paths if not ignored(p))
+        return sorted(self.ignore.kept(paths))
 
     def _guard_mass_delete(
         self, slot: Slot, missing: Iterable[str], allow: bool, detail: str = ""

@@ -36,6 +36,10 @@ _ROOT_INTERNAL = frozenset({META_DIR, IGNORE_FILE})
 #: from their parent, so a very deep tree never holds more descriptors than this at once.
 _HELD_DEPTH = 64
 _TAG_MASK = (1 << 63) - 1
+_FORMAT, _REGULAR = 0o170000, stat_mod.S_IFREG  # S_IFMT's mask, and a regular file
+#: ``tuple.__new__`` builds a FileMeta in C; calling ``FileMeta(...)`` runs its Python
+#: ``__new__`` (a third of the cost of a file's meta).
+_new_meta = tuple.__new__
 
 #: ``prune(folder)`` is True for a folder (relative path, no trailing slash) to skip whole.
 Prune = Callable[[str], bool]
@@ -43,7 +47,10 @@ Prune = Callable[[str], bool]
 
 def file_meta(st: os.stat_result) -> FileMeta:
     """Size and mtime, tagged with inode and ctime: a save that replaced the file (new inode) or
-    rewrote it and restored its mtime (new ctime) is seen even when size and mtime match."""
+    rewrote it and restored its mtime (new ctime) is seen even when size and mtime match.
+
+    :meth:`TreeScan._list` computes the same inline; the two must stay equal.
+    """
     return FileMeta(
         st.st_size, st.st_mtime_ns, (st.st_ino * 1_000_003 ^ st.st_ctime_ns) & _TAG_MASK
     )
@@ -151,7 +158,8 @@ class TreeScan:
 
     def _list(self, fd: int, base: str, at_root: bool) -> list[str]:
         """Add the files and links of the folder ``fd`` (path ``base``); return its subfolders."""
-        files, subfolders = self.found.files, []
+        found = self.found
+        files, subfolders = found.files, []
         with os.scandir(fd) as entries:
             for entry in entries:
                 name = entry.name
@@ -164,20 +172,28 @@ class TreeScan:
                     if entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                         mode = st.st_mode
-                        if stat_mod.S_ISREG(mode):
+                        if mode & _FORMAT == _REGULAR:
                             rel = intern(base + name)
-                            files[rel] = file_meta(st)
+                            # file_meta inlined: a call a file is a tenth of the walk's time
+                            files[rel] = _new_meta(
+                                FileMeta,
+                                (
+                                    st.st_size,
+                                    st.st_mtime_ns,
+                                    (st.st_ino * 1_000_003 ^ st.st_ctime_ns) & _TAG_MASK,
+                                ),
+                            )
                             if st.st_nlink > 1:
-                                self.found.hard_links[rel] = (st.st_dev, st.st_ino)
+                                found.hard_links[rel] = (st.st_dev, st.st_ino)
                             continue
                         if stat_mod.S_ISLNK(mode):  # replaced by a link since it was listed
-                            self.found.links.add(base + name)
+                            found.links.add(base + name)
                         elif stat_mod.S_ISDIR(mode):
                             subfolders.append(name)
                     elif entry.is_dir(follow_symlinks=False):
                         subfolders.append(name)
                     elif entry.is_symlink():
-                        self.found.links.add(base + name)
+                        found.links.add(base + name)
                 except FileNotFoundError:
                     continue
         return subfolders
