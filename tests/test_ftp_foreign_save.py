@@ -12,7 +12,7 @@ import io
 import os
 from pathlib import Path
 
-from app.locations.ftp import FtpLocation
+from app.locations.ftp.location import FtpLocation
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import tree, wait_until, write_file
 from tests.test_ftp_sync import T_OLD, SyncRig

@@ -1,4 +1,5 @@
-"""A run pays only for the kinds it uses: boto3, paramiko and the dashboard load on demand.
+"""A run pays only for what it uses: boto3, paramiko, ftplib and ssl, the dashboard and
+watchdog load on demand.
 
 Each check runs a fresh interpreter (a real subprocess) and reads its ``sys.modules``: in
 this test process the modules are long loaded by other tests.
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from tests.helpers import tree, write_file
 
-#: Loaded only when a location of their kind is opened, or the dashboard served.
-HEAVY = ("boto3", "botocore", "paramiko", "starlette", "uvicorn")
+#: Loaded only when a location of their kind is opened, the dashboard served, or a folder
+#: watched (a --once run watches nothing).
+HEAVY = ("boto3", "botocore", "paramiko", "ftplib", "ssl", "starlette", "uvicorn", "watchdog")
 
 
 def _loaded_after(script: str, tmp_path: Path) -> list[str]:
@@ -52,6 +54,7 @@ def test_every_kind_is_known_without_its_library(tmp_path: Path) -> None:
         "assert {'s3', 'sftp'} <= {k.name for k in KINDS}\n"
         "assert parse_spec('s3://bucket/p?endpoint=http://127.0.0.1:9').kind == 's3'\n"
         "assert parse_spec('sftp://me@127.0.0.1:2222/srv').kind == 'sftp'\n"
+        "assert parse_spec('ftps://me@127.0.0.1/srv').kind == 'ftp'\n"
         "assert [f.name for f in next(k for k in KINDS if k.name == 's3').form.fields]\n"
     )
     assert _loaded_after(script, tmp_path) == []
@@ -62,7 +65,8 @@ def test_building_a_location_loads_its_library(tmp_path: Path) -> None:
         "from app.locations import open_location\n"
         "open_location('s3://bucket/p?endpoint=http://127.0.0.1:9')\n"
         "open_location('sftp://me@127.0.0.1:2222/srv')\n"
+        "open_location('ftp://me@127.0.0.1:2121/srv')\n"
     )
     loaded = _loaded_after(script, tmp_path)
-    assert {"boto3", "paramiko"} <= set(loaded)
+    assert {"boto3", "paramiko", "ftplib"} <= set(loaded)
     assert "starlette" not in loaded

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.watch.local import LocalWatcher
 from app.watch.poller import PollingWatcher
 
 if TYPE_CHECKING:
@@ -32,5 +31,7 @@ def watcher_for(
         poll_interval = location.poll_interval
     if not location.capabilities.native_events:
         return PollingWatcher(location, sink, poll_interval)
+    from app.watch.local import LocalWatcher  # watchdog (~5 MiB): only for a watched run
+
     poll_as_well = location.capabilities.poll_as_well
     return LocalWatcher(location, sink, poll_interval, poll_as_well=poll_as_well)

@@ -10,7 +10,3 @@ package's ``__init__``.
 """
 
 from __future__ import annotations
-
-from app.locations.ftp.location import FtpLocation
-
-__all__ = ["FtpLocation"]
