@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import ROOT, EngineRun, Row, idle_cpu, note, print_table, ratio
 
+from app.engine.gcpolicy import collect_less_often
 from app.locations import LocationOptions, open_location
 from app.locations.base import META_DIR
 from app.locations.folder.location import FolderLocation
@@ -221,6 +222,7 @@ def bench_watching(work: Path, a: Path, b: Path, idle_seconds: float, rounds: in
     """Watch set-up, idle CPU and full rescans of the engine watching ``a`` and ``b``."""
     n = sum(1 for _ in a.rglob("*.bin"))
     setup = watch_setup(a)
+    collect_less_often()  # as build_engine does for `filesync run` and the desktop app
     run = EngineRun([a, b], work / "watch-state")
     log = work / "watch-log.txt"
     try:

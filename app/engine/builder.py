@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.engine.engine import Engine
+from app.engine.gcpolicy import collect_less_often
 from app.engine.index import INDEX_FILE, StateIndex
 from app.engine.settings import EngineSettings
 from app.locations.options import LocationOptions
@@ -31,8 +32,10 @@ def build_engine(
     ``open_local_now`` opens the kinds that open at start (a local folder) before the engine
     exists, so a mistyped path fails at once instead of being retried as unavailable; a
     remote location is always left to the engine, which retries it. If anything fails, the
-    index is closed again before the error propagates.
+    index is closed again before the error propagates. It also makes the process's cycle
+    collector run less often (:mod:`app.engine.gcpolicy`).
     """
+    collect_less_often()
     options = options or LocationOptions()
     state_dir.mkdir(parents=True, exist_ok=True)
     index = StateIndex(state_dir / INDEX_FILE)
