@@ -38,7 +38,7 @@ def test_only_complete_valid_lines_are_read() -> None:
 
 
 def test_each_upload_changes_the_tag_of_a_same_size_same_second_file() -> None:
-    journal = HubJournal("test", lambda p: "/" + p)
+    journal = HubJournal("test")
     assert journal.tag("doc.txt", 5, T0) == 0  # no entry: the listing's own tag applies
     first = journal.record("doc.txt", FileMeta(5, T0 + 100))
     second = journal.record("doc.txt", FileMeta(5, T0 + 900_000_000))

@@ -1,5 +1,5 @@
 """The hub journal over FTP: the shared :mod:`app.locations.remote.hubjournal` (SFTP uses it
-too), called the FTP way, with the held connection passed to each call.
+too) reaches the server through :class:`FtpJournalStore`, on the held connection.
 
 ``APPE`` appends, ``RETR`` with ``REST`` reads from an offset; a ``5xx`` refusal is an answer
 (no folder, file gone, no permission), anything else is the connection's trouble and propagates.
@@ -12,11 +12,10 @@ import ftplib
 import io
 from collections.abc import Callable
 
-from app.locations.base import FileMeta, Listing
 from app.locations.ftp.listing import RemoteEntry
-from app.locations.remote import hubjournal
 from app.locations.remote.hubjournal import (
     JOURNAL_DIR,
+    HubJournal,
     JournalFile,
     JournalRefused,
     Version,
@@ -81,54 +80,3 @@ class FtpJournalStore:
         """DELE ``path``; a refusal is ignored."""
         with contextlib.suppress(ftplib.error_perm):
             self._ftp.delete(self._abs(path))
-
-
-class HubJournal:
-    """The shared hub journal of one FTP location; each call gets the held connection."""
-
-    def __init__(self, name: str, abs_path: Callable[[str], str]) -> None:
-        self._shared = hubjournal.HubJournal(name)
-        self._abs = abs_path
-
-    @property
-    def writer(self) -> str:
-        """This run's id, the start of its journal file's name."""
-        return self._shared.writer
-
-    @property
-    def writable(self) -> bool:
-        """False once the server refused an append (tags then come from listings alone)."""
-        return self._shared.writable
-
-    @property
-    def pending(self) -> bool:
-        """True while journal lines wait to be sent."""
-        return self._shared.pending
-
-    def tag(self, path: str, size: int, mtime_ns: int, listed: int = 0) -> int:
-        """See :meth:`app.locations.remote.hubjournal.HubJournal.tag`."""
-        return self._shared.tag(path, size, mtime_ns, listed)
-
-    def record(self, path: str, meta: FileMeta) -> FileMeta:
-        """Note our upload of ``path``; return ``meta`` with the tag a scan will report."""
-        return self._shared.record(path, meta)
-
-    def forget(self, path: str) -> None:
-        """We deleted or renamed ``path`` away: withdraw our entry for it."""
-        self._shared.forget(path)
-
-    def due(self, now: float) -> bool:
-        """Whether a batch should send its pending lines now rather than at its end."""
-        return self._shared.due(now)
-
-    def refresh(self, ftp: ftplib.FTP, list_dir: ListDir) -> None:
-        """Read what other writers appended since the last refresh."""
-        self._shared.refresh(FtpJournalStore(ftp, list_dir, self._abs))
-
-    def flush(self, ftp: ftplib.FTP) -> None:
-        """Append the pending entries to our journal file."""
-        self._shared.flush(FtpJournalStore(ftp, None, self._abs))
-
-    def prune(self, ftp: ftplib.FTP, list_dir: ListDir, listing: Listing, now_ns: int) -> None:
-        """Remove other runs' idle journals that describe no listed file any more."""
-        self._shared.prune(FtpJournalStore(ftp, list_dir, self._abs), listing, now_ns)

@@ -24,12 +24,11 @@ import contextlib
 import ftplib
 import io
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import FileSyncError, LocationUnavailable
+from app.errors import LocationUnavailable
 from app.locations.base import META_DIR, TEMP_PREFIX, Capabilities, FileMeta, Listing
 from app.locations.ftp.listing import ListingParseError, parse_ftp_time, parse_mdtm_reply
 from app.locations.ftp.reader import FtpReader
@@ -246,13 +245,5 @@ class FtpLocation(SpecNamed):
             yield
 
     def housekeeping(self) -> None:
-        """Remove journals of FileSync runs that ended long ago (see ``ftp.journal``)."""
-        remote = self._remote
-        now, listing = time.time_ns(), self._scanner.last_listing
-        if listing is None:
-            return
-        with contextlib.suppress(FileSyncError):
-            remote.call(
-                "pruning the journal",
-                lambda ftp: remote.journal.prune(ftp, remote.list_dir, listing, now),
-            )
+        """Remove journals of FileSync runs that ended long ago (see ``remote.hubjournal``)."""
+        self._writer.prune_journal(self._scanner.last_listing)

@@ -19,7 +19,7 @@ from typing import TypeVar
 from app.errors import FileSyncError, LocationUnavailable, UnsafePath
 from app.locations.base import FileMeta, check_relpath
 from app.locations.ftp.client import FtpClient
-from app.locations.ftp.journal import HubJournal
+from app.locations.ftp.journal import FtpJournalStore, HubJournal
 from app.locations.ftp.listing import (
     ListingParseError,
     RemoteEntry,
@@ -58,7 +58,7 @@ class Remote:
         #: Folders (relative) known to exist, so a write sends MKD only for new ones.
         self.known_dirs: set[str] = {""}
         #: Exact versions of our uploads, and of other FileSyncs' (see ``ftp.journal``).
-        self.journal = HubJournal(self.name, self.abs)
+        self.journal = HubJournal(self.name)
         #: Unsafe names on the server already warned about (a poll every 2 s must not repeat it).
         self._warned_names: set[str] = set()
 
@@ -122,10 +122,15 @@ class Remote:
         """Read other FileSyncs' new journal lines; send ours if an append is still pending."""
 
         def refresh(ftp: ftplib.FTP) -> None:
-            self.journal.flush(ftp)
-            self.journal.refresh(ftp, self.list_dir)
+            store = self.journal_store(ftp)
+            self.journal.flush(store)
+            self.journal.refresh(store)
 
         self.call("reading the journal", refresh)
+
+    def journal_store(self, ftp: ftplib.FTP) -> FtpJournalStore:
+        """The journal's file operations on the held connection ``ftp``."""
+        return FtpJournalStore(ftp, self.list_dir, self.abs)
 
     # --- listing --------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
   such as vsftpd, the ``MDTM YYYYMMDDHHMMSS path`` form (probed once at ``open()``). Where no
   time can be set, a write returns the server's own time, which the engine records, so our
   upload never looks like a newer remote edit.
-* Every upload and rename is recorded in the hub journal (see ``ftp.journal``), so other
+* Every upload and rename is recorded in the hub journal (``remote.journaled``), so other
   FileSyncs sharing the server can tell it from a save made in the same second.
 """
 
@@ -15,14 +15,14 @@ import contextlib
 import ftplib
 import logging
 import posixpath
-import time
 import uuid
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
-from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavailable
-from app.locations.base import TEMP_PREFIX, FileMeta
+from app.errors import FileChanged, FileVanished, LocationUnavailable
+from app.locations.base import TEMP_PREFIX, FileMeta, Listing
 from app.locations.ftp.client import is_not_found
+from app.locations.ftp.journal import FtpJournalStore
 from app.locations.ftp.listing import (
     ListingParseError,
     format_ftp_time,
@@ -33,17 +33,22 @@ from app.locations.ftp.reader import FtpReader
 from app.locations.ftp.remote import NS, Remote, mlst_entry
 from app.locations.ftp.transfer import SourceFailed, upload
 from app.locations.names import parent_folders
+from app.locations.remote.journaled import JournaledWrites
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Bytes per read and send while uploading: large enough for full-speed sends, small enough
 #: to stay clear of the allocator's mmap threshold.
 UPLOAD_CHUNK = 256 * 1024
 
 
-class FtpWriter:
+class FtpWriter(JournaledWrites[ftplib.FTP]):
     """What :meth:`Location.write`, ``guarded_write``, ``delete``, ``rename`` and ``batch`` do
     on a server folder. ``reader`` checks the server's copy just before a guarded rename."""
+
+    _journal_errors = ftplib.all_errors
 
     def __init__(self, remote: Remote, reader: FtpReader) -> None:
         self.remote = remote
@@ -51,6 +56,8 @@ class FtpWriter:
         #: Upload buffer, reused (uploads are serialised by the connection lock).
         self.buffer = bytearray(UPLOAD_CHUNK)
         self._batching = 0
+        self._journal = remote.journal
+        self._last_listing = None
 
     def write(
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
@@ -228,7 +235,7 @@ class FtpWriter:
                 if not is_not_found(exc) or self.reader.stat_one(ftp, path) is not None:
                     raise
             self._prune(ftp, posixpath.dirname(path))
-            remote.journal.forget(path)
+            self._journal.forget(path)
             self._send_journal(ftp)
 
         remote.call(f"delete of {path}", remove, path)
@@ -256,47 +263,23 @@ class FtpWriter:
             meta = self.reader.stat_one(ftp, dst, journal=False)
             if meta is None:
                 raise FileVanished("the renamed file is gone", location=remote.name, path=dst)
-            remote.journal.forget(src)
+            self._journal.forget(src)
             return self._journaled(ftp, dst, meta)
 
         return remote.call(f"rename of {src}", move, src)
 
-    # --- the hub journal --------------------------------------------------------------------
+    # --- the hub journal (the rest is JournaledWrites') --------------------------------------
 
-    def _journaled(
-        self, ftp: ftplib.FTP, path: str, meta: FileMeta, urgent: bool = False
-    ) -> FileMeta:
-        """Record our upload of ``path`` in the hub journal; return its meta with the new tag
-        (``meta`` as it was if the server turned out not to take the journal)."""
-        journal = self.remote.journal
-        tagged = journal.record(path, meta)
-        self._send_journal(ftp, urgent)
-        return tagged if journal.writable else meta
+    def _call(self, what: str, action: Callable[[ftplib.FTP], T], path: str | None = None) -> T:
+        return self.remote.call(what, action, path)
 
-    def _send_journal(self, ftp: ftplib.FTP, urgent: bool = False) -> None:
-        """Send pending journal lines now, unless a batch is open (it sends them at its end or
-        when enough have gathered) and nothing is ``urgent``."""
-        if urgent or not self._batching or self.remote.journal.due(time.monotonic()):
-            self._flush_journal(ftp)
+    def _journal_store(self, conn: ftplib.FTP) -> FtpJournalStore:
+        return self.remote.journal_store(conn)
 
-    def _flush_journal(self, ftp: ftplib.FTP) -> None:
-        """A failed send stays pending (the next batch or poll sends it); the write stands."""
-        try:
-            self.remote.journal.flush(ftp)
-        except ftplib.all_errors as exc:
-            log.info("%s: journal not written yet (%s); will retry", self.remote.name, exc)
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Group the journal lines of one engine batch into one append."""
-        self._batching += 1
-        try:
-            yield
-        finally:
-            self._batching -= 1
-            if not self._batching and self.remote.journal.pending:
-                with contextlib.suppress(FileSyncError):
-                    self.remote.client.run("writing the journal", self._flush_journal)
+    def prune_journal(self, listing: Listing | None) -> None:
+        """Remove journals of FileSync runs that ended long ago; ``listing``: the last scan."""
+        self._last_listing = listing
+        self.housekeeping()
 
 
 def _ancestors(folder: str) -> list[str]:
