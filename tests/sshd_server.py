@@ -30,6 +30,7 @@ import pytest
 
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
+from app.locations.sftp.location import SftpLocation
 
 HOST = "127.0.0.1"
 SSHD = "/usr/sbin/sshd"
@@ -230,4 +231,15 @@ def sftp_rclone_location(rclone_server: SftpServer) -> Iterator[Location]:
     loc = rclone_server.location()
     loc.adopt(has_history=False)
     yield loc
+    loc.close()
+
+
+@pytest.fixture(params=["sshd", "rclone"])
+def sftp_served(request: pytest.FixtureRequest) -> Iterator[tuple[SftpLocation, SftpServer]]:
+    """An adopted SFTP location on each server, sshd and rclone, with its server."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    loc = server.location()
+    assert isinstance(loc, SftpLocation)
+    loc.adopt(has_history=False)
+    yield loc, server
     loc.close()

@@ -21,19 +21,9 @@ from app.locations.base import FileMeta, Location, WriteJob
 from tests.disks import fill, small_tmpfs
 from tests.engine_fixtures import Rig
 from tests.helpers import indexed, tree, wait_until, write_file
+from tests.writes import job
 
 SECOND = 1_000_000_000
-
-
-def job(
-    path: str, data: bytes, mtime_s: int = 1_600_000_000, expected: FileMeta | None = None
-) -> WriteJob:
-    """A job whose source is ``data`` in memory."""
-
-    def source() -> contextlib.AbstractContextManager[BinaryIO]:
-        return contextlib.nullcontext(io.BytesIO(data))
-
-    return WriteJob(path, source, mtime_s * SECOND, expected)
 
 
 def test_a_group_lands_every_file_whole_with_its_mtime(folder_location: Location) -> None:

@@ -17,6 +17,7 @@ from app.locations.base import FileMeta, Location
 from app.watch.change import Change, ChangeKind
 from app.watch.choose import watcher_for
 from tests.helpers import wait_until
+from tests.writes import write_bytes as _write
 
 KINDS = [
     "folder", "zip", "ftp", "ftp_list", "ftps", "sftp", "sftp_rclone", "s3_rclone", "s3_moto",
@@ -30,11 +31,6 @@ def location(request: pytest.FixtureRequest) -> Location:
     loc = request.getfixturevalue(f"{request.param}_location")
     assert isinstance(loc, Location)
     return loc
-
-
-def _write(loc: Location, path: str, data: bytes, mtime_ns: int = T0):
-    with loc.batch():
-        return loc.write(path, io.BytesIO(data), mtime_ns)
 
 
 def _read(loc: Location, path: str) -> bytes:

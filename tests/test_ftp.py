@@ -22,7 +22,7 @@ from app.locations import LocationOptions, open_location
 from app.locations.base import TEMP_PREFIX, FileMeta, Location
 from app.locations.ftp.location import FtpLocation
 from tests.ftp_server import PASSWORD, ThreadedFtpServer
-from tests.helpers import wait_until, write_file
+from tests.helpers import write_file
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
@@ -107,14 +107,6 @@ def test_closed_port_is_unavailable_quickly_and_names_host_and_port() -> None:
     loc.close()
 
 
-def test_missing_root_folder_is_unavailable_not_created(ftp_server: ThreadedFtpServer) -> None:
-    loc = open_location(ftp_server.url(path="/not-there"), LocationOptions(connect_timeout=5))
-    with pytest.raises(LocationUnavailable, match="does not exist"):
-        loc.open()
-    loc.close()
-    assert not (ftp_server.root / "not-there").exists()
-
-
 def test_password_never_in_errors_logs_or_names(
     ftp_server: ThreadedFtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -146,24 +138,6 @@ def test_password_never_in_errors_logs_or_names(
     loc.close()
     wrong.close()
     ftp_server.start()
-
-
-def test_stopped_server_raises_unavailable_then_reconnects(ftp_server: ThreadedFtpServer) -> None:
-    loc = ftp_server.location(timeout=2)
-    try:
-        meta = _write(loc, "kept.txt", b"kept")
-        ftp_server.stop()
-        with pytest.raises(LocationUnavailable):
-            loc.scan()  # never {}: that would delete kept.txt everywhere else
-        with pytest.raises(LocationUnavailable):
-            loc.stat_many(["kept.txt"])
-        ftp_server.start()
-        wait_until(
-            lambda: meta.same_version(loc.scan().get("kept.txt")), message="scan after restart"
-        )
-        assert _write(loc, "after.txt", b"after").size == 5
-    finally:
-        loc.close()
 
 
 def test_connection_closed_by_server_is_reopened_transparently(
@@ -408,23 +382,6 @@ def test_download_cut_short_by_the_server_raises_not_a_short_file(
     finally:
         loc.close()
         ftp_server.start()
-
-
-def test_temp_file_left_by_a_crashed_upload_is_removed(ftp_server: ThreadedFtpServer) -> None:
-    stale = ftp_server.root / "d" / ".filesync-tmp-0123456789abcdef"
-    fresh = ftp_server.root / "d" / ".filesync-tmp-fedcba9876543210"
-    stale.parent.mkdir()
-    stale.write_bytes(b"half an upload")
-    fresh.write_bytes(b"an upload in progress")
-    old = time.time() - 2 * 3600
-    os.utime(stale, (old, old))
-    loc = ftp_server.location()
-    try:
-        assert loc.scan() == {}
-        assert not stale.exists(), "a temp file older than an hour is removed"
-        assert fresh.exists(), "a recent temp file may be someone's upload in progress"
-    finally:
-        loc.close()
 
 
 def test_stat_in_a_folder_that_does_not_exist_is_none(ftp_location: Location) -> None:

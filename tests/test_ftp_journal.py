@@ -19,14 +19,8 @@ from app.locations.ftp.journal import (
 )
 from app.locations.ftp.location import FtpLocation
 from tests.ftp_server import PERM, ThreadedFtpServer
-
-NS = 1_000_000_000
-T0 = 1_700_000_000 * NS
-
-
-def write(loc: FtpLocation, path: str, data: bytes, mtime_ns: int = T0) -> FileMeta:
-    with loc.batch():
-        return loc.write(path, io.BytesIO(data), mtime_ns)
+from tests.writes import T0
+from tests.writes import write_bytes as write
 
 
 def test_only_complete_valid_lines_are_read() -> None:

@@ -10,7 +10,6 @@ failing sources fail, and what the group costs in requests.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,17 +24,9 @@ from app.locations.s3.location import S3Location
 from app.locations.s3.objects import Listed
 from app.locations.s3.upload import PART_SIZE
 from tests.s3_server import S3Server
+from tests.writes import job
 
 SECOND = 1_000_000_000
-
-
-def job(
-    path: str, data: bytes, mtime_s: int = 1_600_000_000, expected: FileMeta | None = None
-) -> WriteJob:
-    def source() -> contextlib.AbstractContextManager[BinaryIO]:
-        return contextlib.nullcontext(io.BytesIO(data))
-
-    return WriteJob(path, source, mtime_s * SECOND, expected)
 
 
 @pytest.fixture(params=["rclone", "moto"])

@@ -14,40 +14,20 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
-import pytest
-
 from app.errors import FileChanged, FileVanished
 from app.locations.base import FileMeta, WriteJob
 from app.locations.sftp.location import SftpLocation
 from tests.helpers import tree
 from tests.sshd_server import SftpServer
+from tests.writes import job
 
 SECOND = 1_000_000_000
 
 
-def job(
-    path: str, data: bytes, mtime_s: int = 1_600_000_000, expected: FileMeta | None = None
-) -> WriteJob:
-    def source() -> contextlib.AbstractContextManager[BinaryIO]:
-        return contextlib.nullcontext(io.BytesIO(data))
-
-    return WriteJob(path, source, mtime_s * SECOND, expected)
-
-
-@pytest.fixture(params=["sshd", "rclone"])
-def served(request: pytest.FixtureRequest) -> Iterator[tuple[SftpLocation, SftpServer]]:
-    server = request.getfixturevalue(f"{request.param}_server")
-    loc = server.location()
-    assert isinstance(loc, SftpLocation)
-    loc.adopt(has_history=False)
-    yield loc, server
-    loc.close()
-
-
 def test_a_group_lands_every_file_whole_with_its_time(
-    served: tuple[SftpLocation, SftpServer],
+    sftp_served: tuple[SftpLocation, SftpServer],
 ) -> None:
-    loc, server = served
+    loc, server = sftp_served
     files = {f"d{i % 7}/sub/f{i}.bin": os.urandom(i * 370) for i in range(60)}
     files["big.bin"] = os.urandom(700_000)  # past the group's limit: streamed alone
     jobs = [job(p, data, 1_600_000_000 + i) for i, (p, data) in enumerate(files.items())]
@@ -68,9 +48,9 @@ def test_a_group_lands_every_file_whole_with_its_time(
 
 
 def test_a_file_saved_on_the_server_during_its_group_is_kept(
-    served: tuple[SftpLocation, SftpServer],
+    sftp_served: tuple[SftpLocation, SftpServer],
 ) -> None:
-    loc, server = served
+    loc, server = sftp_served
     with loc.batch():
         loc.write_many([job("doc.txt", b"old")])
     planned = loc.stat("doc.txt")
@@ -95,9 +75,9 @@ def test_a_file_saved_on_the_server_during_its_group_is_kept(
 
 
 def test_a_source_that_vanished_fails_only_its_own_job(
-    served: tuple[SftpLocation, SftpServer],
+    sftp_served: tuple[SftpLocation, SftpServer],
 ) -> None:
-    loc, _ = served
+    loc, _ = sftp_served
 
     def gone() -> contextlib.AbstractContextManager[BinaryIO]:
         raise FileVanished("file vanished", location="elsewhere", path="gone.txt")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,21 +24,11 @@ from app.locations.base import FileMeta
 from app.locations.sftp.location import SftpLocation
 from tests.helpers import describe_trees, trees_equal, wait_until
 from tests.sshd_server import SftpServer
-from tests.test_sftp_groups import job
+from tests.writes import job
 
 SECOND = 1_000_000_000
 #: Around the 32 KiB read size, and up to the read-ahead's limit (256 KiB); 300 KiB is past it.
 SIZES = [0, 1, 4096, 32767, 32768, 32769, 100_000, 256 * 1024, 300 * 1024]
-
-
-@pytest.fixture(params=["sshd", "rclone"])
-def served(request: pytest.FixtureRequest) -> Iterator[tuple[SftpLocation, SftpServer]]:
-    server = request.getfixturevalue(f"{request.param}_server")
-    loc = server.location()
-    assert isinstance(loc, SftpLocation)
-    loc.adopt(has_history=False)
-    yield loc, server
-    loc.close()
 
 
 def upload(loc: SftpLocation, files: dict[str, bytes]) -> None:
@@ -49,9 +38,9 @@ def upload(loc: SftpLocation, files: dict[str, bytes]) -> None:
 
 
 def test_a_group_read_ahead_serves_every_small_file_without_asking_again(
-    served: tuple[SftpLocation, SftpServer],
+    sftp_served: tuple[SftpLocation, SftpServer],
 ) -> None:
-    loc, _ = served
+    loc, _ = sftp_served
     files = {f"d{n % 3}/f{n}.bin": os.urandom(size) for n, size in enumerate(SIZES)}
     upload(loc, files)
     planned = loc.scan()
@@ -71,9 +60,9 @@ def test_a_group_read_ahead_serves_every_small_file_without_asking_again(
 
 
 def test_a_file_saved_or_deleted_since_the_plan_is_never_read_as_the_planned_version(
-    served: tuple[SftpLocation, SftpServer],
+    sftp_served: tuple[SftpLocation, SftpServer],
 ) -> None:
-    loc, server = served
+    loc, server = sftp_served
     upload(loc, {"same.txt": b"same", "saved.txt": b"old", "resized.txt": b"old", "gone.txt": b"x"})
     planned = loc.scan()
     other = server.location()
