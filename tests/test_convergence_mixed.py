@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 from hypothesis import given
@@ -142,6 +143,9 @@ class Mix:
         rows = [f"  {n}: " + " | ".join(str(t.get(n, b"-"))[:30] for t in trees) for n in names]
         return "trees differ:\n" + "\n".join(rows)
 
+    def start(self) -> None:
+        self.engine.start()
+
     def close(self) -> None:
         self.engine.stop()
         self.index.close()
@@ -149,37 +153,48 @@ class Mix:
             self.server.stop()
 
 
-@pytest.mark.parametrize("kind", ["zip", "ftp"])
-def test_mixed_locations_converge_on_random_operations(kind: str) -> None:
-    @live_settings(6)
-    @given(ops=ops_strategy(3, 8), pause=st.booleans())
+class Started(Protocol):
+    """A rig of locations and engines that a random test starts, then closes."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Started)
+
+
+def run_examples(
+    examples: int,
+    ops: st.SearchStrategy[list[Op]],
+    make: Callable[[Path], R],
+    check: Callable[[R, list[Op], bool], None],
+) -> None:
+    """``check`` random ``ops`` (with or without pauses between them) on ``examples`` rigs,
+    each built by ``make`` in a fresh folder and closed after."""
+
+    @live_settings(examples)
+    @given(ops=ops, pause=st.booleans())
     def run(ops: list[Op], pause: bool) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            mix = Mix(Path(tmp), kind)
+            rig = make(Path(tmp))
             try:
-                mix.engine.start()
-                check_ops(mix, ops, pause)
+                rig.start()
+                check(rig, ops, pause)
             finally:
-                mix.close()
+                rig.close()
 
     run()
+
+
+@pytest.mark.parametrize("kind", ["zip", "ftp"])
+def test_mixed_locations_converge_on_random_operations(kind: str) -> None:
+    run_examples(6, ops_strategy(3, 8), lambda tmp: Mix(tmp, kind), check_ops)
 
 
 def test_folders_and_sftp_converge_on_random_operations(ssh_home: Path) -> None:
     """The same over OpenSSH's sshd; fewer examples, each starts its own server."""
-
-    @live_settings(5)
-    @given(ops=ops_strategy(3, 8), pause=st.booleans())
-    def run(ops: list[Op], pause: bool) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            mix = Mix(Path(tmp), "sftp")
-            try:
-                mix.engine.start()
-                check_ops(mix, ops, pause)
-            finally:
-                mix.close()
-
-    run()
+    run_examples(5, ops_strategy(3, 8), lambda tmp: Mix(tmp, "sftp"), check_ops)
 
 
 def check_ops(mix: Mix, ops: list[Op], pause: bool) -> None:
@@ -281,6 +296,10 @@ class Hub:
         rows = [f"  {n}: " + " | ".join(str(t.get(n, b"-"))[:30] for t in trees) for n in names]
         return "A | B | hub differ:\n" + "\n".join(rows)
 
+    def start(self) -> None:
+        for engine in self.engines:
+            engine.start()
+
     def close(self) -> None:
         for engine in self.engines:
             engine.stop()
@@ -291,37 +310,12 @@ class Hub:
 
 @pytest.mark.parametrize("flavour", ["list", "full"])
 def test_two_machines_through_a_coarse_ftp_hub_converge(flavour: str) -> None:
-    @live_settings(5)
-    @given(ops=hub_ops(), pause=st.booleans())
-    def run(ops: list[Op], pause: bool) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            hub = Hub(Path(tmp), flavour)
-            try:
-                for engine in hub.engines:
-                    engine.start()
-                check_hub_ops(hub, ops, pause)
-            finally:
-                hub.close()
-
-    run()
+    run_examples(5, hub_ops(), lambda tmp: Hub(tmp, flavour), check_hub_ops)
 
 
 def test_two_machines_through_a_coarse_sftp_hub_converge(ssh_home: Path) -> None:
     """SFTP v3 lists whole seconds too: the same hub test over sshd, fewer examples."""
-
-    @live_settings(5)
-    @given(ops=hub_ops(), pause=st.booleans())
-    def run(ops: list[Op], pause: bool) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            hub = Hub(Path(tmp), "sftp")
-            try:
-                for engine in hub.engines:
-                    engine.start()
-                check_hub_ops(hub, ops, pause)
-            finally:
-                hub.close()
-
-    run()
+    run_examples(5, hub_ops(), lambda tmp: Hub(tmp, "sftp"), check_hub_ops)
 
 
 def check_hub_ops(hub: Hub, ops: list[Op], pause: bool) -> None:

@@ -9,14 +9,11 @@ property test over two folders and a bucket that another program edits.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
@@ -25,8 +22,8 @@ from app.locations.base import Location
 from tests import test_ftp_hub as ftp_hub
 from tests.helpers import tree, wait_until
 from tests.s3_server import S3Server
-from tests.test_convergence import Op, apply_to_folder, live_settings, ops_strategy
-from tests.test_convergence_mixed import Mix, check_ops
+from tests.test_convergence import Op, apply_to_folder, ops_strategy
+from tests.test_convergence_mixed import Mix, check_ops, run_examples
 
 PREFIX = "hub/"
 
@@ -246,15 +243,4 @@ class BucketMix(Mix):
 
 
 def test_folders_and_a_bucket_converge_on_random_operations(moto_s3: S3Server) -> None:
-    @live_settings(4)
-    @given(ops=ops_strategy(3, 8), pause=st.booleans())
-    def run(ops: list[Op], pause: bool) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            mix = BucketMix(Path(tmp), moto_s3)
-            try:
-                mix.engine.start()
-                check_ops(mix, ops, pause)
-            finally:
-                mix.close()
-
-    run()
+    run_examples(4, ops_strategy(3, 8), lambda tmp: BucketMix(tmp, moto_s3), check_ops)
