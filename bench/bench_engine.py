@@ -239,39 +239,52 @@ def watching(roots: list[Path], state: Path) -> Iterator[Engine]:
 
 
 class _CopyOnClose(FileSystemEventHandler):
-    def __init__(self, source: Path, targets: list[Path]) -> None:
+    """Calls ``copy(closed file, destination)`` for each file closed in ``source``, per target."""
+
+    def __init__(
+        self, source: Path, targets: list[Path], copy: Callable[[str, Path], object]
+    ) -> None:
         self.source = str(source)
         self.targets = targets
+        self.copy = copy
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if not isinstance(event, FileClosedEvent):
             return
-        rel = os.path.relpath(os.fsdecode(event.src_path), self.source)
+        src = os.fsdecode(event.src_path)
+        rel = os.path.relpath(src, self.source)
         for target in self.targets:
             dest = target / rel
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(event.src_path, dest)
+                self.copy(src, dest)
             except OSError:
                 pass
 
 
 @contextlib.contextmanager
-def bare_copier(source: Path, targets: list[Path]) -> Iterator[None]:
-    """The reference: a watchdog observer whose handler copies each closed file to the targets.
-
-    It copies on FileClosedEvent only (the write is complete then; copying on modify as well
-    would copy twice). No temp file, no fsync, no index, no conflict handling: the floor any
-    watchdog-based tool pays for noticing and copying a file.
-    """
+def watchdog_copier(
+    source: Path, targets: list[Path], copy: Callable[[str, Path], object]
+) -> Iterator[None]:
+    """A recursive watchdog observer that copies each closed file of ``source`` with ``copy``."""
     observer: BaseObserver = Observer()
-    observer.schedule(_CopyOnClose(source, targets), str(source), recursive=True)
+    observer.schedule(_CopyOnClose(source, targets, copy), str(source), recursive=True)
     observer.start()
     try:
         yield
     finally:
         observer.stop()
         observer.join()
+
+
+def bare_copier(source: Path, targets: list[Path]) -> contextlib.AbstractContextManager[None]:
+    """The reference: a watchdog observer whose handler copies each closed file to the targets.
+
+    It copies on FileClosedEvent only (the write is complete then; copying on modify as well
+    would copy twice). No temp file, no fsync, no index, no conflict handling: the floor any
+    watchdog-based tool pays for noticing and copying a file.
+    """
+    return watchdog_copier(source, targets, shutil.copyfile)
 
 
 def folders(base: Path, *names: str) -> list[Path]:
@@ -605,6 +618,17 @@ def print_table(rows: list[Row]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def report(rows: list[Row], quick: bool, started: float, by_name: bool = False) -> int:
+    """Print the table (``by_name``: sorted by measurement) and how long the run took; the
+    exit status: 1 if a target was missed."""
+    if by_name:
+        rows = sorted(rows, key=lambda row: row.measurement[:2])
+    print_table(rows)
+    mode = "quick" if quick else "full"
+    print(f"\n{mode} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} CPUs")
+    return 0 if all(row.passed is not False for row in rows) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller work, about a minute")
@@ -627,11 +651,7 @@ def main() -> int:
         rows += bench_watching(work, roots, scale)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows.sort(key=lambda row: row.measurement[:2])
-    print_table(rows)
-    mode = "quick" if args.quick else "full"
-    print(f"\n{mode} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} CPUs")
-    return 0 if all(row.passed is not False for row in rows) else 1
+    return report(rows, args.quick, started, by_name=True)
 
 
 if __name__ == "__main__":

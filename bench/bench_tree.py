@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import ROOT, EngineRun, Row, idle_cpu, note, print_table, ratio
+from bench_engine import ROOT, EngineRun, Row, idle_cpu, note, ratio, report
 
 from app.engine.gcpolicy import collect_less_often
 from app.locations import LocationOptions, open_location
@@ -300,11 +300,7 @@ def main() -> int:
             rows += bench_watching(work, *watch_pair, idle_seconds, rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows.sort(key=lambda row: row.measurement[:2])
-    print_table(rows)
-    mode = "quick" if args.quick else "full"
-    print(f"\n{mode} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} CPUs")
-    return 0 if all(row.passed is not False for row in rows) else 1
+    return report(rows, args.quick, started, by_name=True)
 
 
 if __name__ == "__main__":

@@ -31,16 +31,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from watchdog.events import FileClosedEvent, FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
 
 from bench.bench_engine import (
     KIB,
@@ -55,9 +52,10 @@ from bench.bench_engine import (
     make_tree,
     note,
     percentile,
-    print_table,
+    report,
     rsync,
     timed,
+    watchdog_copier,
     watching,
 )
 
@@ -123,42 +121,19 @@ def bench_initial(work: Path, files: int, rounds: int) -> list[Row]:
 # ----- 2. bursts -----------------------------------------------------------------------------
 
 
-class _DurableCopier(FileSystemEventHandler):
-    """Copies each closed file to every target the naive durable way: temp, fsync, rename."""
-
-    def __init__(self, source: Path, targets: list[Path]) -> None:
-        self.source = str(source)
-        self.targets = targets
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if not isinstance(event, FileClosedEvent):
-            return
-        rel = os.path.relpath(os.fsdecode(event.src_path), self.source)
-        for target in self.targets:
-            dest = target / rel
-            tmp = dest.parent / f".tmp-{uuid.uuid4().hex[:8]}"
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with open(event.src_path, "rb") as fin, open(tmp, "wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-                    fout.flush()
-                    os.fsync(fout.fileno())
-                os.replace(tmp, dest)
-            except OSError:
-                pass
+def _durable_copy(src: str, dest: Path) -> None:
+    """Copy the naive durable way: a temp file beside ``dest``, fsync, rename."""
+    tmp = dest.parent / f".tmp-{uuid.uuid4().hex[:8]}"
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.replace(tmp, dest)
 
 
-@contextmanager
-def durable_copier(source: Path, targets: list[Path]) -> Iterator[None]:
-    """The burst reference: a recursive watchdog observer running :class:`_DurableCopier`."""
-    observer: BaseObserver = Observer()
-    observer.schedule(_DurableCopier(source, targets), str(source), recursive=True)
-    observer.start()
-    try:
-        yield
-    finally:
-        observer.stop()
-        observer.join()
+def durable_copier(source: Path, targets: list[Path]) -> AbstractContextManager[None]:
+    """The burst reference: a recursive watchdog observer copying each closed file durably."""
+    return watchdog_copier(source, targets, _durable_copy)
 
 
 def burst_row(label: str, ours: list[Burst], ref: list[Burst], n: int, target: bool) -> Row:
@@ -278,10 +253,7 @@ def main() -> int:
             profile_initial(work, args.profile)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_table(rows)
-    mode = "quick" if args.quick else "full"
-    print(f"\n{mode} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} CPUs")
-    return 0 if all(row.passed is not False for row in rows) else 1
+    return report(rows, args.quick, started)
 
 
 if __name__ == "__main__":
