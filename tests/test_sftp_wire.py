@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 from collections.abc import Iterator
 
 import paramiko
@@ -79,3 +80,18 @@ def test_every_reply_reaches_its_own_pipeline_however_the_reads_cut_them(
     assert [a.st_size for a in found if a is not None] == list(range(0, 300, 3))
     assert protocol.read_from(sftp, f"{root}/big", 0) == big
     assert protocol.read_from(sftp, f"{root}/big", len(big) - 10) == big[-10:]
+
+
+def test_the_connection_does_not_hold_requests_back_for_acknowledgements(
+    sshd_server: SftpServer,
+) -> None:
+    """Nagle's algorithm held a request until the previous one was acknowledged (up to 40 ms
+    each: most of a big download's time); requests already go out together (wire.py)."""
+    loc = sshd_server.location()
+    assert isinstance(loc, SftpLocation)
+    try:
+        with loc._conn.session() as sftp:
+            sock = sftp.transport.sock
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        loc.close()

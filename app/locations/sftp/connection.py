@@ -114,6 +114,10 @@ class SftpConnection(HeldSession[CountingSftp]):
             raise LocationUnavailable(
                 f"cannot connect to {self.address}: {exc.strerror or exc}", location=spec.redacted
             ) from None
+        # Requests go out in one write when a reply is awaited (wire.py), so nothing gains
+        # from Nagle's delay, which held a request behind the last one's acknowledgement
+        # (40 ms per file of a download, two thirds of 20 x 10 MiB).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock, default_window_size=WINDOW_BYTES)
         try:
             transport.banner_timeout = transport.handshake_timeout = self.timeout
