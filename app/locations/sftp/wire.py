@@ -93,9 +93,15 @@ def flush(sftp: paramiko.SFTPClient) -> None:
     stream = _stream(sftp)
     if not stream.outbox:
         return
-    data = bytes(stream.outbox)
+    data = memoryview(bytes(stream.outbox))
     stream.outbox.clear()
-    cast(Any, sftp)._write_all(data)
+    channel = cast(Any, sftp).sock
+    sent = 0
+    while sent < len(data):  # the channel takes one SSH packet's worth a call
+        n = channel.send(data[sent:])
+        if n <= 0:
+            raise paramiko.SSHException("Server connection dropped")
+        sent += n
 
 
 def read_reply(sftp: paramiko.SFTPClient) -> None:
