@@ -73,12 +73,10 @@ def download_group(sftp: paramiko.SFTPClient, gets: list[GroupGet]) -> None:
     opens = [
         pipe.send(CMD_OPEN, encode(g.path), SFTP_FLAG_READ, paramiko.SFTPAttributes()) for g in gets
     ]
+    handles = [_handle(pipe, get, num) for get, num in zip(gets, opens, strict=True)]
     sent: list[tuple[GroupGet, int, list[int], int]] = []
-    for get, num in zip(gets, opens, strict=True):
-        try:
-            handle = pipe.handle(num)
-        except StatusError as exc:
-            get.error = exc
+    for get, handle in zip(gets, handles, strict=True):
+        if handle is None:
             continue
         fstat = pipe.send(CMD_FSTAT, handle)
         reads = [
@@ -96,6 +94,19 @@ def download_group(sftp: paramiko.SFTPClient, gets: list[GroupGet]) -> None:
             pipe.status(close)
         except StatusError:
             continue  # a read handle: nothing was written that its close could lose
+
+
+def _handle(pipe: Pipeline, get: GroupGet, num: int) -> bytes | None:
+    """The handle an OPEN got; None (its refusal in ``get.error``) if there is none.
+
+    Every handle is taken before anything else is sent, so the next requests of the whole
+    group go out together.
+    """
+    try:
+        return pipe.handle(num)
+    except StatusError as exc:
+        get.error = exc
+        return None
 
 
 def _collect(pipe: Pipeline, size: int, reads: list[int]) -> bytes | None:

@@ -51,12 +51,16 @@ def upload_group(sftp: paramiko.SFTPClient, puts: list[GroupPut]) -> None:
     pipe = Pipeline(sftp)
     flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
     opens = [pipe.send(CMD_OPEN, encode(p.temp), flags, paramiko.SFTPAttributes()) for p in puts]
-    sent: list[tuple[GroupPut, list[int], int, int]] = []
-    for put, num in zip(puts, opens, strict=True):
-        try:
-            handle = pipe.handle(num)
+    handles: list[bytes | None] = []
+    for put, num in zip(puts, opens, strict=True):  # every handle first: the writes of the
+        try:  # whole group then go out together
+            handles.append(pipe.handle(num))
         except StatusError as exc:
             put.error = exc
+            handles.append(None)
+    sent: list[tuple[GroupPut, list[int], int, int]] = []
+    for put, handle in zip(puts, handles, strict=True):
+        if handle is None:
             continue
         data = put.data
         nums = [
