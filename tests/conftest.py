@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app import logsetup
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
 from tests.helpers import SESSION_PIDS
@@ -60,6 +61,17 @@ def no_leaked_threads_or_processes() -> Iterator[None]:
         time.sleep(0.05)
     names = ", ".join(sorted(t.name for t in leaked))
     pytest.fail(f"test leaked threads [{names}] and child processes {procs}")
+
+
+@pytest.fixture(autouse=True)
+def secrets_registered_by_a_test_stay_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give every test its own copy of the log-masking secrets.
+
+    Every password a test parses is registered for masking for the rest of the process; the
+    hypothesis tests register dozens of random ones ("else", "0000"), which then masked words
+    in other tests' log lines depending on test order.
+    """
+    monkeypatch.setattr(logsetup, "_SECRETS", set(logsetup._SECRETS))
 
 
 @pytest.fixture

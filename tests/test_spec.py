@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from app import logsetup
 from app.errors import SpecError
 from app.locations.registry import parse_spec
-from app.logsetup import setup_logging
+from app.logsetup import register_secret, setup_logging
 
 
 def test_folder_and_zip_paths_are_made_absolute(
@@ -92,3 +93,14 @@ def test_passwords_are_masked_in_logs(tmp_path: Path) -> None:
     text = log_file.read_text()
     assert "oops, leaked ***" in text
     assert "Very-Secret-1" not in text
+
+
+def test_a_secret_registered_in_one_test_masks_nothing_in_the_next_1() -> None:
+    register_secret("else")
+    assert "else" in logsetup._SECRETS
+
+
+def test_a_secret_registered_in_one_test_masks_nothing_in_the_next_2() -> None:
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, "nowhere else", None, None)
+    logsetup.RedactSecrets().filter(record)
+    assert record.getMessage() == "nowhere else"
