@@ -8,6 +8,7 @@ its :class:`~app.engine.index.StateIndex`, and :meth:`Engine.close` closes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from app.engine.engine import Engine
@@ -17,6 +18,9 @@ from app.engine.settings import EngineSettings
 from app.locations.options import LocationOptions
 from app.locations.registry import open_with, opens_at_start
 from app.locations.spec import LocationSpec
+
+#: The folder in the state folder where locations keep what they learned of their files.
+CACHE_DIR = "cache"
 
 
 def build_engine(
@@ -37,6 +41,8 @@ def build_engine(
     """
     collect_less_often()
     options = options or LocationOptions()
+    if options.cache_dir is None:
+        options = replace(options, cache_dir=state_dir / CACHE_DIR)
     state_dir.mkdir(parents=True, exist_ok=True)
     index = StateIndex(state_dir / INDEX_FILE)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,7 @@ class LocationOptions:
     read_only: bool = False
     #: Seconds between polls chosen by the user; None: each kind's own default.
     poll_interval: float | None = None
+    #: A folder in the state folder where a location may keep what it learned of its files
+    #: (an S3 object's time), so that a restart need not ask the server again. Only a cache:
+    #: a kind that cannot read it asks as if it were not there. None: keep nothing.
+    cache_dir: Path | None = None

@@ -123,6 +123,8 @@ class S3Connection:
         self.endpoint = spec.option("endpoint") or None
         self.timeout = timeout
         self.requests = 0
+        #: HEAD requests for objects among them (the cost of learning objects' times).
+        self.heads = 0
         self.clock_offset_s = 0.0
         #: The location's key prefix, so the connect check lists only its own part.
         self.prefix_hint = ""
@@ -169,10 +171,14 @@ class S3Connection:
             config=config,
         )
         client.meta.events.register("before-send.s3", self._count)
+        client.meta.events.register("before-send.s3.HeadObject", self._count_head)
         return client
 
     def _count(self, **_: Any) -> None:
         self.requests += 1
+
+    def _count_head(self, **_: Any) -> None:
+        self.heads += 1
 
     def client(self) -> S3Client:
         """The boto3 client (built on first use)."""

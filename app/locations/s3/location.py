@@ -9,6 +9,8 @@ How the contract of :mod:`app.locations.base` is met on S3:
 * **Listing** is ``ListObjectsV2``, page by page; an unchanged object costs no more (see
   ``objects.MtimeCache``). A listing that fails raises LocationUnavailable, never "empty".
   ``stat`` lists the one key too, so it reports exactly what a scan does (``reader.py``).
+  Given a cache folder, the times learned are kept there, so a restart HEADs only the objects
+  that changed meanwhile (``saved.py``).
 * **Writes** are one PUT, or a multipart upload for large files (``upload.py``): S3 shows an
   object only once it is whole. In a batch, small files upload in parallel and land by the
   batch's end (``pending.py``). Guarded writes use ``If-Match``/``If-None-Match`` where the
@@ -28,6 +30,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import botocore.exceptions as bex
@@ -53,6 +56,7 @@ from app.locations.s3.objects import (
 )
 from app.locations.s3.pending import THREADS, PendingPuts
 from app.locations.s3.reader import MARKER, S3_NAMES, S3Reader
+from app.locations.s3.saved import SavedTimes, times_file
 from app.locations.s3.upload import PART_SIZE, abort_abandoned, read_part, upload
 
 if TYPE_CHECKING:
@@ -75,7 +79,9 @@ class S3Location(SpecNamed):
 
     kind = "s3"
 
-    def __init__(self, spec: LocationSpec, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, spec: LocationSpec, *, timeout: float = 15.0, cache_dir: Path | None = None
+    ) -> None:
         self.spec = spec
         prefix = spec.path.strip("/")
         self._base = f"{prefix}/" if prefix else ""
@@ -87,7 +93,10 @@ class S3Location(SpecNamed):
         self._batching = 0
         self._deletes: list[str] = []
         self._pending = PendingPuts(safe_label(spec.host, "s3"))
-        self._reader = S3Reader(self._conn, self._base, self.name, self._pending)
+        saved = None
+        if cache_dir is not None:
+            saved = SavedTimes(times_file(cache_dir, self.key), self.key, self.name)
+        self._reader = S3Reader(self._conn, self._base, self.name, self._pending, saved)
 
     @staticmethod
     def _declare(checks_on_write: bool) -> Capabilities:
@@ -103,13 +112,20 @@ class S3Location(SpecNamed):
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> S3Location:
-        """Build a location for ``spec`` (call :meth:`open` to connect)."""
-        return cls(spec, timeout=options.connect_timeout)
+        """Build a location for ``spec`` (call :meth:`open` to connect); a look that must change
+        nothing (``read_only``) leaves the saved times alone."""
+        cache_dir = None if options.read_only else options.cache_dir
+        return cls(spec, timeout=options.connect_timeout, cache_dir=cache_dir)
 
     @property
     def request_count(self) -> int:
         """HTTP requests sent so far (for tests and benchmarks: requests per poll)."""
         return self._conn.requests
+
+    @property
+    def head_count(self) -> int:
+        """HEAD requests for objects sent so far (for tests and benchmarks: restart cost)."""
+        return self._conn.heads
 
     @property
     def clock_offset_s(self) -> float:
@@ -119,8 +135,10 @@ class S3Location(SpecNamed):
     # --- connection -----------------------------------------------------------------------
 
     def open(self) -> None:
-        """Check the bucket answers, measure the clock, and probe conditional writes once."""
+        """Check the bucket answers, measure the clock, and probe conditional writes once;
+        the first time, take up the object times an earlier run saved."""
         self._conn.connect()
+        self._reader.restore_times()
         if not self._probed:
             honoured = self._conn.honours_conditions(
                 f"{self._base}{META_DIR}/probe-{uuid.uuid4().hex[:12]}"
@@ -131,9 +149,11 @@ class S3Location(SpecNamed):
             log.info("%s: guarded writes by %s", self.name, how)
 
     def close(self) -> None:
-        """Let uploads still in flight end (a batch always waits for them; this is a backstop)."""
+        """Let uploads still in flight end (a batch always waits for them; this is a backstop),
+        and save what was learned since the last full scan."""
         with contextlib.suppress(Exception):
             self._pending.finish()
+        self._reader.save_times()
 
     def adopt(self, has_history: bool) -> None:
         """Mark the root with a ``.filesync/root`` object; refuse a known root without it."""

@@ -5,6 +5,7 @@ so the file's own time (user metadata ``mtime``, seconds since the epoch with a 
 rclone writes and reads it) costs one ``HEAD`` per object. :class:`MtimeCache` remembers the
 time of every object version it has seen, keyed by what the listing shows of it, so a poll of
 an unchanged bucket asks for nothing but the listing; only new or changed objects are HEADed.
+It is saved across restarts by :mod:`.saved`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class MtimeCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._known: dict[str, tuple[Listed, int | None]] = {}
+        #: Changed since the last :meth:`take_changes` (worth saving).
+        self._changed = False
 
     def get(self, key: str, listed: Listed) -> tuple[bool, int | None]:
         """``(known, mtime_ns)`` for ``listed``; ``known`` False means a HEAD is needed."""
@@ -105,6 +108,7 @@ class MtimeCache:
                 listed.etag,
             ):
                 self._known[key] = (listed, mtime)
+                self._changed = True
                 return True, mtime
             return False, None
 
@@ -112,14 +116,29 @@ class MtimeCache:
         """Remember ``listed``'s time (``modified_ns`` -1: our upload, not listed yet)."""
         with self._lock:
             self._known[key] = (listed, mtime_ns)
+            self._changed = True
 
     def forget(self, key: str) -> None:
         """The object is gone (deleted by us)."""
         with self._lock:
-            self._known.pop(key, None)
+            self._changed |= self._known.pop(key, None) is not None
 
     def keep_only(self, keys: set[str], under: str) -> None:
         """Drop entries under ``under`` that a full listing of it no longer shows."""
         with self._lock:
             for key in [k for k in self._known if k.startswith(under) and k not in keys]:
                 del self._known[key]
+                self._changed = True
+
+    def restore(self, saved: dict[str, tuple[Listed, int | None]]) -> None:
+        """Add what an earlier run learned (entries learned in this run win)."""
+        with self._lock:
+            self._known = {**saved, **self._known}
+
+    def take_changes(self) -> dict[str, tuple[Listed, int | None]] | None:
+        """Every entry if any changed since the last call (then worth saving), else None."""
+        with self._lock:
+            if not self._changed:
+                return None
+            self._changed = False
+            return dict(self._known)

@@ -28,6 +28,7 @@ from app.locations.names import NamePolicy, check_relpath
 from app.locations.s3.client import S3Connection, is_not_found
 from app.locations.s3.objects import Listed, MtimeCache, datetime_ns, etag_of, mtime_of
 from app.locations.s3.pending import PendingPuts
+from app.locations.s3.saved import SavedTimes
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -47,12 +48,22 @@ HEAD_THREADS = 8
 class S3Reader:
     """Listing, stat and download of the objects under one bucket prefix."""
 
-    def __init__(self, conn: S3Connection, base: str, name: str, pending: PendingPuts) -> None:
+    def __init__(
+        self,
+        conn: S3Connection,
+        base: str,
+        name: str,
+        pending: PendingPuts,
+        saved: SavedTimes | None = None,
+    ) -> None:
         self._conn = conn
         self._base = base
         self.name = name
         self._pending = pending
         self.mtimes = MtimeCache()
+        #: Where ``mtimes`` is kept across restarts (None: nowhere), and whether it was read.
+        self._saved = saved
+        self._restored = False
         #: The ETag last seen per relative path (for ``If-Match``); guarded by ``lock``.
         self.etags: dict[str, str] = {}
         self.lock = threading.Lock()
@@ -60,6 +71,19 @@ class S3Reader:
         self.marked = False
         #: Unsafe keys already warned about (a poll every few seconds must not repeat it).
         self._warned: set[str] = set()
+
+    def restore_times(self) -> None:
+        """Take up the object times an earlier run saved (once; a later open keeps its own)."""
+        if self._saved is not None and not self._restored:
+            self._restored = True
+            self.mtimes.restore(self._saved.load())
+
+    def save_times(self) -> None:
+        """Save the object times if any changed since the last save: after every full scan,
+        so a restart, even after a crash, HEADs only the objects changed since."""
+        changed = self.mtimes.take_changes() if self._saved is not None else None
+        if self._saved is not None and changed is not None:
+            self._saved.save(changed)
 
     def marker_gone(self) -> LocationUnavailable:
         """The error for a known root whose marker object disappeared."""
@@ -143,6 +167,8 @@ class S3Reader:
             if not prefix:
                 self.etags.clear()
             self.etags.update({rel: item.etag for rel, (_, item) in listed.items()})
+        if not prefix:
+            self.save_times()
         return metas
 
     def _resolve(self, listed: dict[str, tuple[str, Listed]]) -> Listing:
