@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.engine_fixtures",
     "tests.web_fixtures",
     "tests.s3_server",
+    "tests.s3_fixtures",
 ]
 
 

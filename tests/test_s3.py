@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,24 +25,6 @@ from tests.helpers import describe_trees, tree, wait_until, write_file
 from tests.s3_server import BIN, KEY, SECRET, S3Server
 
 T0 = 1_700_000_000_123_456_789
-
-
-@pytest.fixture(params=["rclone", "moto"])
-def server(request: pytest.FixtureRequest, s3_servers: dict[str, S3Server]) -> S3Server:
-    return s3_servers[request.param]
-
-
-@pytest.fixture
-def bucket(server: S3Server) -> str:
-    return server.new_bucket()
-
-
-@pytest.fixture
-def loc(server: S3Server, bucket: str) -> Iterator[Location]:
-    location = server.location(bucket, "root")
-    location.adopt(has_history=False)
-    yield location
-    location.close()
 
 
 def put(loc: Location, path: str, data: bytes, mtime_ns: int = T0) -> FileMeta:

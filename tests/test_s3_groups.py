@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
-
-import pytest
 
 from app.errors import FileChanged, FileVanished
 from app.locations.base import FileMeta, Location, WriteJob
@@ -27,25 +24,6 @@ from tests.s3_server import S3Server
 from tests.writes import job
 
 SECOND = 1_000_000_000
-
-
-@pytest.fixture(params=["rclone", "moto"])
-def server(request: pytest.FixtureRequest, s3_servers: dict[str, S3Server]) -> S3Server:
-    return s3_servers[request.param]
-
-
-@pytest.fixture
-def bucket(server: S3Server) -> str:
-    return server.new_bucket()
-
-
-@pytest.fixture
-def loc(server: S3Server, bucket: str) -> Iterator[S3Location]:
-    location = server.location(bucket, "root")
-    assert isinstance(location, S3Location)
-    location.adopt(has_history=False)
-    yield location
-    location.close()
 
 
 def requests(loc: Location) -> int:

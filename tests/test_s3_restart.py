@@ -19,11 +19,6 @@ FILES = 12
 T_THEIRS = 1_700_000_000_500_000_000
 
 
-@pytest.fixture(params=["rclone", "moto"])
-def server(request: pytest.FixtureRequest, s3_servers: dict[str, S3Server]) -> S3Server:
-    return s3_servers[request.param]
-
-
 def run_once(server: S3Server, bucket: str, folder: Path, state: Path) -> int:
     """One ``run --once`` of ``folder`` with ``bucket``; the HEADs the S3 location sent."""
     specs = [parse_spec(f"folder:{folder}"), parse_spec(server.url(bucket, "root"))]
