@@ -21,7 +21,7 @@ from app.locations.s3.location import S3Location
 from app.locations.s3.objects import Listed
 from app.locations.s3.upload import PART_SIZE
 from tests.s3_server import S3Server
-from tests.writes import job
+from tests.writes import job, write_files, write_group
 
 SECOND = 1_000_000_000
 
@@ -33,13 +33,9 @@ def requests(loc: Location) -> int:
 def test_a_group_lands_every_file_whole_with_its_time(loc: S3Location) -> None:
     files = {f"d{i % 3}/f{i:02d}.bin": os.urandom(i * 370) for i in range(30)}
     files["big.bin"] = os.urandom(PART_SIZE + 1)  # a part or more: streamed alone
-    jobs = [job(p, data, 1_600_000_000 + i) for i, (p, data) in enumerate(files.items())]
-    with loc.batch():
-        outcomes = loc.write_many(jobs)
-    assert all(isinstance(o, FileMeta) for o in outcomes), outcomes
+    outcomes = write_files(loc, files)
     listing = loc.scan()
     for (path, data), outcome in zip(files.items(), outcomes, strict=True):
-        assert isinstance(outcome, FileMeta)
         recorded = outcome
         if path == "big.bin":  # a multipart upload's ETag is learned from the next listing
             recorded = FileMeta(outcome.size, outcome.mtime_ns, listing[path].tag)
@@ -54,13 +50,11 @@ def test_a_group_lands_every_file_whole_with_its_time(loc: S3Location) -> None:
 def test_a_group_costs_one_put_a_file_and_one_listing_a_folder(
     server: S3Server, loc: S3Location
 ) -> None:
-    with loc.batch():
-        old = loc.write_many([job(f"d{i % 3}/f{i:02d}.txt", b"old") for i in range(30)])
+    old = write_group(loc, [job(f"d{i % 3}/f{i:02d}.txt", b"old") for i in range(30)])
     before = requests(loc)
     jobs = [job(f"d{i % 3}/f{i:02d}.txt", b"new", expected=old[i]) for i in range(30)]  # type: ignore[arg-type]
     jobs += [job(f"d{i % 3}/new{i:02d}.txt", b"n") for i in range(30)]
-    with loc.batch():
-        outcomes = loc.write_many(jobs)
+    outcomes = write_group(loc, jobs)
     assert all(isinstance(o, FileMeta) for o in outcomes), outcomes
     # moto honours If-Match/If-None-Match: the PUTs check themselves; rclone does not, so
     # each of the three folders is listed once instead of a HEAD per file.
@@ -78,8 +72,7 @@ def test_a_save_made_elsewhere_before_the_group_is_kept(
     other.put_object(Bucket=bucket, Key="root/d/g-new.txt", Body=b"a new file of theirs")
     jobs = [job(f"d/f{i:02d}.txt", b"mine", expected=planned[f"d/f{i:02d}.txt"]) for i in range(20)]
     jobs.append(job("d/g-new.txt", b"mine"))  # planned as new: nothing there
-    with loc.batch():
-        outcomes = loc.write_many(jobs)
+    outcomes = write_group(loc, jobs)
     assert isinstance(outcomes[5], FileChanged)
     assert isinstance(outcomes[20], FileChanged)
     assert sum(isinstance(o, FileMeta) for o in outcomes) == 19
@@ -94,8 +87,7 @@ def test_a_source_that_vanished_fails_only_its_own_job(loc: S3Location) -> None:
         raise FileVanished("file vanished", location="elsewhere", path="gone.txt")
 
     jobs = [job("a.txt", b"a"), WriteJob("gone.txt", gone, SECOND, None), job("b.txt", b"b")]
-    with loc.batch():
-        outcomes = loc.write_many(jobs)
+    outcomes = write_group(loc, jobs)
     assert isinstance(outcomes[0], FileMeta) and isinstance(outcomes[2], FileMeta)
     assert isinstance(outcomes[1], FileVanished)
     assert sorted(loc.scan()) == ["a.txt", "b.txt"]

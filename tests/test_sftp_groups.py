@@ -19,7 +19,7 @@ from app.locations.base import FileMeta, WriteJob
 from app.locations.sftp.location import SftpLocation
 from tests.helpers import tree
 from tests.sshd_server import SftpServer
-from tests.writes import job
+from tests.writes import job, write_files
 
 SECOND = 1_000_000_000
 
@@ -30,10 +30,7 @@ def test_a_group_lands_every_file_whole_with_its_time(
     loc, server = sftp_served
     files = {f"d{i % 7}/sub/f{i}.bin": os.urandom(i * 370) for i in range(60)}
     files["big.bin"] = os.urandom(700_000)  # past the group's limit: streamed alone
-    jobs = [job(p, data, 1_600_000_000 + i) for i, (p, data) in enumerate(files.items())]
-    with loc.batch():
-        outcomes = loc.write_many(jobs)
-    assert all(isinstance(o, FileMeta) for o in outcomes), outcomes
+    outcomes = write_files(loc, files)
     listing = loc.scan()
     for (path, data), outcome in zip(files.items(), outcomes, strict=True):
         assert listing[path] == outcome  # what the engine records is what a scan reports
