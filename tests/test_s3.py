@@ -17,6 +17,7 @@ import pytest
 
 from app.engine.engine import Engine, EngineSettings
 from app.engine.index import StateIndex
+from app.engine.status import LocationState
 from app.errors import AuthenticationFailed, FileChanged, LocationUnavailable, SpecError
 from app.locations import LocationOptions, open_location, parse_spec
 from app.locations.base import FileMeta, Location
@@ -312,6 +313,12 @@ def test_another_clients_puts_and_deletes_are_pulled(
         rig.close()
 
 
+def s3_state(engine: Engine) -> LocationState | None:
+    """The engine's state for its S3 location (None until it has a row)."""
+    rows = [row for row in engine.status().locations if row.kind == "s3"]
+    return rows[0].state if rows else None
+
+
 def test_server_stopped_and_restarted_mid_sync_loses_nothing(tmp_path: Path) -> None:
     server = S3Server("rclone", tmp_path / "server")
     server.start()
@@ -328,8 +335,8 @@ def test_server_stopped_and_restarted_mid_sync_loses_nothing(tmp_path: Path) -> 
         location = open_location(server.url(bucket, "root"), LocationOptions(connect_timeout=2))
         with pytest.raises(LocationUnavailable):
             location.scan()  # a listing that fails is never "empty"
+        wait_until(lambda: s3_state(rig.engine) is LocationState.UNAVAILABLE, timeout=60)
         write_file(rig.folder / "while-down.txt", b"made while the server was down")
-        time.sleep(1.0)
         server.start()
         expected = {**files, "while-down.txt": b"made while the server was down"}
         landed = server.root / bucket / "root"

@@ -123,7 +123,7 @@ def test_the_group_check_lists_a_crowded_folder_only_as_far_as_it_pays(
 
         def head(path: str) -> Listed | None:
             heads.append(path)
-            return loc._head(path)
+            return loc._writer.head(path)
 
         def check(paths: list[str]) -> group.Current:
             heads.clear()

@@ -179,14 +179,22 @@ def test_nothing_moves_once_idle(
     a.start()
     b.start()
     wait_until(lambda: all_agree(a, b, hub) and len(visible(a.folder)) == 12, 60)
-    time.sleep(1.0)  # let the last polls and their recording settle
+    # Let the last polls and their recording settle: two more polls each, engines idle.
+    polled = [m.bucket.request_count + 2 for m in (a, b)]  # type: ignore[union-attr]
+    wait_until(
+        lambda: (
+            all(m.bucket.request_count >= n for m, n in zip((a, b), polled, strict=True))  # type: ignore[union-attr]
+            and all(m.engine is not None and m.engine.wait_idle(0.05) for m in (a, b))
+        ),
+        30,
+    )
     server, bucket = hub
     client = server.client()
     before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     times = {m.name: {p.name: p.stat().st_mtime_ns for p in m.folder.rglob("*")} for m in (a, b)}
     counts = [m.bucket.request_count for m in (a, b)]  # type: ignore[union-attr]
     started = time.monotonic()
-    time.sleep(2.0)
+    time.sleep(2.0)  # deliberately idle: proves nothing is written and few requests are sent
     elapsed = time.monotonic() - started
     after = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     assert after == before
