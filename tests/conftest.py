@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from app import logsetup
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
-from tests.helpers import SESSION_PIDS
+from tests.helpers import SESSION_PIDS, poll_until
 
 pytest_plugins = [
     "tests.ftp_server",
@@ -51,15 +50,14 @@ def no_leaked_threads_or_processes() -> Iterator[None]:
     threads_before = set(threading.enumerate())
     children_before = _children()
     yield
-    deadline = time.monotonic() + 10
-    while True:
-        leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-        procs = [p for p in _children() - children_before if _alive(p)]
-        if not leaked and not procs:
-            return
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+
+    def leaks() -> tuple[list[threading.Thread], list[int]]:
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        return threads, [p for p in _children() - children_before if _alive(p)]
+
+    if poll_until(lambda: leaks() == ([], []), 10):
+        return
+    leaked, procs = leaks()
     names = ", ".join(sorted(t.name for t in leaked))
     pytest.fail(f"test leaked threads [{names}] and child processes {procs}")
 

@@ -12,11 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 from tests.ftp_server import HOST, PASSWORD, PERM, USER, ThreadedFtpServer
+from tests.helpers import poll_until
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,14 +38,14 @@ class FtpProcess:
         self.port = self._read_port()
 
     def _read_port(self) -> int:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def first_line() -> str | None:
             first = self.log.read_text().split("\n", 1)
-            if len(first) > 1 and first[0].isdigit():
-                return int(first[0])
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
+            return first[0] if len(first) > 1 else None
+
+        poll_until(lambda: first_line() is not None or self.proc.poll() is not None, 30)
+        port = first_line()
+        if port is not None and port.isdigit():
+            return int(port)
         self.stop()
         raise AssertionError(f"FTP server did not start: {self.log.read_text()}")
 

@@ -16,6 +16,20 @@ DEFAULT_TIMEOUT = 30.0
 SESSION_PIDS: set[int] = set()
 
 
+def poll_until(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Call ``condition`` until it is truthy (True) or ``timeout`` seconds pass (False).
+
+    For a caller with its own answer to a timeout (a skip, an error quoting a server's log);
+    a test's own waits use :func:`wait_until`, which fails with a message.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def wait_until(
     condition: Callable[[], object],
     timeout: float = DEFAULT_TIMEOUT,
@@ -23,20 +37,20 @@ def wait_until(
     interval: float = 0.02,
 ) -> None:
     """Poll ``condition`` until it is truthy; fail with ``message`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while True:
+    last_exc: list[BaseException] = []
+
+    def holds() -> object:
+        last_exc.clear()
         try:
-            if condition():
-                return
-            last_exc = None
+            return condition()
         except Exception as exc:  # the condition may race with the engine; retry until deadline
-            last_exc = exc
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            extra = f" (last error: {last_exc!r})" if last_exc else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {text}{extra}")
-        time.sleep(interval)
+            last_exc.append(exc)
+            return False
+
+    if not poll_until(holds, timeout, interval):
+        text = message() if callable(message) else message
+        extra = f" (last error: {last_exc[0]!r})" if last_exc else ""
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {text}{extra}")
 
 
 def write_file(path: Path, data: bytes | str, mtime: float | None = None) -> Path:

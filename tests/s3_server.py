@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from botocore.config import Config
 
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
-from tests.helpers import SESSION_PIDS
+from tests.helpers import SESSION_PIDS, poll_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -47,6 +46,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def _listens(port: int) -> bool:
+    """True once something accepts connections on ``port``."""
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 class S3Server:
@@ -74,16 +82,12 @@ class S3Server:
             cmd = [str(BIN / "moto_server"), "-H", HOST, "-p", str(self.port)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.flavour} exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.flavour} did not start listening on {self.port}")
+        proc = self.proc
+        listening = poll_until(lambda: proc.poll() is not None or _listens(self.port), 60)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{self.flavour} exited: {self.log.read_text()[-2000:]}")
+        if not listening:
+            raise RuntimeError(f"{self.flavour} did not start listening on {self.port}")
 
     def stop(self) -> None:
         """SIGTERM the server and reap it."""

@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import pytest
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
 from app.locations.sftp.location import SftpLocation
+from tests.helpers import poll_until
 
 HOST = "127.0.0.1"
 SSHD = "/usr/sbin/sshd"
@@ -79,6 +79,15 @@ def _descendants(pid: int) -> list[int]:
         for child in children:
             found += [child, *_descendants(child)]
     return found
+
+
+def _greets(port: int) -> bool:
+    """True once an SSH server on ``port`` answers with its banner."""
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as sock:
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 class SftpServer:
@@ -137,17 +146,10 @@ class SftpServer:
             self._proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=2) as sock:
-                    if sock.recv(64).startswith(b"SSH-"):
-                        return
-            except OSError:
-                pass
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.flavour} did not start: {self.log.read_text()[-2000:]}")
-            time.sleep(0.05)
+        proc = self._proc
+        answered = poll_until(lambda: _greets(self.port) or proc.poll() is not None, 30)
+        if not answered or proc.poll() is not None:
+            raise RuntimeError(f"{self.flavour} did not start: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
         """SIGTERM the server and every process it started (open sessions end too)."""

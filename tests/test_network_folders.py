@@ -30,7 +30,7 @@ from app.watch.choose import watcher_for
 from app.watch.local import LocalWatcher
 from app.watch.watcher import Watcher
 from tests.engine_fixtures import Rig
-from tests.helpers import tree, wait_until, write_file
+from tests.helpers import poll_until, tree, wait_until, write_file
 
 RCLONE = Path(sys.executable).parent / "rclone"
 
@@ -60,11 +60,9 @@ def fuse_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not _mounted(mount):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"rclone mount could not mount here: {log.read_text()[-400:]}")
-            time.sleep(0.05)
+        poll_until(lambda: _mounted(mount) or process.poll() is not None, 60)
+        if not _mounted(mount):
+            pytest.skip(f"rclone mount could not mount here: {log.read_text()[-400:]}")
         yield backend, mount
     finally:
         if _mounted(mount):
