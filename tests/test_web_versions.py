@@ -127,6 +127,16 @@ def make_conflict(dashboard: Dashboard, client: Client) -> None:
     write_file(dashboard.b / "hello.txt", "b's edit", mtime=now - 60)
     write_file(dashboard.a / "hello.txt", "a's edit", mtime=now)
     client.post("/api/resume")
+    # Until every location holds both, one may list the copy while the winner is still on its
+    # way there (the loser is renamed aside first).
+    wait_until(
+        lambda: all(
+            files.get("hello.txt") == b"a's edit"
+            and [files[p] for p in conflict_copies(files)] == [b"b's edit"]
+            for files in everywhere(dashboard)
+        ),
+        message=lambda: f"the conflict settled everywhere: {everywhere(dashboard)}",
+    )
 
 
 def conflict_copies(files: dict[str, bytes]) -> list[str]:
