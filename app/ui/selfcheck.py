@@ -72,6 +72,7 @@ def main() -> int:
     else:
         print(f"icons: {len(TrayState) * len(SIZES)} present")
     print(f"file watcher: {_watchdog_observer()}")
+    print(f"folder scan: {_folder_scan()}")
     page = _missing_page_files()
     if page:
         print(f"dashboard page: {len(page)} files missing, e.g. {page[0]}")
@@ -91,6 +92,13 @@ def _missing_page_files() -> list[str]:
     from app.web.api import missing_page_files
 
     return missing_page_files()
+
+
+def _folder_scan() -> str:
+    """Which per-folder loop the folder scan runs (the C one is optional; see ``scan``)."""
+    from app.locations.folder.scan import SPEEDUP
+
+    return "C speedup" if SPEEDUP else "pure Python (the C speedup is not in this build)"
 
 
 def _watchdog_observer() -> str:

@@ -10,6 +10,12 @@ other access, so a symbolic link is reported (:attr:`Found.links`) and never fol
 swapped in for a folder during the walk.
 
 A caller may ``prune`` folders it ignores entirely: nothing below them is read.
+
+The per-folder loop has an optional C speedup, ``_scan.c`` (built by ``pip install``, where a
+compiler is found): it lists and stats a whole folder with the interpreter lock released, so
+two locations' scans use two cores, and builds each file's name and meta directly. It lists
+exactly what :meth:`TreeScan._list_python` lists, which stays the fallback
+(``FILESYNC_PURE_PYTHON=1`` forces it); :data:`SPEEDUP` says which one runs.
 """
 
 from __future__ import annotations
@@ -40,6 +46,23 @@ _FORMAT, _REGULAR = 0o170000, stat_mod.S_IFREG  # S_IFMT's mask, and a regular f
 #: ``tuple.__new__`` builds a FileMeta in C; calling ``FileMeta(...)`` runs its Python
 #: ``__new__`` (a third of the cost of a file's meta).
 _new_meta = tuple.__new__
+
+#: ``_scan.list_folder`` (the C speedup), or None where it did not build or is turned off.
+_list_folder: (
+    Callable[[int, str, bool, Listing, set[str], dict[str, FileId]], tuple[list[str], list[str]]]
+    | None
+)
+try:
+    if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
+        raise ImportError("FILESYNC_PURE_PYTHON=1")
+    from app.locations.folder._scan import configure, list_folder
+except ImportError:  # not built (no compiler at install): the Python loop below
+    _list_folder = None
+else:
+    configure(FileMeta, os.fsencode(TEMP_PREFIX), tuple(map(os.fsencode, sorted(_ROOT_INTERNAL))))
+    _list_folder = list_folder
+#: True when the folder scan runs its per-folder loop in C (``--self-check`` reports it).
+SPEEDUP = _list_folder is not None
 
 #: ``prune(folder)`` is True for a folder (relative path, no trailing slash) to skip whole.
 Prune = Callable[[str], bool]
@@ -158,6 +181,20 @@ class TreeScan:
 
     def _list(self, fd: int, base: str, at_root: bool) -> list[str]:
         """Add the files and links of the folder ``fd`` (path ``base``); return its subfolders."""
+        if _list_folder is None:
+            return self._list_python(fd, base, at_root)
+        found = self.found
+        subfolders, temps = _list_folder(
+            fd, base, at_root, found.files, found.links, found.hard_links
+        )
+        if self.clean_temps:
+            for name in temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=fd)
+        return subfolders
+
+    def _list_python(self, fd: int, base: str, at_root: bool) -> list[str]:
+        """:meth:`_list` without the C speedup (and the reference it must equal)."""
         found = self.found
         files, subfolders = found.files, []
         with os.scandir(fd) as entries:
