@@ -100,8 +100,8 @@ class Engine:
         returns early, without watching; :meth:`stop` then records what landed.
         """
         self._sync.keep_listings = not watch  # for converged(), right after
-        for slot in self._slots.values():  # each one's first scan overlaps the next steps
-            self._opener.open(slot, watch, then=self._sync.reader.prefetch)
+        # each one's first scan overlaps the next steps, and every index load
+        self._opener.open_all(watch, then=self._sync.reader.prefetch)
         self._busy = True
         try:
             self._sync.full_sync("initial sync")

@@ -73,12 +73,33 @@ class Opener:
             if slot.state is LocationState.SYNCING:
                 slot.mark_ok()
 
-    def open(self, slot: Slot, watch: bool, then: Callable[[Slot], None] | None = None) -> bool:
+    def open_all(self, watch: bool, then: Callable[[Slot], None]) -> None:
+        """Open every location, calling ``then`` on each once it is open, then load every
+        location's index rows.
+
+        The rows load only once every location is open and ``then`` (the first scan) has
+        started on each: the scans run on their workers while the rows load here, instead of
+        the second location's scan waiting for the first location's rows.
+        """
+        for slot in self.slots.values():
+            self.open(slot, watch, then, load=False)
+        for slot in self.slots.values():
+            self._load(slot)
+
+    def open(
+        self,
+        slot: Slot,
+        watch: bool,
+        then: Callable[[Slot], None] | None = None,
+        *,
+        load: bool = True,
+    ) -> bool:
         """Open, adopt and watch a location; False (and marked unavailable) if that fails.
 
         Runs on the location's worker: a server that accepts the connection but never answers
         must not hold up the engine thread. ``then`` is called once it is open, before its
-        index rows are loaded: a first scan started there runs while they load.
+        index rows are loaded (unless ``load`` is False: the caller loads them later): a first
+        scan started there runs while they load.
         """
         loc = slot.location
         sink = self.queue.put if watch else None
@@ -88,13 +109,15 @@ class Opener:
         try:
             watcher = slot.run(opening, self.syncer.io.deadline, partial(self._late_open, slot))
         except FileSyncError as exc:
-            self._load(slot)
+            if load:
+                self._load(slot)
             slot.fail(exc)
             return False
         self._opened(slot, watcher)
         if then is not None:
             then(slot)
-        self._load(slot)
+        if load:
+            self._load(slot)
         return True
 
     def _load(self, slot: Slot) -> None:
