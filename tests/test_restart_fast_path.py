@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from app.cli import main
+from app.engine.fastpath import every_location_in_step
+from app.locations.base import FileMeta
 from tests.engine_fixtures import Rig
 from tests.helpers import describe_trees, tree, trees_equal, write_file
 
@@ -93,3 +97,36 @@ def test_once_after_copies_checks_convergence_by_reading_the_locations_again(
     write_file(b / "f7.txt", "edited", mtime=T + 5)
     assert main(args) == 0
     assert tree(a)["f7.txt"] == b"edited"
+
+
+def _slots(known: dict[str, dict[str, FileMeta]]) -> dict[str, Any]:
+    """Hand-built slots: only what the fast path reads (index rows, stale, failing)."""
+    return {
+        key: SimpleNamespace(known=rows, stale=set(), failing={}) for key, rows in known.items()
+    }
+
+
+def test_every_location_in_step_only_when_each_holds_exactly_its_rows() -> None:
+    m1, m2 = FileMeta(1, 10, 7), FileMeta(1, 10, 8)
+    a = {"x": m1, "d/y": m2}
+    b = {"x": m2, "d/y": m1}  # other inodes there: its own rows, not a's
+    assert every_location_in_step({"a": dict(a), "b": dict(b)}, _slots({"a": a, "b": b}))
+    assert every_location_in_step({}, {})
+    assert not every_location_in_step(  # an edit: the tag changed
+        {"a": dict(a), "b": {"x": m2, "d/y": m2}}, _slots({"a": a, "b": b})
+    )
+    assert not every_location_in_step(  # a file new in both, not yet in any row
+        {"a": {**a, "n": m1}, "b": {**b, "n": m1}}, _slots({"a": a, "b": b})
+    )
+    assert not every_location_in_step(  # deleted in b while stopped
+        {"a": dict(a), "b": {"x": m2}}, _slots({"a": a, "b": b})
+    )
+    assert not every_location_in_step(  # each as indexed, but b never got d/y
+        {"a": dict(a), "b": {"x": m2}}, _slots({"a": a, "b": {"x": m2}})
+    )
+    stale = _slots({"a": a, "b": b})
+    stale["b"].stale = {"x"}
+    assert not every_location_in_step({"a": dict(a), "b": dict(b)}, stale)
+    failing = _slots({"a": a, "b": b})
+    failing["a"].failing = {"d/y": "disk full"}
+    assert not every_location_in_step({"a": dict(a), "b": dict(b)}, failing)

@@ -14,7 +14,7 @@ for it (a new file, a location added later), is behind on it (stale) or is faili
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app.engine.slot import Slot
 from app.locations.base import Listing
@@ -50,5 +50,26 @@ def all_in_step(paths: Sequence[str], listings: dict[str, Listing], slots: dict[
             or not slot.stale.isdisjoint(paths)
             or not slot.failing.keys().isdisjoint(paths)
         ):
+            return False
+    return True
+
+
+def every_location_in_step(listings: Mapping[str, Listing], slots: Mapping[str, Slot]) -> bool:
+    """True when every listed location holds exactly its index rows, all of them the same
+    paths, and none is stale or failing anywhere: then every path is :func:`in_step`.
+
+    Where it holds (a restart or a rescan with nothing changed), a full sync has nothing to
+    plan and its convergence check nothing to check; the test is two dictionary comparisons a
+    location, in C, instead of a lookup of every path in every listing and index mirror. An
+    ignored path that differs makes it False: the path-by-path checks then decide.
+    """
+    first: Listing | None = None
+    for key, listing in listings.items():
+        slot = slots[key]
+        if slot.stale or slot.failing or listing != slot.known:
+            return False
+        if first is None:
+            first = listing
+        elif listing.keys() != first.keys():
             return False
     return True

@@ -18,7 +18,7 @@ from functools import partial
 
 from app.engine import calls
 from app.engine.apply import Applied, Applier
-from app.engine.fastpath import all_in_step, in_step
+from app.engine.fastpath import all_in_step, every_location_in_step, in_step
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
@@ -102,6 +102,9 @@ class Syncer:
         #: Only kept while ``keep_listings`` (a start without watching, whose caller checks
         #: convergence next): a watching engine must not hold 100,000 entries while idle.
         self._quiet_listings: dict[str, Listing] | None = None
+        #: That sync found every location in step (:func:`every_location_in_step`): nothing
+        #: to check again.
+        self._quiet_in_step = False
         self.keep_listings = False
 
     def next_retry_at(self) -> float | None:
@@ -143,23 +146,28 @@ class Syncer:
         with self.io.patient():
             if listings is None or set(listings) != set(self.slots):
                 listings = self.reader.scan_all(self.ignore)
+            elif self._quiet_in_step:
+                return True
+            if every_location_in_step(listings, self.slots):
+                return True
             paths = self._all_paths(listings)
             return all_in_step(paths, listings, self.slots) or all(
                 in_step(path, listings, self.slots) or self._plan(path, listings).is_noop
                 for path in paths
             )
 
-    def _all_paths(self, listings: dict[str, Listing]) -> list[str]:
+    def _all_paths(self, listings: dict[str, Listing], in_step: bool = False) -> list[str]:
         """Every path a listed location holds or its index row knows, ignored ones left out.
 
         Listings may hold ignored paths (only their folders are pruned); each distinct path
         is checked against the rules once, not once per location. Where every location and
         its index rows hold the same paths (a restart with nothing changed, a first run over
         identical trees) no union is built: for 100,000 files that set alone costs 12 MB.
+        ``in_step``: :func:`every_location_in_step` held, so every one of them holds the same.
         """
         names = [d for key, listing in listings.items() for d in (listing, self.slots[key].known)]
         widest = max(names, key=len, default={})
-        if all(not d or d.keys() == widest.keys() for d in names):  # a tree in step: no union
+        if in_step or all(not d or d.keys() == widest.keys() for d in names):  # no union
             return sorted(self.ignore.kept(widest))
         paths: set[str] = set()
         for d in names:
@@ -180,13 +188,17 @@ class Syncer:
         now". Re-reads the ``.filesyncignore`` files first, so edits to them take effect.
         """
         self._quiet_listings, self.outcomes.disturbed = None, False
-        listings, paths = self.read_all(allow_mass_delete)
+        listings, paths, in_step_everywhere = self._read_all(allow_mass_delete)
         for key in listings:  # what a stalled location missed is covered by this sync
             self.slots[key].needs_full = False
             self.slots[key].parked = set()
             self.slots[key].late_stats = {}
         progress = Progress(reason, len(paths), log)
-        self._apply_all(paths, listings, progress)
+        if in_step_everywhere:  # nothing to plan: what _apply_all would do for every chunk
+            self.settle.forget(paths)
+            progress.step(len(paths), self.applier.files_copied, self.applier.bytes_copied)
+        else:
+            self._apply_all(paths, listings, progress)
         progress.finish(self.applier.files_copied, self.applier.bytes_copied)
         for key in listings:
             slot = self.slots[key]
@@ -195,7 +207,7 @@ class Syncer:
                 slot.mark_ok()
         self.index.commit()
         if self.keep_listings and not self.outcomes.disturbed:
-            self._quiet_listings = listings
+            self._quiet_listings, self._quiet_in_step = listings, in_step_everywhere
 
     def read_all(self, allow_mass_delete: bool = False) -> tuple[dict[str, Listing], list[str]]:
         """What a full sync plans from: every available location's listing and every path.
@@ -203,18 +215,24 @@ class Syncer:
         Holds the deletes of a location that lost too many files at once (mass-delete guard).
         Reads only, so a dry run (:mod:`app.engine.preview`) uses it too.
         """
+        listings, paths, _ = self._read_all(allow_mass_delete)
+        return listings, paths
+
+    def _read_all(self, allow_mass_delete: bool) -> tuple[dict[str, Listing], list[str], bool]:
+        """:meth:`read_all`, and whether every location is in step (nothing to plan)."""
         self.load_ignore_files()
         listings = self.reader.scan_all(self.ignore)
+        in_step_everywhere = every_location_in_step(listings, self.slots)
         for key, listing in listings.items():
             slot = self.slots[key]
             missing = [
                 p
-                for p in slot.known.keys() - listing.keys()
+                for p in ([] if in_step_everywhere else slot.known.keys() - listing.keys())
                 if not self.ignore.ignored(p) and not self.links.holds(key, p)
             ]
             slot.held_deletes = set()
             self._guard_mass_delete(slot, missing, allow_mass_delete)
-        return listings, self._all_paths(listings)
+        return listings, self._all_paths(listings, in_step_everywhere), in_step_everywhere
 
     def sync_changes(self, changes: list[Change]) -> None:
         """Sync the paths a batch of watcher changes touched (renames first, as renames)."""
