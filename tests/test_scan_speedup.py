@@ -1,17 +1,21 @@
-"""The folder scan's C speedup (``app/locations/folder/_scan.c``) lists exactly what the
-pure-Python loop lists, which stays the fallback where the speedup did not build.
+"""The C speedups do exactly what the pure-Python loops they replace do; those stay the
+fallback where the speedups did not build.
 
-Both run over the same real trees (every odd case a folder can hold, then random trees) and
-must give the same files with the same metas in the same order, the same links, the same hard
-links, and the same error. CI must run the C path: the first test fails when it did not build,
-unless ``FILESYNC_PURE_PYTHON=1`` asks for the fallback on purpose.
+The folder scan's (``app/locations/folder/_scan.c``): both loops run over the same real trees
+(every odd case a folder can hold, then random trees) and must give the same files with the
+same metas in the same order, the same links, the same hard links, and the same error. The
+index load's (``app/engine/_mirror.c``): the same mirror from the same rows. CI must run the C
+code: the first test fails when it did not build, unless ``FILESYNC_PURE_PYTHON=1`` asks for
+the fallback on purpose.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,6 +28,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.engine import index as index_module
+from app.engine.index import StateIndex, load_rows
 from app.locations.base import FileMeta
 from app.locations.folder import scan as scan_module
 from app.locations.folder.nofollow import LinkFreeTree
@@ -106,6 +112,7 @@ def test_the_speedup_is_built_where_ci_runs() -> None:
     if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
         pytest.skip("FILESYNC_PURE_PYTHON=1: the pure-Python scan on purpose")
     assert scan_module.SPEEDUP, "app/locations/folder/_scan.c did not build (see pip's output)"
+    assert index_module._mirror_into is not None, "app/engine/_mirror.c did not build"
 
 
 def test_both_loops_list_a_tricky_tree_alike(tmp_path: Path) -> None:
@@ -297,6 +304,38 @@ def test_both_loops_list_random_trees_alike(entries: list[tuple[list[str], str]]
                 same_both_ways(root, name)
 
 
+def indexed(path: Path, rows: dict[str, FileMeta], key: str = "folder:/x") -> StateIndex:
+    index = StateIndex(path)
+    for rel, meta in rows.items():
+        index.put(key, rel, meta)
+    index.commit()
+    return index
+
+
+def test_both_index_loads_build_the_same_mirror(tmp_path: Path) -> None:
+    rows = {
+        "a.txt": FileMeta(5, 1_700_000_000_123_456_789, 12345),
+        "caf\udce9.txt": FileMeta(1, -1_500_000_000_123_456_789, 0),  # stored as a BLOB
+        "ünïcode/日本語.txt": FileMeta(6 * 1024**3, 8_000_000_000_987_654_321, 2**63 - 1),
+        **{f"d{n % 10}/f{n}.bin": FileMeta(n, n * 1000, n * 7) for n in range(20_000)},
+    }
+    index = indexed(tmp_path / "index.sqlite", rows)
+    indexed(tmp_path / "index.sqlite", {"other": FileMeta(1, 1, 1)}, "folder:/y").close()
+    try:
+        mirror = index.load("folder:/x")
+    finally:
+        index.close()
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        query = "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?"
+        reference = load_rows(db.execute(query, ("folder:/x",)))
+    db.close()
+    assert list(mirror.items()) == list(reference.items())
+    assert mirror == rows
+    for rel, meta in mirror.items():
+        assert type(meta) is FileMeta and rel is sys.intern(rel)
+    assert not any(map(gc.is_tracked, mirror.values())) or index_module._mirror_into is None
+
+
 def _rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -323,3 +362,18 @@ def test_scanning_again_and_again_does_not_grow_memory(tmp_path: Path) -> None:
     before = _rss_kib()
     scan_many(200)  # 400,000 files listed: a leak of even 16 bytes each would show
     assert _rss_kib() - before < 4 * 1024
+
+
+def test_loading_the_index_again_and_again_does_not_grow_memory(tmp_path: Path) -> None:
+    rows = {f"d{n % 10}/f{n}.bin": FileMeta(n, n * 1000, n * 7) for n in range(4000)}
+    rows["caf\udce9.txt"] = FileMeta(1, 2, 3)
+    index = indexed(tmp_path / "index.sqlite", rows)
+    try:
+        for _ in range(20):
+            index.load("folder:/x")
+        before = _rss_kib()
+        for _ in range(100):  # 400,000 rows: a leak of even 16 bytes each would show
+            index.load("folder:/x")
+        assert _rss_kib() - before < 4 * 1024
+    finally:
+        index.close()

@@ -34,11 +34,24 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from sys import intern
 
 from app.errors import StateDiskFull, StateIndexUnwritable
 from app.locations.base import FileMeta
+
+Row = tuple[str | bytes, int, int, int]
+#: ``_mirror.mirror_into`` (a C speedup of :func:`load_rows`), or None where it did not build.
+_mirror_into: Callable[[dict[str, FileMeta], list[Row], type[FileMeta]], None] | None
+try:
+    if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
+        raise ImportError("FILESYNC_PURE_PYTHON=1")
+    from app.engine._mirror import mirror_into
+except ImportError:  # not built (no compiler at install): the Python loop in load_rows
+    _mirror_into = None
+else:
+    _mirror_into = mirror_into
 
 Params = tuple[str | bytes | int, ...]
 #: Less free space than this on the state disk reads as "full" (SQLite needs whole pages).
@@ -53,6 +66,8 @@ _PUT_MANY = (
     " FROM json_each(?)"
 )
 _new_meta = tuple.__new__
+#: Rows a fetch while loading: few enough that they cost little memory beside the mirror.
+_LOAD_ROWS = 8192
 
 
 def _stored(name: str) -> str | bytes:
@@ -88,6 +103,19 @@ CREATE TABLE IF NOT EXISTS locations (
     first_seen REAL NOT NULL DEFAULT (unixepoch())
 );
 """
+
+
+def load_rows(rows: Iterable[Row]) -> dict[str, FileMeta]:
+    """The mirror of ``rows`` without the C speedup (and the reference it must equal).
+
+    ``tuple.__new__`` builds each FileMeta in C (``FileMeta(...)`` runs a Python ``__new__``).
+    """
+    return {
+        intern(path if path.__class__ is str else _loaded(path)): _new_meta(
+            FileMeta, (size, mtime, tag)
+        )
+        for path, size, mtime, tag in rows
+    }
 
 
 class StateIndex:
@@ -217,13 +245,12 @@ class StateIndex:
                 (_stored(location),),
             )
             # Interned: every location's mirror and listing then shares one string a path.
-            # tuple.__new__ builds each FileMeta in C (FileMeta(...) runs a Python __new__).
-            return {
-                intern(path if path.__class__ is str else _loaded(path)): _new_meta(
-                    FileMeta, (size, mtime, tag)
-                )
-                for path, size, mtime, tag in rows
-            }
+            if _mirror_into is not None:  # the C speedup (app/engine/_mirror.c)
+                mirror: dict[str, FileMeta] = {}
+                while batch := rows.fetchmany(_LOAD_ROWS):
+                    _mirror_into(mirror, batch, FileMeta)
+                return mirror
+            return load_rows(rows)
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
         """Record that ``path`` in ``location`` is in sync with this meta.
