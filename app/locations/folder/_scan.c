@@ -266,6 +266,9 @@ new_meta(const Entry *e)
     PyTuple_SET_ITEM(meta, 0, size);
     PyTuple_SET_ITEM(meta, 1, mtime);
     PyTuple_SET_ITEM(meta, 2, tag);
+    /* Three integers cannot be part of a cycle: keep the collector from walking it (it would
+     * untrack it itself, after a first walk). */
+    PyObject_GC_UnTrack(meta);
     return meta;
 }
 
