@@ -100,7 +100,7 @@ class Engine:
         returns early, without watching; :meth:`stop` then records what landed.
         """
         self._sync.keep_listings = not watch  # for converged(), right after
-        # each one's first scan overlaps the next steps, and every index load
+        # each one's first scan overlaps the next one's opening and the initial sync's first steps
         self._opener.open_all(watch, then=self._sync.reader.prefetch)
         self._busy = True
         try:
