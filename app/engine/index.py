@@ -105,6 +105,11 @@ CREATE TABLE IF NOT EXISTS locations (
 """
 
 
+def speedup() -> bool:
+    """True when :meth:`StateIndex.load` builds the mirror in C (``--self-check`` says so)."""
+    return _mirror_into is not None
+
+
 def load_rows(rows: Iterable[Row]) -> dict[str, FileMeta]:
     """The mirror of ``rows`` without the C speedup (and the reference it must equal).
 

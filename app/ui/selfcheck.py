@@ -73,6 +73,7 @@ def main() -> int:
         print(f"icons: {len(TrayState) * len(SIZES)} present")
     print(f"file watcher: {_watchdog_observer()}")
     print(f"folder scan: {_folder_scan()}")
+    print(f"index load: {_index_load()}")
     page = _missing_page_files()
     if page:
         print(f"dashboard page: {len(page)} files missing, e.g. {page[0]}")
@@ -99,6 +100,13 @@ def _folder_scan() -> str:
     from app.locations.folder.scan import SPEEDUP
 
     return "C speedup" if SPEEDUP else "pure Python (the C speedup is not in this build)"
+
+
+def _index_load() -> str:
+    """Which loop builds the state index's mirror (the C one is optional; see ``index``)."""
+    from app.engine.index import speedup
+
+    return "C speedup" if speedup() else "pure Python (the C speedup is not in this build)"
 
 
 def _watchdog_observer() -> str:
