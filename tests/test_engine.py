@@ -318,36 +318,6 @@ def test_unreadable_file_is_retried_and_does_not_stop_the_engine(rig: Rig) -> No
     wait_until(lambda: tree(b).get("locked.txt") == b"secret", 30, "locked.txt after retry")
 
 
-def test_inotify_exhaustion_falls_back_to_polling(rig: Rig) -> None:
-    """With no inotify instance left the folder is polled, with a warning, and still syncs."""
-    limit = Path("/proc/sys/fs/inotify/max_user_instances")
-    if not os.access(limit, os.W_OK):
-        import pytest
-
-        pytest.skip("needs root to lower fs.inotify.max_user_instances")
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    original = limit.read_text()
-    held: list[int] = []
-    limit.write_text("64")
-    try:
-        while len(held) < 64:  # use up every instance left, whoever else holds some
-            fd = libc.inotify_init()
-            if fd < 0:
-                break
-            held.append(fd)
-        engine = rig.start()
-    finally:
-        for fd in held:
-            os.close(fd)
-        limit.write_text(original)
-    polling = [s.watcher for s in engine._slots.values()]
-    assert all(getattr(w, "polling", False) for w in polling), "expected polling fallback"
-    write_file(rig.roots[0] / "polled.txt", "polled")
-    converge(rig)
-
-
 def test_old_trash_is_pruned(rig: Rig) -> None:
     a, b, _ = rig.roots
     write_file(a / "t.txt", "v1", mtime=T)
