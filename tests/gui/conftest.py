@@ -19,7 +19,15 @@ import pytest
 from app.config import Config, save_config
 from app.ui.controller import DesktopApp
 from app.ui.desktop import Options, create_app, create_tk
-from tests.gui.xserver import require_tools, start_dbus, start_trayer, start_xvfb, stop, x
+from tests.gui.xserver import (
+    require_tools,
+    start_dbus,
+    start_trayer,
+    start_xvfb,
+    stop,
+    tray_icons,
+    x,
+)
 from tests.helpers import wait_until
 
 #: pystray's GTK backends call APIs PyGObject deprecates (GObject.idle_add, Gtk.StatusIcon);
@@ -84,6 +92,9 @@ class Harness:
     root: tk.Tk
     opened: list[str] = field(default_factory=list)
     closed: bool = False
+    #: Icons docked before this app started. A GTK icon of an earlier app in this process
+    #: stays docked and shown after that app stopped, but nothing answers its clicks.
+    stale_icons: frozenset[str] = frozenset()
 
     def pump(self) -> None:
         """Let Tk run its pending events and ``after()`` callbacks once."""
@@ -137,10 +148,11 @@ def start_app(desktop: Desktop, home: Path) -> Iterator[Callable[..., Harness]]:
     def start(backend: str = "xorg", config: Config | None = None) -> Harness:
         if config is not None:
             save_config(config, home / "config" / "filesync.toml")
+        stale = frozenset(tray_icons(desktop.display))
         root = create_tk()
         opened: list[str] = []
         app = create_app(root, Options(tray_backend=backend), opener=opened.append)
-        harness = Harness(app, root, opened)
+        harness = Harness(app, root, opened, stale_icons=stale)
         harnesses.append(harness)
         app.start()
         harness.pump()

@@ -22,7 +22,7 @@ from app.locations.registry import parse_spec
 from app.ui.commands import Action
 from app.ui.summary import TrayState
 from tests.gui.conftest import GTK_DEPRECATIONS, Desktop, Harness
-from tests.gui.xserver import screenshot, stop, tray_icons
+from tests.gui.xserver import screenshot, shown_tray_icons, stop, tray_icons
 from tests.helpers import wait_until, write_file
 
 pytestmark = [pytest.mark.gui, *GTK_DEPRECATIONS]
@@ -45,11 +45,12 @@ def two_folders(tmp_path: Path) -> tuple[Config, Path, Path]:
 
 
 def docked_icon(desktop: Desktop, harness: Harness) -> str:
-    """Wait until our icon is docked in trayer's panel; return its window id."""
+    """Wait until this app's icon is docked in trayer's panel and shown; return its window id."""
     found: dict[str, str] = {}
 
     def docked() -> bool:
-        found.update(tray_icons(desktop.display))
+        shown = shown_tray_icons(desktop.display).items()
+        found.update((w, name) for w, name in shown if w not in harness.stale_icons)
         return bool(found)
 
     harness.wait(
@@ -134,7 +135,13 @@ def open_menu(desktop: Desktop, harness: Harness, window: str) -> str:
         new[:] = [w for w in visible_windows(desktop) if w not in before]
         return bool(new)
 
-    harness.wait(menu_shown, "the tray menu to open")
+    harness.wait(
+        menu_shown,
+        lambda: (
+            f"the tray menu to open; icon {window}, icons shown in the tray: "
+            f"{shown_tray_icons(desktop.display)}"
+        ),
+    )
     return new[0]
 
 
@@ -263,14 +270,14 @@ def test_quit_from_the_menu_stops_everything_and_a_second_instance_is_refused(
     reader.start()
     try:
         wait_until((b / "one.txt").exists, message="the first instance's initial sync")
-        wait_until(lambda: tray_icons(desktop.display), message="the icon to dock")
+        wait_until(lambda: shown_tray_icons(desktop.display), message="the icon to dock")
         second = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=60, check=False
         )
         assert second.returncode == 1
         assert "already running" in second.stderr and len(second.stderr.strip().splitlines()) == 1
 
-        window = next(iter(tray_icons(desktop.display)))
+        window = next(iter(shown_tray_icons(desktop.display)))
         before = set(visible_windows(desktop))
         desktop.x("xdotool", "mousemove", "--window", window, "8", "8", "click", "3")
         wait_until(lambda: set(visible_windows(desktop)) - before, message="the menu")

@@ -169,6 +169,17 @@ def tray_icons(display: str) -> dict[str, str]:
     return out
 
 
+def shown_tray_icons(display: str) -> dict[str, str]:
+    """The docked windows that are mapped. A tray host reparents an icon into its panel a
+    moment (seconds, on a loaded machine) before the icon is mapped; a click meanwhile lands
+    on the panel and is lost."""
+    return {
+        window: name
+        for window, name in tray_icons(display).items()
+        if "IsViewable" in x(display, "xwininfo", "-id", window, check=False)
+    }
+
+
 def screenshot(display: str, path: Path, window: str = "root", crop: str | None = None) -> Path:
     """Save a PNG of a window (or the screen), optionally cropped (``WxH+X+Y``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
