@@ -163,11 +163,14 @@ class Syncer:
         is checked against the rules once, not once per location. Where every location and
         its index rows hold the same paths (a restart with nothing changed, a first run over
         identical trees) no union is built: for 100,000 files that set alone costs 12 MB.
-        ``in_step``: :func:`every_location_in_step` held, so every one of them holds the same.
+        Sorted, except with ``in_step`` (:func:`every_location_in_step` held, so every one of
+        them holds the same): nothing will be planned, and the sort alone cost 40 ms.
         """
         names = [d for key, listing in listings.items() for d in (listing, self.slots[key].known)]
         widest = max(names, key=len, default={})
-        if in_step or all(not d or d.keys() == widest.keys() for d in names):  # no union
+        if in_step:
+            return self.ignore.kept(widest)
+        if all(not d or d.keys() == widest.keys() for d in names):  # a tree in step: no union
             return sorted(self.ignore.kept(widest))
         paths: set[str] = set()
         for d in names:
