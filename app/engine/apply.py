@@ -26,7 +26,7 @@ from app.engine.landing import Landing
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
 from app.engine.status import Recorder
-from app.engine.stopping import stop_aware
+from app.engine.stopping import SyncStopped, stop_aware
 from app.engine.workers import SlotIo
 from app.errors import (
     FileChanged,
@@ -190,7 +190,9 @@ class Applier:
                 stopping=self.stopping,
             )
             if self.groups.takes(slot):
-                job = WriteJob(path, copy.open_source, winner.mtime_ns, expected)
+                local = source.location.capabilities.local_files
+                at = copy.source_at if local else None
+                job = WriteJob(path, copy.open_source, winner.mtime_ns, expected, at, winner.size)
                 pending = PendingCopy(source, path, winner, job, copy.source_failed)
                 self.groups.add(slot, pending)
                 done.deferred[key] = pending
@@ -325,11 +327,27 @@ class _Copy:
         An error while the source fails is the source's (its key), though the target's
         thread runs the copy.
         """
+        self.opened, self.stream = False, None  # a retry after source_at: this one counts
         try:
             with self.source.open_read(self.path) as raw:
                 self.opened = True
                 self.stream = _SourceStream(stop_aware(raw, self.stopping))
                 yield cast(BinaryIO, self.stream)
+        except FileSyncError as exc:
+            if self.source_failed():
+                _blame(exc, self.source)
+            raise
+
+    @contextlib.contextmanager
+    def source_at(self) -> Iterator[tuple[int, str]]:
+        """The source's folder and name (see ``WriteJob.source_at``), with the stop check its
+        stream would make, and the same blame."""
+        if self.stopping is not None and self.stopping.is_set():
+            raise SyncStopped("stopping")
+        try:
+            with self.source.local_file(self.path) as at:
+                self.opened, self.stream = True, None
+                yield at
         except FileSyncError as exc:
             if self.source_failed():
                 _blame(exc, self.source)

@@ -105,6 +105,9 @@ class Capabilities:
     #: :meth:`Location.read_ahead` fetches a group's small files together (a server's round
     #: trips shared), so the engine announces a group's reads from here before copying it.
     batched_reads: bool = False
+    #: :meth:`Location.local_file` gives a file's folder on this computer as a descriptor, so a
+    #: folder can copy it with plain system calls (no stream; see ``WriteJob.source_at``).
+    local_files: bool = False
     poll_as_well: bool = False
 
 
@@ -117,13 +120,18 @@ class WriteJob:
 
     ``open_source`` opens the bytes to write (it runs on whatever thread copies them);
     ``expected`` is the version the engine planned to replace (None: no file), as for
-    :meth:`Location.guarded_write`.
+    :meth:`Location.guarded_write`. ``source_at``, where the source is a folder on this
+    computer, gives its :meth:`Location.local_file` instead (with ``open_source``'s stop check
+    and blame), for a target that copies without a stream; ``size`` is the planned size
+    (-1: unknown).
     """
 
     path: str
     open_source: Callable[[], contextlib.AbstractContextManager[BinaryIO]]
     mtime_ns: int
     expected: FileMeta | None
+    source_at: Callable[[], contextlib.AbstractContextManager[tuple[int, str]]] | None = None
+    size: int = -1
 
 
 #: What one job of :meth:`Location.write_many` came to: the file's meta, or why it failed.
@@ -243,6 +251,12 @@ class Location(ABC):
     @abstractmethod
     def open_read(self, path: str) -> contextlib.AbstractContextManager[BinaryIO]:
         """Open ``path`` for streaming reads; raise :class:`FileVanished` if it is gone."""
+
+    def local_file(self, path: str) -> contextlib.AbstractContextManager[tuple[int, str]]:
+        """``path``'s folder as a descriptor and its name, valid within the block (kinds that
+        declare ``local_files``). The file itself is not opened: the caller opens it with
+        ``O_NOFOLLOW`` and, if that fails, through :meth:`open_read` for the error to raise."""
+        raise NotImplementedError(f"{self.name} holds no files on this computer")
 
     @abstractmethod
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:

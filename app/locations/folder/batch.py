@@ -15,6 +15,14 @@ other, and that was most of an initial sync's time. A batch instead:
 Only then are the outcomes returned, so the engine records (and commits) a row only for a copy
 that is on disk. A kill at any moment leaves temp files at worst, which the next start removes:
 no name ever shows an empty or partial file.
+
+Steps 1 and 3 have an optional speedup in C, ``_copy.c`` (built by ``pip install``, where a
+compiler is found): a small file whose source is a folder on this computer (``source_at``) is
+copied with plain system calls, a run of files at a time, with the interpreter lock released;
+a new file is renamed into place with ``RENAME_NOREPLACE``, which is its re-check (the rename
+fails if a file appeared there meanwhile). Any file the C code cannot do is done again by the
+Python steps, which raise the error a user sees. ``FILESYNC_PURE_PYTHON=1`` turns it off;
+:data:`SPEEDUP` says whether it runs.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, NamedTuple, Protocol, cast
 
 from app.errors import FileSyncError
 from app.locations.base import CHUNK_SIZE, TEMP_PREFIX, FileMeta, WriteJob, WriteOutcome
+from app.locations.folder.scan import file_meta
 from app.locations.names import check_posix_relpath
 
 
@@ -55,11 +64,35 @@ class FolderTarget(Protocol):
     ) -> FileMeta:
         """Rename ``tmp`` over ``name`` if it still holds ``expected`` (old version trashed)."""
 
+    def wrote(self, path: str, meta: FileMeta) -> None:
+        """``path`` now holds the copy just renamed there, which reports ``meta``."""
+
 
 #: Threads writing one batch's temp files (at most two: one from each end of the group).
 COPY_THREADS = 2
 #: From this many files on, one ``syncfs`` is cheaper than an ``fsync`` per file.
 SYNCFS_FROM = 8
+#: Files up to this size (as planned) are copied by the C speedup; a bigger one streams in
+#: Python, which checks for a stop between its chunks.
+FAST_COPY_MAX = 1 << 20
+#: Files the C speedup copies in one call (the lock released once for all of them).
+FAST_RUN = 16
+
+
+#: ``_copy.stage`` and ``_copy.land_new`` (the C speedup), or None where it did not build or
+#: is turned off.
+_stage_c: Callable[[list[tuple[int, bytes, int, bytes, int]], bool], list[int]] | None
+_land_c: Callable[[list[tuple[int, bytes, bytes]]], list[tuple[int, int, int, int] | int]] | None
+try:
+    if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
+        raise ImportError("FILESYNC_PURE_PYTHON=1")
+    from app.locations.folder._copy import land_new, stage
+except ImportError:  # not built (no compiler at install): the Python steps only
+    _stage_c = _land_c = None
+else:
+    _stage_c, _land_c = stage, land_new
+#: True when small copies and new files' renames run in C (``--self-check`` reports it).
+SPEEDUP = _stage_c is not None
 
 
 def _find_syncfs() -> Callable[[int], int] | None:
@@ -165,12 +198,10 @@ def write_batch(
         staged = [item for item in items if item.tmp is not None]
         if use_syncfs and staged:
             _fail_all(staged, _sync_filesystems(staged))
-        landed = []
+        landed = _land_new(location, staged)
         for item in staged:
-            if item.outcome is None:
-                _land(location, item)
-                if item.tmp is None:
-                    landed.append(item)
+            if item.outcome is None and item.tmp is not None and _land(location, item):
+                landed.append(item)
         if landed:
             _fail_all(landed, _sync_renames(landed, use_syncfs))
     finally:
@@ -191,19 +222,20 @@ def _stage_all(items: list[_Item], folders: _Folders, *, durable: bool, parallel
     one thread takes the items from the front and the other from the back, so they seldom
     wait for each other's folder, and whichever is faster takes more.
     """
-    if not parallel or len(items) < 2:
-        for item in items:
-            _stage(item, folders, durable)
+    runs = _runs(items)
+    if not parallel or len(runs) < 2:
+        for run in runs:
+            _stage_run(run, folders, durable)
         return
-    todo = deque(items)
+    todo = deque(runs)
 
-    def take_all(take: Callable[[], _Item]) -> None:
+    def take_all(take: Callable[[], list[_Item]]) -> None:
         while todo:
             try:
-                item = take()
+                run = take()
             except IndexError:  # the other thread took the last one
                 return
-            _stage(item, folders, durable)
+            _stage_run(run, folders, durable)
 
     ends = [todo.popleft, todo.pop][:COPY_THREADS]
     with ThreadPoolExecutor(len(ends), "filesync-copy") as pool:
@@ -215,29 +247,129 @@ def _stage_all(items: list[_Item], folders: _Folders, *, durable: bool, parallel
             future.result()
 
 
+def _fast(job: WriteJob) -> bool:
+    """True when the C speedup may copy ``job``: a small file in a folder on this computer."""
+    return (
+        _stage_c is not None
+        and job.source_at is not None
+        and 0 <= job.size <= FAST_COPY_MAX
+        and -(1 << 63) <= job.mtime_ns < 1 << 63
+    )
+
+
+def _runs(items: list[_Item]) -> list[list[_Item]]:
+    """``items`` cut into what one thread stages at a time: a file on its own, or up to
+    ``FAST_RUN`` neighbours the C speedup copies in one call."""
+    runs: list[list[_Item]] = []
+    for item in items:
+        last = runs[-1] if runs else None
+        if _fast(item.job) and last is not None and len(last) < FAST_RUN and _fast(last[0].job):
+            last.append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _stage_run(run: list[_Item], folders: _Folders, durable: bool) -> None:
+    """Stage ``run``: in C if it can, else (and for every file C could not do) in Python."""
+    if len(run) == 1 and not _fast(run[0].job):
+        _stage(run[0], folders, durable)
+        return
+    assert _stage_c is not None
+    tried: list[tuple[_Item, str]] = []
+    calls: list[tuple[int, bytes, int, bytes, int]] = []
+    with contextlib.ExitStack() as sources:
+        for item in run:
+            assert item.job.source_at is not None
+            try:
+                _target_folder(item, folders)
+                src_fd, src_name = sources.enter_context(item.job.source_at())
+            except (FileSyncError, OSError):
+                _stage(item, folders, durable)  # says what went wrong, as without the speedup
+                continue
+            tmp = _temp_name()
+            calls.append(
+                (src_fd, os.fsencode(src_name), item.dir_fd, os.fsencode(tmp), item.job.mtime_ns)
+            )
+            tried.append((item, tmp))
+        errors = _stage_c(calls, durable)
+    for (item, tmp), error in zip(tried, errors, strict=True):
+        if error == 0:
+            item.tmp = tmp
+        else:  # its temp file is gone: the Python steps try again and raise what a user sees
+            _stage(item, folders, durable)
+
+
+def _target_folder(item: _Item, folders: _Folders) -> None:
+    """Open (or make) the folder ``item`` goes into; set its descriptor and final name."""
+    parts = check_posix_relpath(item.job.path).split("/")
+    item.dir_fd = folders.open(tuple(parts[:-1]), item.job.path)
+    item.name = parts[-1]
+
+
 def _stage(item: _Item, folders: _Folders, durable: bool) -> None:
     """Write ``item``'s temp file; a failure of this one file becomes its outcome."""
-    path = item.job.path
     try:
-        parts = check_posix_relpath(path).split("/")
-        item.dir_fd = folders.open(tuple(parts[:-1]), path)
-        item.name = parts[-1]
+        _target_folder(item, folders)
         with item.job.open_source() as source:
             item.tmp = write_temp(item.dir_fd, source, item.job.mtime_ns, durable)
     except (FileSyncError, OSError) as exc:
         item.outcome = exc
 
 
-def _land(location: FolderTarget, item: _Item) -> None:
-    """Rename ``item``'s temp file into place if its name still holds what was planned."""
+def _land(location: FolderTarget, item: _Item) -> bool:
+    """Rename ``item``'s temp file into place if its name still holds what was planned;
+    True when it did."""
     assert item.tmp is not None
     try:
         item.outcome = location.replace_temp(
             item.dir_fd, item.name, item.job.path, item.tmp, check=True, expected=item.job.expected
         )
-        item.tmp = None
     except (FileSyncError, OSError) as exc:
         item.outcome = exc
+        return False
+    item.tmp = None
+    return True
+
+
+class _Stat(NamedTuple):
+    """What :func:`file_meta` reads of a stat result, as the C speedup returns it."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_ctime_ns: int
+
+
+def _land_new(location: FolderTarget, staged: list[_Item]) -> list[_Item]:
+    """Rename in C the temp files of new files (nothing planned to be there); the landed ones.
+
+    ``RENAME_NOREPLACE`` refuses if a file appeared at the name meanwhile: the re-check and the
+    rename are one step. Those, and any file the rename failed for, stay for :func:`_land`.
+    """
+    if _land_c is None:
+        return []
+    new = [i for i in staged if i.outcome is None and i.tmp is not None and i.job.expected is None]
+    if not new:
+        return []
+    calls = [(i.dir_fd, os.fsencode(cast(str, i.tmp)), os.fsencode(i.name)) for i in new]
+    landed = []
+    for item, outcome in zip(new, _land_c(calls), strict=True):
+        if isinstance(outcome, int) and outcome > 0:
+            continue  # not renamed
+        item.tmp = None
+        try:
+            if isinstance(outcome, int):  # renamed, but its lstat failed: once more here
+                st = os.stat(item.name, dir_fd=item.dir_fd, follow_symlinks=False)
+            else:
+                st = cast(os.stat_result, _Stat._make(outcome))
+        except OSError as exc:
+            item.outcome = exc
+        else:
+            item.outcome = file_meta(st)
+            location.wrote(item.job.path, item.outcome)
+        landed.append(item)
+    return landed
 
 
 def _fail_all(items: list[_Item], error: OSError | None) -> None:

@@ -75,6 +75,7 @@ class FolderLocation(Location):
         names=POSIX_NAMES,
         batched_writes=True,
         parallel_reads=True,
+        local_files=True,
     )
 
     def __init__(
@@ -231,6 +232,15 @@ class FolderLocation(Location):
             yield f
 
     @contextlib.contextmanager
+    def local_file(self, path: str) -> Iterator[tuple[int, str]]:
+        """``path``'s folder (a kept one in a batch, reached without links) and its name."""
+        try:
+            with self._tree.read_at(path) as at:
+                yield at
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileVanished("file vanished", location=self.name, path=path) from None
+
+    @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """While the engine's batch lasts, reads keep the folders they open (``read_at``)."""
         with self._tree.keeping_folders():
@@ -288,6 +298,10 @@ class FolderLocation(Location):
         meta = _meta(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
         self._trash.wrote(path, meta)
         return meta
+
+    def wrote(self, path: str, meta: FileMeta) -> None:
+        """A batch renamed its copy of ``path`` into place (see :meth:`replace_temp`)."""
+        self._trash.wrote(path, meta)
 
     @contextlib.contextmanager
     def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:

@@ -1,0 +1,250 @@
+"""A folder's group of copies through the C speedup (``_copy.c``) and through Python alike.
+
+Small files whose source is a folder on this computer are copied and renamed into place by C
+code with the interpreter lock released; every file it cannot do goes through the Python
+steps, which stay the reference. These tests write the same groups both ways and compare what
+a user sees: the same files, bytes, mtimes and metas, and the same error for each odd case (a
+source that vanished or is a link, a file saved at the name meanwhile, a folder in the way).
+CI must run the C path: the first test fails when it did not build, unless
+``FILESYNC_PURE_PYTHON=1`` asks for the fallback on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from app.engine.engine import Engine
+from app.locations import LocationOptions, open_location
+from app.locations.base import TEMP_PREFIX, FileMeta, Location, WriteJob
+from app.locations.folder import batch
+from tests.engine_fixtures import Rig
+from tests.helpers import tree, write_file
+
+SECOND = 1_000_000_000
+T = TypeVar("T")
+BOTH_WAYS = pytest.mark.parametrize("speedup", [True, False], ids=["c", "python"])
+
+
+def _folder(root: Path) -> Location:
+    root.mkdir(parents=True, exist_ok=True)
+    loc = open_location(f"folder:{root}", LocationOptions())
+    loc.open()
+    loc.adopt(has_history=False)
+    return loc
+
+
+def _job(source: Location, path: str, expected: FileMeta | None = None) -> WriteJob:
+    """The job the engine makes for a copy of ``path`` out of the folder ``source``."""
+    meta = source.stat(path)
+    size, mtime = (meta.size, meta.mtime_ns) if meta else (1, 5 * SECOND)
+    at = partial(source.local_file, path)
+    return WriteJob(path, partial(source.open_read, path), mtime, expected, at, size)
+
+
+@pytest.fixture
+def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """``use_speedup(False)`` makes this test's groups take the pure-Python steps."""
+
+    def choose(on: bool) -> None:
+        if on and not batch.SPEEDUP:
+            pytest.skip("the C speedup is not built here")
+        if not on:
+            monkeypatch.setattr(batch, "_stage_c", None)
+            monkeypatch.setattr(batch, "_land_c", None)
+
+    return choose
+
+
+def test_the_speedup_is_built_where_ci_runs() -> None:
+    if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
+        pytest.skip("FILESYNC_PURE_PYTHON=1: the pure-Python copies on purpose")
+    assert batch.SPEEDUP, "app/locations/folder/_copy.c did not build (see pip's output)"
+
+
+def _odd_source(root: Path) -> dict[str, bytes]:
+    """Files of every size class and some odd names; returns what each should hold."""
+    files = {
+        "empty": b"",
+        "d/one.bin": os.urandom(1),
+        "d/sub/small.bin": os.urandom(5000),
+        "d/sub/chunky.bin": os.urandom(300 * 1024),
+        "big.bin": os.urandom(batch.FAST_COPY_MAX + 1),  # streams in Python
+        "caf\udce9 \udcff.txt": b"a name that is not UTF-8",
+        "deep/a/b/c/d/e.txt": b"deep",
+    }
+    files.update({f"many/f{i:03d}": os.urandom(i * 41) for i in range(70)})
+    for path, data in files.items():
+        write_file(root / path, data)
+    for n, path in enumerate(sorted(files)):
+        os.utime(root / path, ns=(1_500_000_000 * SECOND + n, 1_500_000_000 * SECOND + n))
+    return files
+
+
+@BOTH_WAYS
+def test_a_group_lands_alike_both_ways(
+    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+) -> None:
+    use_speedup(speedup)
+    source, target = _folder(tmp_path / "a"), _folder(tmp_path / "b")
+    files = _odd_source(tmp_path / "a")
+    with source.batch(), target.batch():
+        outcomes = target.write_many([_job(source, p) for p in sorted(files)], parallel_reads=True)
+    assert all(isinstance(o, FileMeta) for o in outcomes), outcomes
+    assert tree(tmp_path / "b") == files
+    listing = target.scan()
+    for path, outcome in zip(sorted(files), outcomes, strict=True):
+        assert listing[path] == outcome  # what the engine records is what a scan reports
+        assert outcome.mtime_ns == source.stat(path).mtime_ns  # type: ignore[union-attr]
+    assert not list((tmp_path / "b").rglob(f"{TEMP_PREFIX}*")), "temp files left behind"
+
+
+def _odd_cases(a: Path, b: Path, source: Location, target: Location) -> list[WriteJob]:
+    """A group whose every other job goes wrong in its own way."""
+    for i in range(12):
+        write_file(a / f"ok{i:02d}", f"fine {i}")
+    write_file(a / "gone.txt", "deleted before the copy")
+    write_file(a / "link-target.txt", "outside")
+    write_file(a / "saved.txt", "engine's version")
+    write_file(a / "blocked/x.txt", "a file stands where its folder should be")
+    write_file(a / "user-folder", "a folder stands where this file should go")
+    write_file(b / "blocked", "the user's file")
+    (b / "user-folder").mkdir()
+    jobs = [_job(source, f"ok{i:02d}") for i in range(12)]
+    jobs.insert(2, _job(source, "gone.txt"))
+    (a / "gone.txt").unlink()
+    (a / "link.txt").symlink_to(a / "link-target.txt")
+    jobs.insert(5, _job(source, "link.txt"))
+    jobs.insert(7, _job(source, "saved.txt"))  # planned as new; the user saves one meanwhile
+    jobs.insert(9, _job(source, "blocked/x.txt"))
+    jobs.insert(11, _job(source, "user-folder"))
+    return jobs
+
+
+def _first(
+    act: Callable[[], object], opener: Callable[[], contextlib.AbstractContextManager[T]]
+) -> Callable[[], contextlib.AbstractContextManager[T]]:
+    """``opener``, doing ``act`` just before it (while the group is written)."""
+
+    @contextlib.contextmanager
+    def opened() -> Iterator[T]:
+        act()
+        with opener() as value:
+            yield value
+
+    return opened
+
+
+@BOTH_WAYS
+def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
+    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+) -> None:
+    use_speedup(speedup)
+    a, b = tmp_path / "a", tmp_path / "b"
+    source, target = _folder(a), _folder(b)
+    jobs = _odd_cases(a, b, source, target)
+    saved = jobs[7]
+    assert saved.source_at is not None
+    save = partial(write_file, b / "saved.txt", "the user's save, made during the group")
+    jobs[7] = WriteJob(
+        saved.path,
+        _first(save, saved.open_source),
+        saved.mtime_ns,
+        None,
+        _first(save, saved.source_at),
+        saved.size,
+    )
+    with source.batch(), target.batch():
+        outcomes = target.write_many(jobs, parallel_reads=True)
+    failed = {job.path: type(o).__name__ for job, o in zip(jobs, outcomes, strict=True)}
+    failed = {path: kind for path, kind in failed.items() if kind != "FileMeta"}
+    assert failed == {
+        "gone.txt": "FileVanished",
+        "link.txt": "LinkedPath",
+        "saved.txt": "FileChanged",
+        "blocked/x.txt": "FileSyncError",
+        "user-folder": "FileSyncError",
+    }
+    assert (b / "saved.txt").read_text() == "the user's save, made during the group"
+    assert (b / "blocked").read_text() == "the user's file"
+    assert sorted(p.name for p in b.glob("ok*")) == [f"ok{i:02d}" for i in range(12)]
+    assert not list(b.rglob(f"{TEMP_PREFIX}*")), "temp files left behind"
+
+
+@BOTH_WAYS
+def test_an_initial_sync_copies_everything_alike_both_ways(
+    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+) -> None:
+    """Through the engine: its jobs offer the source folder, and the rows match the files."""
+    use_speedup(speedup)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    files = _odd_source(a)
+    b.mkdir()
+    c.mkdir()
+    rig = Rig(tmp_path, [a, b, c])
+    engine: Engine = rig.start()
+    try:
+        assert tree(b) == files and tree(c) == files
+        for root in (b, c):
+            listing = _folder(root).scan()
+            assert {p: listing[p].mtime_ns for p in files} == {
+                p: (a / p).stat().st_mtime_ns for p in files
+            }
+        assert engine.status() is not None
+    finally:
+        rig.stop()
+
+
+def test_many_groups_leak_no_memory_and_no_descriptor(tmp_path: Path) -> None:
+    """The C code's buffers and references are freed: RSS and open descriptors stay flat."""
+    if not batch.SPEEDUP:
+        pytest.skip("the C speedup is not built here")
+    script = textwrap.dedent(
+        """
+        import os, resource, sys
+        from pathlib import Path
+        from app.locations.folder import _copy
+        work = Path(sys.argv[1])
+        src = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+        for i in range(20):
+            (work / f"s{i}").write_bytes(os.urandom(3000))
+        def rounds(n):
+            for r in range(n):
+                dst = os.open(work / "t", os.O_RDONLY | os.O_DIRECTORY)
+                items = [(src, f"s{i}".encode(), dst, f"t{i}".encode(), r) for i in range(20)]
+                items.append((src, b"missing", dst, b"never", 0))
+                assert _copy.stage(items, False)[:20] == [0] * 20
+                landed = _copy.land_new([(dst, f"t{i}".encode(), f"n{i}".encode())
+                                         for i in range(21)])
+                assert all(isinstance(x, tuple) for x in landed[:20]), landed
+                for i in range(20):
+                    os.unlink(f"n{i}", dir_fd=dst)
+                os.close(dst)
+        (work / "t").mkdir()
+        rounds(300)
+        fds = len(os.listdir("/proc/self/fd"))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rounds(3000)
+        print(len(os.listdir("/proc/self/fd")) - fds,
+              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    fds, rss_kib = map(int, done.stdout.split())
+    assert fds == 0, f"{fds} descriptors more after 3,000 groups"
+    assert rss_kib < 2048, f"RSS grew {rss_kib} KiB over 3,000 groups"
