@@ -74,6 +74,7 @@ def main() -> int:
     print(f"file watcher: {_watchdog_observer()}")
     print(f"folder scan: {_folder_scan()}")
     print(f"index load: {_index_load()}")
+    print(f"folder copies: {_folder_copies()}")
     page = _missing_page_files()
     if page:
         print(f"dashboard page: {len(page)} files missing, e.g. {page[0]}")
@@ -107,6 +108,13 @@ def _index_load() -> str:
     from app.engine.index import speedup
 
     return "C speedup" if speedup() else "pure Python (the C speedup is not in this build)"
+
+
+def _folder_copies() -> str:
+    """How a folder's groups of small copies run (the C code is optional; see ``batch``)."""
+    from app.locations.folder.batch import SPEEDUP
+
+    return "C speedup" if SPEEDUP else "pure Python (the C speedup is not in this build)"
 
 
 def _watchdog_observer() -> str:
