@@ -19,7 +19,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import pytest
 
@@ -178,6 +178,34 @@ def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
     assert (b / "blocked").read_text() == "the user's file"
     assert sorted(p.name for p in b.glob("ok*")) == [f"ok{i:02d}" for i in range(12)]
     assert not list(b.rglob(f"{TEMP_PREFIX}*")), "temp files left behind"
+
+
+def _interrupted() -> contextlib.AbstractContextManager[tuple[int, str]]:
+    raise KeyboardInterrupt  # anything that is not one file's failure ends the group
+
+
+def _interrupted_stream() -> contextlib.AbstractContextManager[BinaryIO]:
+    raise KeyboardInterrupt
+
+
+@BOTH_WAYS
+def test_a_group_ended_by_a_stop_renames_nothing_and_leaves_no_temp_file(
+    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+) -> None:
+    use_speedup(speedup)
+    a, b = tmp_path / "a", tmp_path / "b"
+    source, target = _folder(a), _folder(b)
+    for i in range(60):
+        write_file(a / f"f{i:02d}", f"data {i}")
+    jobs = [_job(source, f"f{i:02d}") for i in range(60)]
+    stop = jobs[40]
+    jobs[40] = WriteJob(stop.path, stop.open_source, stop.mtime_ns, None, _interrupted, stop.size)
+    if not speedup:
+        jobs[40] = WriteJob(stop.path, _interrupted_stream, stop.mtime_ns, None, None, stop.size)
+    with contextlib.suppress(KeyboardInterrupt), source.batch(), target.batch():
+        target.write_many(jobs, parallel_reads=True)
+    assert tree(b) == {}
+    assert not list(b.rglob(f"{TEMP_PREFIX}*"))
 
 
 @BOTH_WAYS
