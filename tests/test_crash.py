@@ -114,7 +114,7 @@ def _kill_at_random_moments(a: Path, b: Path, state: Path, rng: random.Random) -
             "copying to start",
             interval=0.005,
         )
-        time.sleep(rng.uniform(0, 1.0))
+        time.sleep(rng.uniform(0, 0.5))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -137,7 +137,7 @@ def test_kill_9_at_random_points_of_batched_copies_never_shows_a_partial_file(
     a = tmp_path / "a"
     rng = random.Random(11)
     files: dict[str, bytes] = {}
-    for i in range(1500):
+    for i in range(3000):
         data = rng.randbytes(rng.randint(1, 8) * 1024)
         files[f"d{i % 15:02d}/f{i:04d}"] = data
         write_file(a / f"d{i % 15:02d}" / f"f{i:04d}", data)
