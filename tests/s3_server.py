@@ -68,6 +68,8 @@ class S3Server:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"{flavour}.log"
+        #: The secret rclone accepts for KEY (change it, then restart, to revoke the old one).
+        self.secret = SECRET
 
     @property
     def endpoint(self) -> str:
@@ -77,7 +79,7 @@ class S3Server:
         """Start the server and wait until it answers."""
         if self.flavour == "rclone":
             cmd = [str(BIN / "rclone"), "serve", "s3", "--addr", f"{HOST}:{self.port}",
-                   "--auth-key", f"{KEY},{SECRET}", str(self.root)]  # fmt: skip
+                   "--auth-key", f"{KEY},{self.secret}", str(self.root)]  # fmt: skip
         else:
             cmd = [str(BIN / "moto_server"), "-H", HOST, "-p", str(self.port)]
         with self.log.open("ab") as out:

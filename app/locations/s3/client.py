@@ -27,13 +27,16 @@ import boto3
 import botocore.exceptions as bex
 import botocore.session
 import botocore.utils
+import urllib3
 from botocore.config import Config
 
 from app.errors import AuthenticationFailed, LocationUnavailable
 from app.locations.remote.backoff import Backoff
+from app.locations.s3.direct import DirectPuts, Misdirected, target_of
 from app.locations.spec import LocationSpec
 
 if TYPE_CHECKING:
+    from botocore.awsrequest import AWSRequest
     from mypy_boto3_s3.client import S3Client
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 YES = ("yes", "true", "1", "on")
+#: Attempts per request, the first included (botocore's ``standard`` retries: 5xx, throttling,
+#: broken connections; ``max_attempts`` 3 in botocore's older spelling, which counts retries).
+ATTEMPTS = 4
+#: Connections kept open to the server (uploads run 8 at a time, listings and HEADs beside).
+CONNECTIONS = 16
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -129,8 +137,21 @@ class S3Connection:
         #: The location's key prefix, so the connect check lists only its own part.
         self.prefix_hint = ""
         self._client: S3Client | None = None
+        self._core: botocore.session.Session | None = None
+        #: Whole-object PUTs go out directly (``direct.py``) where they can; tests switch
+        #: this off to compare with the client's own PUTs.
+        self.direct_puts = True
+        self._direct: DirectPuts | None = None
+        self._direct_tried = False
+        #: The key this thread is PUTting through the client (its target is learned from it).
+        self._putting = threading.local()
         self._lock = threading.Lock()
         self._backoff = Backoff()
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds to wait for an answer (longer than a connect may take)."""
+        return max(self.timeout, 30.0)
 
     @property
     def where(self) -> str:
@@ -156,13 +177,13 @@ class S3Connection:
             raise AuthenticationFailed(str(exc), location=self.name) from None
         config = Config(
             connect_timeout=self.timeout,
-            read_timeout=max(self.timeout, 30.0),
-            retries={"max_attempts": 3, "mode": "standard"},
+            read_timeout=self.read_timeout,
+            retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
             s3={"addressing_style": "path" if path_style else "virtual"},
             # Many S3-compatible servers reject the newer default checksum headers.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            max_pool_connections=16,
+            max_pool_connections=CONNECTIONS,
         )
         client: S3Client = session.client(
             "s3",
@@ -172,6 +193,8 @@ class S3Connection:
         )
         client.meta.events.register("before-send.s3", self._count)
         client.meta.events.register("before-send.s3.HeadObject", self._count_head)
+        client.meta.events.register("before-sign.s3.PutObject", self._learn_target)
+        self._core = core
         return client
 
     def _count(self, **_: Any) -> None:
@@ -186,6 +209,66 @@ class S3Connection:
             if self._client is None:
                 self._client = self._build()
             return self._client
+
+    def put_object(
+        self,
+        what: str,
+        key: str,
+        body: bytes,
+        *,
+        metadata: dict[str, str],
+        conditions: dict[str, Any],
+        path: str | None = None,
+    ) -> str:
+        """PUT ``body`` at ``key`` as one object (``conditions``: ``IfMatch``/``IfNoneMatch``);
+        return its ETag. Sent directly where it can be (``direct.py``: from the second PUT on,
+        the first shows how the client sends them), else by the client; either way its errors
+        are :meth:`call`'s."""
+        direct = self._direct if self.direct_puts else None
+        if direct is not None:
+            try:
+                return self.call(what, lambda _: direct.put(key, body, metadata, conditions), path)
+            except Misdirected as exc:
+                log.info("%s: uploads go through the client from now on (%s)", self.name, exc)
+                with self._lock:
+                    self._direct = None
+        bucket = self.bucket
+
+        def send(c: S3Client) -> str:
+            self._putting.key = key
+            try:
+                reply = c.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata,
+                                     **conditions)  # fmt: skip
+            finally:
+                self._putting.key = None
+            return reply["ETag"]
+
+        return self.call(what, send, path)
+
+    def _learn_target(self, request: AWSRequest, **signing: Any) -> None:
+        """Set up direct PUTs from the client's own PUT of a file, about to be signed."""
+        key = getattr(self._putting, "key", None)
+        if key is None or not self.direct_puts:
+            return
+        with self._lock:
+            if self._direct_tried or self._core is None or self._client is None:
+                return
+            self._direct_tried = True
+            target = target_of(request, key, **signing)
+            try:
+                if target is None:
+                    raise ValueError("an unusual request")
+                self._direct = DirectPuts(
+                    self._client,
+                    self._core,
+                    target,
+                    attempts=ATTEMPTS,
+                    connections=CONNECTIONS,
+                    timeout=urllib3.Timeout(connect=self.timeout, read=self.read_timeout),
+                    count=self._count,
+                )
+            except ValueError as exc:
+                log.info("%s: uploads go through the client (%s)", self.name, exc)
 
     def call(self, what: str, action: Callable[[S3Client], T], path: str | None = None) -> T:
         """Run ``action``; translate connection trouble, refusals of the key and a missing
@@ -282,7 +365,11 @@ class S3Connection:
         bucket = self.bucket
 
         def probe(c: S3Client) -> bool:
-            c.put_object(Bucket=bucket, Key=key, Body=b"")
+            self._putting.key = key  # shows how PUTs go out (direct PUTs start here)
+            try:
+                c.put_object(Bucket=bucket, Key=key, Body=b"")
+            finally:
+                self._putting.key = None
             try:
                 for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0"'}):
                     try:

@@ -72,15 +72,10 @@ def upload(
     if first is None:
         first = read_part(source) if source is not None else b""
     if len(first) < PART_SIZE or source is None:
-        body = first
-        reply = conn.call(
-            f"upload of {path}",
-            lambda c: c.put_object(
-                Bucket=bucket, Key=key, Body=body, Metadata=metadata, **conditions
-            ),
-            path,
+        etag = conn.put_object(
+            f"upload of {path}", key, first, metadata=metadata, conditions=conditions, path=path
         )
-        return Uploaded(len(body), etag_of(reply["ETag"]))
+        return Uploaded(len(first), etag_of(etag))
     created = conn.call(
         f"upload of {path}",
         lambda c: c.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata),

@@ -1,0 +1,239 @@
+"""Small PUTs without the client's request pipeline: signed by botocore, sent over urllib3.
+
+Small uploads are bound by CPU, and a ``put_object`` through the boto3 client costs about
+1.1 ms of it (parameter checks, endpoint rules, a dozen event hooks, signing, the HTTP layer,
+parsing the reply); signing the same request with botocore's own SigV4 signer
+(``S3SigV4Auth`` on an ``AWSRequest``, the documented way to sign a request yourself) and
+sending it over a urllib3 pool costs about half. Everything that decides what the request
+means stays the client's:
+
+* the URL (endpoint, path or virtual-hosted style, query) and the signing region and name are
+  taken from the client's own first PUT of a file (its ``before-sign`` event), so they are
+  exactly what its requests use;
+* the credentials are the client's session's, frozen per request (refreshable ones refresh);
+* retries follow botocore's ``standard`` policy with the client's four attempts (its retry
+  conditions and its backoff for 5xx, throttling and broken connections);
+* an answer other than success is parsed by botocore's own rest-xml parser and raised as the
+  ``ClientError`` subclass the client would raise, and a broken connection as botocore's
+  exception for it, so :meth:`S3Connection.call` turns both into the same FileSync errors.
+
+It is not used where anything is unusual: a signature other than SigV4 (S3 Express buckets,
+for one), no credentials, a proxy, a custom CA bundle for an HTTPS endpoint; and an answer
+saying the request went to the wrong place (a redirect, another region) raises
+:class:`Misdirected`, after which the location uses the client for every PUT.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote, urlsplit
+
+import botocore
+import botocore.exceptions as bex
+import botocore.httpsession
+import urllib3
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
+from botocore.parsers import ResponseParserFactory
+from botocore.retries.standard import (
+    ExponentialBackoff,
+    RetryContext,
+    RetryEventAdapter,
+    RetryPolicy,
+    StandardRetryConditions,
+    ThrottlingErrorDetector,
+)
+
+if TYPE_CHECKING:
+    import botocore.session
+    from mypy_boto3_s3.client import S3Client
+
+log = logging.getLogger(__name__)
+
+#: Answers meaning the request went to the wrong place (another region, another endpoint).
+MISDIRECTED_CODES = frozenset(
+    {
+        "PermanentRedirect",
+        "TemporaryRedirect",
+        "AuthorizationHeaderMalformed",
+        "IllegalLocationConstraintException",
+    }
+)
+#: Tells these PUTs apart from the client's in a server's logs.
+USER_AGENT = f"FileSync-direct-put Botocore/{botocore.__version__}"
+#: The header names of the conditions ``upload`` passes in boto3's spelling.
+CONDITION_HEADERS = {"IfMatch": "If-Match", "IfNoneMatch": "If-None-Match"}
+
+
+class Misdirected(Exception):
+    """The server says a direct PUT went to the wrong place: use the client from now on."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how the client sent a PUT of the bucket: the URL up to the key and the query
+    after it, and the region and service name it signed for."""
+
+    base: str
+    query: str
+    region: str
+    service: str
+
+
+def target_of(request: AWSRequest, key: str, **signing: Any) -> Target | None:
+    """The target of the client's PUT of ``key`` about to be signed (``before-sign``'s
+    ``signature_version``, ``region_name`` and ``signing_name`` in ``signing``), or None if
+    it is not a plain SigV4 request to a URL ending in the key."""
+    if signing.get("signature_version") not in ("s3v4", "v4"):
+        return None
+    parts = urlsplit(str(request.url))
+    quoted = quote(key, safe="/~")
+    if not parts.path.endswith(f"/{quoted}"):
+        return None
+    context = request.context.get("signing", {})
+    return Target(
+        base=f"{parts.scheme}://{parts.netloc}{parts.path[: -len(quoted)]}",
+        query=f"?{parts.query}" if parts.query else "",
+        region=str(context.get("region") or signing.get("region_name")),
+        service=str(context.get("signing_name") or signing.get("signing_name")),
+    )
+
+
+class DirectPuts:
+    """PUTs of whole small objects to one bucket, as the client would send them (see module)."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        session: botocore.session.Session,
+        target: Target,
+        *,
+        attempts: int,
+        connections: int,
+        timeout: urllib3.Timeout,
+        count: Callable[[], None],
+    ) -> None:
+        """PUT to ``target`` as ``client`` did; raise ValueError saying why if anything is
+        unusual (the caller then keeps using the client for every PUT)."""
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ValueError("no credentials")
+        parts = urlsplit(target.base)
+        if parts.scheme == "https" and session.get_config_variable("ca_bundle"):
+            raise ValueError("a custom CA bundle")  # over plain HTTP it plays no part
+        proxies = urllib.request.getproxies()
+        if proxies.get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname or ""):
+            raise ValueError("a proxy")
+        self._target = target
+        self._credentials = credentials
+        self._exceptions = client.exceptions
+        self._operation = client.meta.service_model.operation_model("PutObject")
+        self._parser = ResponseParserFactory().create_parser("rest-xml")
+        self._policy = RetryPolicy(
+            StandardRetryConditions(max_attempts=attempts),
+            ExponentialBackoff(
+                service_name="s3", throttling_detector=ThrottlingErrorDetector(RetryEventAdapter())
+            ),
+        )
+        self._count = count
+        pool: dict[str, Any] = {"maxsize": connections}
+        if parts.scheme == "https":
+            pool["ca_certs"] = botocore.httpsession.get_cert_path(True)
+            pool["cert_reqs"] = "CERT_REQUIRED"
+        self._http = urllib3.PoolManager(timeout=timeout, retries=False, **pool)
+
+    def put(
+        self, key: str, body: bytes, metadata: Mapping[str, str], conditions: Mapping[str, str]
+    ) -> str:
+        """PUT ``body`` at ``key`` with user ``metadata`` and ``conditions`` (``IfMatch`` …);
+        return its ETag.
+
+        Raises the client's ClientError subclass for a refusal, botocore's connection errors
+        for a broken connection (each after the retries the client would make), and
+        :class:`Misdirected`.
+        """
+        target = self._target
+        url = target.base + quote(key, safe="/~") + target.query
+        headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
+        headers.update({CONDITION_HEADERS[name]: value for name, value in conditions.items()})
+        attempt = 0
+        while True:
+            attempt += 1
+            request = AWSRequest("PUT", url, data=body, headers=headers)
+            S3SigV4Auth(self._credentials.get_frozen_credentials(), target.service,
+                        target.region).add_auth(request)  # fmt: skip
+            sent = dict(request.headers.items())
+            sent["User-Agent"] = USER_AGENT
+            self._count()
+            reply: urllib3.BaseHTTPResponse | None = None
+            caught: Exception | None = None
+            try:
+                reply = self._http.request("PUT", url, body=body, headers=sent)
+            except urllib3.exceptions.HTTPError as exc:
+                caught = _botocore_error(exc, url)
+            if reply is not None and 200 <= reply.status < 300:
+                return str(reply.headers.get("ETag", ""))
+            parsed = self._parse_error(reply) if reply is not None else None
+            http = None
+            if reply is not None:
+                pairs = list(reply.headers.items())
+                http = AWSResponse(url, reply.status, HTTPHeaders.from_pairs(pairs), None)
+            context = RetryContext(
+                attempt,
+                operation_model=self._operation,
+                parsed_response=parsed,
+                http_response=http,
+                caught_exception=caught,
+            )
+            if not self._policy.should_retry(context):
+                if caught is not None:
+                    raise caught
+                assert reply is not None and parsed is not None
+                code = str(parsed["Error"].get("Code", ""))
+                if code in MISDIRECTED_CODES or 300 <= reply.status < 400:
+                    raise Misdirected(f"{reply.status} {code}")
+                error = cast("type[bex.ClientError]", self._exceptions.from_code(code))
+                raise error(parsed, "PutObject")  # type: ignore[arg-type]
+            time.sleep(self._policy.compute_retry_delay(context))
+
+    def _parse_error(self, reply: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+        """The error answer as the client parses it (``Error`` and ``ResponseMetadata``)."""
+        shape = self._operation.output_shape
+        assert shape is not None  # PutObject answers with headers
+        parsed: dict[str, Any] = self._parser.parse(
+            {"status_code": reply.status, "headers": reply.headers, "body": reply.data}, shape
+        )
+        parsed.setdefault("Error", {})
+        parsed.setdefault("ResponseMetadata", {}).update(_meta(reply))
+        return parsed
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.clear()
+
+
+def _meta(reply: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    headers = {name.lower(): value for name, value in reply.headers.items()}
+    return {"HTTPStatusCode": reply.status, "HTTPHeaders": headers,
+            "RequestId": headers.get("x-amz-request-id", "")}  # fmt: skip
+
+
+def _botocore_error(exc: urllib3.exceptions.HTTPError, url: str) -> Exception:
+    """The exception botocore's own HTTP layer raises for ``exc`` (so retries and messages
+    are the client's)."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return bex.EndpointConnectionError(endpoint_url=url, error=exc)
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return bex.ConnectTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return bex.ReadTimeoutError(endpoint_url=url, error=exc)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return bex.SSLError(endpoint_url=url, error=exc)
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return bex.ConnectionClosedError(endpoint_url=url, error=exc)
+    return bex.HTTPClientError(error=exc)
