@@ -12,7 +12,7 @@ means stays the client's:
   exactly what its requests use;
 * the credentials are the client's session's, frozen per request (refreshable ones refresh);
 * retries follow botocore's ``standard`` policy with the client's four attempts (its retry
-  conditions and its backoff for 5xx, throttling and broken connections);
+  conditions, its backoff for 5xx, throttling and broken connections, and its retry quota);
 * an answer other than success is parsed by botocore's own rest-xml parser and raised as the
   ``ClientError`` subclass the client would raise, and a broken connection as botocore's
   exception for it, so :meth:`S3Connection.call` turns both into the same FileSync errors.
@@ -40,11 +40,13 @@ import urllib3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
 from botocore.parsers import ResponseParserFactory
+from botocore.retries.quota import RetryQuota
 from botocore.retries.standard import (
     ExponentialBackoff,
     RetryContext,
     RetryEventAdapter,
     RetryPolicy,
+    RetryQuotaChecker,
     StandardRetryConditions,
     ThrottlingErrorDetector,
 )
@@ -130,22 +132,26 @@ class DirectPuts:
         if proxies.get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname or ""):
             raise ValueError("a proxy")
         self._target = target
+        self._path = parts.path
         self._credentials = credentials
         self._exceptions = client.exceptions
         self._operation = client.meta.service_model.operation_model("PutObject")
         self._parser = ResponseParserFactory().create_parser("rest-xml")
+        throttling = ThrottlingErrorDetector(RetryEventAdapter())
         self._policy = RetryPolicy(
             StandardRetryConditions(max_attempts=attempts),
-            ExponentialBackoff(
-                service_name="s3", throttling_detector=ThrottlingErrorDetector(RetryEventAdapter())
-            ),
+            ExponentialBackoff(service_name="s3", throttling_detector=throttling),
         )
+        self._quota = RetryQuotaChecker(RetryQuota(), throttling)
         self._count = count
         pool: dict[str, Any] = {"maxsize": connections}
         if parts.scheme == "https":
             pool["ca_certs"] = botocore.httpsession.get_cert_path(True)
             pool["cert_reqs"] = "CERT_REQUIRED"
-        self._http = urllib3.PoolManager(timeout=timeout, retries=False, **pool)
+        # One host: its pool straight away (a PoolManager would parse every URL to find it).
+        self._http = urllib3.connection_from_url(
+            target.base, timeout=timeout, retries=False, **pool
+        )
 
     def put(
         self, key: str, body: bytes, metadata: Mapping[str, str], conditions: Mapping[str, str]
@@ -159,47 +165,53 @@ class DirectPuts:
         """
         target = self._target
         url = target.base + quote(key, safe="/~") + target.query
+        path = self._path + quote(key, safe="/~") + target.query
         headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
         headers.update({CONDITION_HEADERS[name]: value for name, value in conditions.items()})
-        attempt = 0
+        attempt, request_context = 0, cast("dict[str, Any]", {})
         while True:
             attempt += 1
-            request = AWSRequest("PUT", url, data=body, headers=headers)
-            S3SigV4Auth(self._credentials.get_frozen_credentials(), target.service,
-                        target.region).add_auth(request)  # fmt: skip
-            sent = dict(request.headers.items())
-            sent["User-Agent"] = USER_AGENT
-            self._count()
-            reply: urllib3.BaseHTTPResponse | None = None
-            caught: Exception | None = None
-            try:
-                reply = self._http.request("PUT", url, body=body, headers=sent)
-            except urllib3.exceptions.HTTPError as exc:
-                caught = _botocore_error(exc, url)
+            reply, caught = self._send(url, path, body, headers)
             if reply is not None and 200 <= reply.status < 300:
+                # As after-call does: with the request's context (the stubs say otherwise).
+                self._quota.release_retry_quota(request_context, _response(url, reply))  # type: ignore[arg-type]
                 return str(reply.headers.get("ETag", ""))
             parsed = self._parse_error(reply) if reply is not None else None
-            http = None
-            if reply is not None:
-                pairs = list(reply.headers.items())
-                http = AWSResponse(url, reply.status, HTTPHeaders.from_pairs(pairs), None)
             context = RetryContext(
                 attempt,
                 operation_model=self._operation,
                 parsed_response=parsed,
-                http_response=http,
+                http_response=_response(url, reply) if reply is not None else None,
                 caught_exception=caught,
+                request_context=request_context,
             )
-            if not self._policy.should_retry(context):
-                if caught is not None:
-                    raise caught
-                assert reply is not None and parsed is not None
-                code = str(parsed["Error"].get("Code", ""))
-                if code in MISDIRECTED_CODES or 300 <= reply.status < 400:
-                    raise Misdirected(f"{reply.status} {code}")
-                error = cast("type[bex.ClientError]", self._exceptions.from_code(code))
-                raise error(parsed, "PutObject")  # type: ignore[arg-type]
-            time.sleep(self._policy.compute_retry_delay(context))
+            if self._policy.should_retry(context) and self._quota.acquire_retry_quota(context):
+                time.sleep(self._policy.compute_retry_delay(context))
+                continue
+            if caught is not None:
+                raise caught
+            assert reply is not None and parsed is not None
+            code = str(parsed["Error"].get("Code", ""))
+            if code in MISDIRECTED_CODES or 300 <= reply.status < 400:
+                raise Misdirected(f"{reply.status} {code}")
+            error = cast("type[bex.ClientError]", self._exceptions.from_code(code))
+            raise error(parsed, "PutObject")  # type: ignore[arg-type]
+
+    def _send(
+        self, url: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[urllib3.BaseHTTPResponse | None, Exception | None]:
+        """One attempt, signed now: the answer, or botocore's exception for what broke."""
+        target = self._target
+        request = AWSRequest("PUT", url, data=body, headers=headers)
+        credentials = self._credentials.get_frozen_credentials()
+        S3SigV4Auth(credentials, target.service, target.region).add_auth(request)
+        sent = dict(request.headers.items())
+        sent["User-Agent"] = USER_AGENT
+        self._count()
+        try:
+            return self._http.urlopen("PUT", path, body=body, headers=sent), None
+        except urllib3.exceptions.HTTPError as exc:
+            return None, _botocore_error(exc, url)
 
     def _parse_error(self, reply: urllib3.BaseHTTPResponse) -> dict[str, Any]:
         """The error answer as the client parses it (``Error`` and ``ResponseMetadata``)."""
@@ -212,9 +224,10 @@ class DirectPuts:
         parsed.setdefault("ResponseMetadata", {}).update(_meta(reply))
         return parsed
 
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self._http.clear()
+
+def _response(url: str, reply: urllib3.BaseHTTPResponse) -> AWSResponse:
+    """``reply`` as botocore's retry checks read an answer."""
+    return AWSResponse(url, reply.status, HTTPHeaders.from_pairs(list(reply.headers.items())), None)
 
 
 def _meta(reply: urllib3.BaseHTTPResponse) -> dict[str, Any]:
