@@ -3,7 +3,7 @@
 * Credentials come from the standard AWS chain (environment, ``~/.aws/credentials`` and
   ``config``, ``profile=``), unless the spec carries an access key and secret (the dialog's
   fields; the secret lives in the keyring and is registered with the log filter).
-* botocore retries a throttled, 5xx or dropped request itself (``standard`` mode, a few
+* botocore retries a throttled, 5xx or dropped request itself (``standard`` mode, four
   attempts with jittered backoff). What still fails starts the server kinds' shared backoff
   (:mod:`app.locations.remote.backoff`, 1 s doubling to 60 s): meanwhile every call raises
   :class:`LocationUnavailable` at once, so the engine shows the location as unavailable and
@@ -11,6 +11,8 @@
 * A refused key or secret is :class:`AuthenticationFailed`; a missing bucket a one-line
   :class:`LocationUnavailable` saying to create it. Messages name the endpoint and the
   bucket, never the secret.
+* Whole-object PUTs go out as :mod:`.direct` PUTs once the client's own first PUT (the
+  probe at connect) showed where and how it sends them: the same errors, about half the CPU.
 """
 
 from __future__ import annotations
