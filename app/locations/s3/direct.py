@@ -25,7 +25,6 @@ saying the request went to the wrong place (a redirect, another region) raises
 
 from __future__ import annotations
 
-import logging
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -54,8 +53,6 @@ from botocore.retries.standard import (
 if TYPE_CHECKING:
     import botocore.session
     from mypy_boto3_s3.client import S3Client
-
-log = logging.getLogger(__name__)
 
 #: Answers meaning the request went to the wrong place (another region, another endpoint).
 MISDIRECTED_CODES = frozenset(
