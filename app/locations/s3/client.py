@@ -29,7 +29,6 @@ import boto3
 import botocore.exceptions as bex
 import botocore.session
 import botocore.utils
-import urllib3
 from botocore.config import Config
 
 from app.errors import AuthenticationFailed, LocationUnavailable
@@ -247,6 +246,12 @@ class S3Connection:
 
         return self.call(what, send, path)
 
+    def close(self) -> None:
+        """Close the connections of the direct PUTs (the client's pool closes with it)."""
+        direct = self._direct
+        if direct is not None:
+            direct.close()
+
     def _learn_target(self, request: AWSRequest, **signing: Any) -> None:
         """Set up direct PUTs from the client's own PUT of a file, about to be signed."""
         key = getattr(self._putting, "key", None)
@@ -266,7 +271,8 @@ class S3Connection:
                     target,
                     attempts=ATTEMPTS,
                     connections=CONNECTIONS,
-                    timeout=urllib3.Timeout(connect=self.timeout, read=self.read_timeout),
+                    connect_timeout=self.timeout,
+                    read_timeout=self.read_timeout,
                     count=self._count,
                 )
             except ValueError as exc:

@@ -1,10 +1,11 @@
-"""Small PUTs without the client's request pipeline: signed by botocore, sent over urllib3.
+"""Small PUTs without the client's request pipeline: signed by botocore, sent by http.client.
 
 Small uploads are bound by CPU, and a ``put_object`` through the boto3 client costs about
 1.1 ms of it (parameter checks, endpoint rules, a dozen event hooks, signing, the HTTP layer,
 parsing the reply); signing the same request with botocore's own SigV4 signer
 (``S3SigV4Auth`` on an ``AWSRequest``, the documented way to sign a request yourself) and
-sending it over a urllib3 pool costs about half. Everything that decides what the request
+sending it over kept-alive ``http.client`` connections (:mod:`.httppool`) costs about a third.
+Everything that decides what the request
 means stays the client's:
 
 * the URL (endpoint, path or virtual-hosted style, query) and the signing region and name are
@@ -35,9 +36,8 @@ from urllib.parse import quote, urlsplit
 import botocore
 import botocore.exceptions as bex
 import botocore.httpsession
-import urllib3
 from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.parsers import ResponseParserFactory
 from botocore.retries.quota import RetryQuota
 from botocore.retries.standard import (
@@ -49,6 +49,8 @@ from botocore.retries.standard import (
     StandardRetryConditions,
     ThrottlingErrorDetector,
 )
+
+from app.locations.s3.httppool import Connections, Reply
 
 if TYPE_CHECKING:
     import botocore.session
@@ -114,7 +116,8 @@ class DirectPuts:
         *,
         attempts: int,
         connections: int,
-        timeout: urllib3.Timeout,
+        connect_timeout: float,
+        read_timeout: float,
         count: Callable[[], None],
     ) -> None:
         """PUT to ``target`` as ``client`` did; raise ValueError saying why if anything is
@@ -141,13 +144,13 @@ class DirectPuts:
         )
         self._quota = RetryQuotaChecker(RetryQuota(), throttling)
         self._count = count
-        pool: dict[str, Any] = {"maxsize": connections}
-        if parts.scheme == "https":
-            pool["ca_certs"] = botocore.httpsession.get_cert_path(True)
-            pool["cert_reqs"] = "CERT_REQUIRED"
-        # One host: its pool straight away (a PoolManager would parse every URL to find it).
-        self._http = urllib3.connection_from_url(
-            target.base, timeout=timeout, retries=False, **pool
+        https = parts.scheme == "https"
+        self._http = Connections(
+            target.base,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            size=connections,
+            cafile=botocore.httpsession.get_cert_path(True) if https else None,
         )
 
     def put(
@@ -172,7 +175,7 @@ class DirectPuts:
             if reply is not None and 200 <= reply.status < 300:
                 # As after-call does: with the request's context (the stubs say otherwise).
                 self._quota.release_retry_quota(request_context, _response(url, reply))  # type: ignore[arg-type]
-                return str(reply.headers.get("ETag", ""))
+                return str(reply.headers.get("ETag") or "")
             parsed = self._parse_error(reply) if reply is not None else None
             context = RetryContext(
                 attempt,
@@ -196,7 +199,7 @@ class DirectPuts:
 
     def _send(
         self, url: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[urllib3.BaseHTTPResponse | None, Exception | None]:
+    ) -> tuple[Reply | None, Exception | None]:
         """One attempt, signed now: the answer, or botocore's exception for what broke."""
         target = self._target
         request = AWSRequest("PUT", url, data=body, headers=headers)
@@ -206,44 +209,32 @@ class DirectPuts:
         sent["User-Agent"] = USER_AGENT
         self._count()
         try:
-            return self._http.urlopen("PUT", path, body=body, headers=sent), None
-        except urllib3.exceptions.HTTPError as exc:
-            return None, _botocore_error(exc, url)
+            return self._http.request(url, path, "PUT", body, sent), None
+        except (bex.HTTPClientError, bex.ConnectionError) as exc:
+            return None, exc
 
-    def _parse_error(self, reply: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    def close(self) -> None:
+        """Close the connections kept open (new ones are made as needed)."""
+        self._http.close()
+
+    def _parse_error(self, reply: Reply) -> dict[str, Any]:
         """The error answer as the client parses it (``Error`` and ``ResponseMetadata``)."""
         shape = self._operation.output_shape
         assert shape is not None  # PutObject answers with headers
         parsed: dict[str, Any] = self._parser.parse(
-            {"status_code": reply.status, "headers": reply.headers, "body": reply.data}, shape
+            {"status_code": reply.status, "headers": reply.headers, "body": reply.body}, shape
         )
         parsed.setdefault("Error", {})
         parsed.setdefault("ResponseMetadata", {}).update(_meta(reply))
         return parsed
 
 
-def _response(url: str, reply: urllib3.BaseHTTPResponse) -> AWSResponse:
+def _response(url: str, reply: Reply) -> AWSResponse:
     """``reply`` as botocore's retry checks read an answer."""
-    return AWSResponse(url, reply.status, HTTPHeaders.from_pairs(list(reply.headers.items())), None)
+    return AWSResponse(url, reply.status, reply.headers, None)
 
 
-def _meta(reply: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+def _meta(reply: Reply) -> dict[str, Any]:
     headers = {name.lower(): value for name, value in reply.headers.items()}
     return {"HTTPStatusCode": reply.status, "HTTPHeaders": headers,
             "RequestId": headers.get("x-amz-request-id", "")}  # fmt: skip
-
-
-def _botocore_error(exc: urllib3.exceptions.HTTPError, url: str) -> Exception:
-    """The exception botocore's own HTTP layer raises for ``exc`` (so retries and messages
-    are the client's)."""
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return bex.EndpointConnectionError(endpoint_url=url, error=exc)
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return bex.ConnectTimeoutError(endpoint_url=url, error=exc)
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return bex.ReadTimeoutError(endpoint_url=url, error=exc)
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return bex.SSLError(endpoint_url=url, error=exc)
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return bex.ConnectionClosedError(endpoint_url=url, error=exc)
-    return bex.HTTPClientError(error=exc)

@@ -141,6 +141,7 @@ class S3Location(SpecNamed):
         and save what was learned since the last full scan."""
         with contextlib.suppress(Exception):
             self._pending.finish()
+        self._conn.close()
         self._reader.save_times()
 
     def adopt(self, has_history: bool) -> None:
