@@ -5,8 +5,7 @@ Small uploads are bound by CPU, and a ``put_object`` through the boto3 client co
 parsing the reply); signing the same request with botocore's own SigV4 signer
 (``S3SigV4Auth`` on an ``AWSRequest``, the documented way to sign a request yourself) and
 sending it over kept-alive ``http.client`` connections (:mod:`.httppool`) costs about a third.
-Everything that decides what the request
-means stays the client's:
+Everything that decides what the request means stays the client's:
 
 * the URL (endpoint, path or virtual-hosted style, query) and the signing region and name are
   taken from the client's own first PUT of a file (its ``before-sign`` event), so they are
