@@ -1,6 +1,7 @@
 """SFTP servers (any SSH server) as locations.
 
-``location`` is the :class:`~app.locations.base.Location`; ``connection`` the SSH session with
+``location`` is the :class:`~app.locations.base.Location`, holding a ``writer``; both share a
+``remote`` (session, root, names, the files' versions); ``connection`` the SSH session with
 its host-key check, authentication, reconnects and backoff; ``hostkeys`` reads and extends
 ``known_hosts``; ``protocol`` sends pipelined SFTP requests; ``journal`` gives the shared hub
 journal its file operations over SFTP. Modules here import each other directly, never this

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO
 
 import paramiko
 from paramiko.sftp import (
@@ -40,7 +40,9 @@ from app.locations.sftp.protocol import (
     is_not_found,
 )
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from app.locations.sftp.remote import SftpRemote
+
 
 #: Files up to this size are read ahead (whole, into memory); bigger ones stream on their own.
 FETCH_FILE_LIMIT = 256 * 1024
@@ -148,22 +150,8 @@ class SftpReadAhead:
     #: Files ``open_read`` served from a group's read-ahead (for tests and benchmarks).
     read_ahead_served = 0
 
-    if TYPE_CHECKING:  # provided by the location class
-
-        @property
-        def name(self) -> str: ...
-
-        def _abs(self, rel: str) -> str: ...
-
-        def _check(self, path: str) -> str: ...
-
-        def _meta(
-            self, rel: str, attrs: paramiko.SFTPAttributes, journal: bool = True
-        ) -> FileMeta: ...
-
-        def _call(
-            self, what: str, action: Callable[[paramiko.SFTPClient], T], path: str | None = None
-        ) -> T: ...
+    #: The session, names and versions (the location's).
+    _remote: SftpRemote
 
     @contextlib.contextmanager
     def read_ahead(self, wanted: Sequence[tuple[str, FileMeta]]) -> Iterator[None]:
@@ -176,11 +164,11 @@ class SftpReadAhead:
         for path, planned in wanted:
             if planned.size <= FETCH_FILE_LIMIT:
                 with contextlib.suppress(UnsafePath):
-                    small.append((self._check(path), planned))
+                    small.append((self._remote.check(path), planned))
         fetched: dict[str, bytes | FileSyncError] = {}
         if small:
             with contextlib.suppress(FileSyncError):
-                fetched = self._call("download of a group", lambda s: self._fetch(s, small))
+                fetched = self._remote.call("download of a group", lambda s: self._fetch(s, small))
         before: dict[str, bytes | FileSyncError] | None = getattr(self._ahead, "files", None)
         self._ahead.files = fetched
         try:
@@ -191,23 +179,23 @@ class SftpReadAhead:
     def _fetch(
         self, sftp: paramiko.SFTPClient, small: list[tuple[str, FileMeta]]
     ) -> dict[str, bytes | FileSyncError]:
-        gets = [GroupGet(self._abs(path), planned.size) for path, planned in small]
+        gets = [GroupGet(self._remote.abs(path), planned.size) for path, planned in small]
         download_group(sftp, gets)
         fetched: dict[str, bytes | FileSyncError] = {}
         for (path, planned), get in zip(small, gets, strict=True):
             if get.error is not None:
                 if is_not_found(get.error):
                     fetched[path] = FileVanished(
-                        "the file is gone from the server", location=self.name, path=path
+                        "the file is gone from the server", location=self._remote.name, path=path
                     )
                 continue  # any other refusal: opened on its own, which says why
             if get.attrs is None or not is_file(get.attrs):
                 continue
-            now = self._meta(path, get.attrs)
+            now = self._remote.meta(path, get.attrs)
             if not _same_version(now, planned):
                 fetched[path] = FileChanged(
                     "changed on the server since it was listed; will retry",
-                    location=self.name,
+                    location=self._remote.name,
                     path=path,
                 )
             elif get.data is not None and len(get.data) == now.size:

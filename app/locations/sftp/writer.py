@@ -1,7 +1,8 @@
 """The writing half of an SFTP location: uploads (one file or a group), deletes, renames.
 
-Mixed into :class:`app.locations.sftp.location.SftpLocation`, which provides the connection,
-names and listing (declared below). Every upload goes to a ``.filesync-tmp-*`` name beside its
+:class:`SftpWriter` is a part :class:`~app.locations.sftp.location.SftpLocation` holds; both
+work over one :class:`~app.locations.sftp.remote.SftpRemote` (session, root, names, journal,
+folders known to exist). Every upload goes to a ``.filesync-tmp-*`` name beside its
 target, gets its time, and is renamed into place with ``posix-rename@openssh.com`` (an atomic
 replace) where the server offers it, else delete + rename; a guarded write re-checks the
 target just before the rename. A group's small files do all that together (:mod:`.group`).
@@ -10,13 +11,12 @@ target just before the rename. A group's small files do all that together (:mod:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import logging
 import posixpath
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, BinaryIO, cast
+from collections.abc import Callable, Sequence
+from typing import BinaryIO, TypeVar, cast
 
 import paramiko
 
@@ -24,15 +24,14 @@ from app.errors import FileChanged, FileSyncError, FileVanished, LocationUnavail
 from app.locations.base import (
     CHUNK_SIZE,
     TEMP_PREFIX,
-    Capabilities,
     FileMeta,
+    Listing,
     WriteJob,
     WriteOutcome,
 )
 from app.locations.names import parent_folders
 from app.locations.remote.journaled import JournaledWrites
 from app.locations.sftp import protocol
-from app.locations.sftp.connection import SftpConnection
 from app.locations.sftp.group import (
     GROUP_FILE_LIMIT,
     GroupPut,
@@ -40,42 +39,45 @@ from app.locations.sftp.group import (
     rename_group,
     upload_group,
 )
+from app.locations.sftp.journal import SftpJournalStore
 from app.locations.sftp.protocol import SFTP_ERRORS, SourceFailed, StatusError, is_not_found
+from app.locations.sftp.remote import NS, SftpRemote
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
+T = TypeVar("T")
+#: Bytes read from the source per round of WRITE requests.
+UPLOAD_BUFFER = 256 * 1024
 
 
-class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
-    """Uploads, deletes and renames (mixed into ``SftpLocation``)."""
+class SftpWriter(JournaledWrites[paramiko.SFTPClient]):
+    """What :meth:`Location.write`, ``guarded_write``, ``write_many``, ``delete``, ``rename``
+    and ``batch`` do on a server folder (a part the location holds, over its ``remote``)."""
 
-    capabilities: Capabilities
-    _conn: SftpConnection
-    #: Folders (relative) known to exist, so a write creates only new ones.
-    _known_dirs: set[str]
-    _buffer: bytearray
-    #: False once the server said it has no posix-rename.
-    _posix_rename: bool
+    _journal_errors = SFTP_ERRORS
 
-    if TYPE_CHECKING:  # provided by the location class (SpecNamed); no runtime placeholder
+    def __init__(self, remote: SftpRemote) -> None:
+        self.remote = remote
+        self._journal = remote.journal
+        self._batching = 0
+        self._last_listing = None
+        #: Upload buffer, reused (uploads are serialised by the session).
+        self._buffer = bytearray(UPLOAD_BUFFER)
+        #: False once the server said it has no posix-rename.
+        self._posix_rename = True
 
-        @property
-        def name(self) -> str: ...
+    def _call(
+        self, what: str, action: Callable[[paramiko.SFTPClient], T], path: str | None = None
+    ) -> T:
+        return self.remote.call(what, action, path)
 
-    def _abs(self, rel: str) -> str:
-        raise NotImplementedError
+    def _journal_store(self, conn: paramiko.SFTPClient) -> SftpJournalStore:
+        return self.remote.journal_store(conn)
 
-    def _check(self, path: str) -> str:
-        raise NotImplementedError
-
-    def _meta(self, rel: str, attrs: paramiko.SFTPAttributes, journal: bool = True) -> FileMeta:
-        raise NotImplementedError
-
-    def _stat_paths(
-        self, sftp: paramiko.SFTPClient, paths: list[str], journal: bool = True
-    ) -> dict[str, FileMeta | None]:
-        raise NotImplementedError
+    def prune_journal(self, listing: Listing | None) -> None:
+        """Remove journals of FileSync runs that ended long ago; ``listing``: the last scan."""
+        self._last_listing = listing
+        self.housekeeping()
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Upload to a temporary name beside ``path``, stamp it, rename it into place."""
@@ -90,7 +92,8 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
     def _write(
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
     ) -> FileMeta:
-        self._check(path)
+        remote = self.remote
+        remote.check(path)
         folder = posixpath.dirname(path)
         temp = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
         start = source.tell() if source.seekable() else None
@@ -102,25 +105,25 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
             if attempts > 1:
                 if start is None:
                     raise LocationUnavailable(
-                        "connection lost during the upload", location=self.name, path=path
+                        "connection lost during the upload", location=self.remote.name, path=path
                     )
                 source.seek(start)
             attrs = self._upload_new(sftp, folder, temp, source, mtime_ns // NS)
             try:
-                if check and self._stat_paths(sftp, [path])[path] != expected:
+                if check and self.remote.stat_paths(sftp, [path])[path] != expected:
                     raise FileChanged(
                         "changed on the server while syncing; will retry",
-                        location=self.name,
+                        location=self.remote.name,
                         path=path,
                     )
                 self._move(sftp, temp, path)
             except BaseException as exc:
-                if not self._conn.is_broken(exc):
+                if not self.remote.conn.is_broken(exc):
                     with contextlib.suppress(*SFTP_ERRORS):
-                        protocol.remove(sftp, self._abs(temp))
+                        protocol.remove(sftp, self.remote.abs(temp))
                 raise
-            meta = self._meta(path, attrs, journal=False)
-            self._note_time(path, mtime_ns, meta)
+            meta = self.remote.meta(path, attrs, journal=False)
+            self.remote.note_time(path, mtime_ns, meta)
             alike = expected is not None and (expected.size, expected.mtime_ns // NS) == (
                 meta.size,
                 meta.mtime_ns // NS,
@@ -131,7 +134,9 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
             return self._call(f"upload of {path}", put, path)
         except SourceFailed as exc:
             with contextlib.suppress(FileSyncError):
-                self._call(f"cleanup of {temp}", lambda s: protocol.remove(s, self._abs(temp)))
+                self._call(
+                    f"cleanup of {temp}", lambda s: protocol.remove(s, self.remote.abs(temp))
+                )
             raise exc.cause from None
 
     def write_many(
@@ -139,11 +144,12 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
     ) -> list[WriteOutcome]:
         """Guarded writes of a group: the small files in three round trips for all of them
         (see :mod:`.group`), each bigger one streamed alone; one outcome per job, in order."""
+        remote = self.remote
         outcomes: dict[int, WriteOutcome] = {}
         group: list[tuple[int, WriteJob, GroupPut]] = []
         for i, job in enumerate(jobs):
             try:
-                self._check(job.path)
+                self.remote.check(job.path)
                 with job.open_source() as source:
                     data = source.read(GROUP_FILE_LIMIT + 1)
                     if len(data) > GROUP_FILE_LIMIT:
@@ -158,7 +164,7 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
             temp = posixpath.join(
                 posixpath.dirname(job.path), f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}"
             )
-            put = GroupPut(self._abs(temp), data, job.mtime_ns // NS, self._abs(job.path))
+            put = GroupPut(remote.abs(temp), data, job.mtime_ns // NS, remote.abs(job.path))
             group.append((i, job, put))
         if group:
             try:
@@ -180,9 +186,11 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
         for i, job, put in group:
             if put.error is not None:
                 if is_not_found(put.error):  # a folder removed behind our back: made next time
-                    self._known_dirs.difference_update(_ancestors(posixpath.dirname(job.path)))
+                    self.remote.known_dirs.difference_update(
+                        _ancestors(posixpath.dirname(job.path))
+                    )
                 results[i] = LocationUnavailable(
-                    f"upload failed: {put.error}", location=self.name, path=job.path
+                    f"upload failed: {put.error}", location=self.remote.name, path=job.path
                 )
                 continue
             current = put.current
@@ -190,11 +198,11 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
             if current is not None:
                 # a folder or link where the file should go matches no expected version
                 is_file = protocol.is_file(current)
-                now = self._meta(job.path, current) if is_file else FileMeta(-1, 0)
+                now = self.remote.meta(job.path, current) if is_file else FileMeta(-1, 0)
             if now != job.expected:
                 results[i] = FileChanged(
                     "changed on the server while syncing; will retry",
-                    location=self.name,
+                    location=self.remote.name,
                     path=job.path,
                 )
                 continue
@@ -206,12 +214,12 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
             for (i, job, put), error in zip(ready, moved, strict=True):
                 if error is not None:
                     results[i] = LocationUnavailable(
-                        f"rename failed: {error}", location=self.name, path=job.path
+                        f"rename failed: {error}", location=self.remote.name, path=job.path
                     )
                     continue
                 assert put.attrs is not None
-                meta = self._meta(job.path, put.attrs, journal=False)
-                self._note_time(job.path, job.mtime_ns, meta)
+                meta = self.remote.meta(job.path, put.attrs, journal=False)
+                self.remote.note_time(job.path, job.mtime_ns, meta)
                 expected = job.expected
                 urgent = urgent or (
                     expected is not None
@@ -250,35 +258,28 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
         """Upload ``temp``, creating its folders; a folder deleted behind our back is remade."""
         created = self._make_dirs(sftp, folder)
         try:
-            return protocol.upload(sftp, self._abs(temp), source, mtime_s, self._buffer)
+            return protocol.upload(sftp, self.remote.abs(temp), source, mtime_s, self._buffer)
         except StatusError as exc:
             if created or not is_not_found(exc):
                 raise
-        self._known_dirs.difference_update(_ancestors(folder))
+        self.remote.known_dirs.difference_update(_ancestors(folder))
         self._make_dirs(sftp, folder)
-        return protocol.upload(sftp, self._abs(temp), source, mtime_s, self._buffer)
-
-    def _note_time(self, path: str, wanted_ns: int, meta: FileMeta) -> None:
-        """A server that ignores the time we set: times from it are not compared any more."""
-        if self.capabilities.can_set_mtime and meta.mtime_ns // NS != wanted_ns // NS:
-            log.warning("%s: the server did not keep the time set on %s; its own times are "
-                        "recorded instead", self.name, path)  # fmt: skip
-            self.capabilities = dataclasses.replace(self.capabilities, can_set_mtime=False)
+        return protocol.upload(sftp, self.remote.abs(temp), source, mtime_s, self._buffer)
 
     def _make_dirs(self, sftp: paramiko.SFTPClient, folder: str) -> bool:
         """Create each folder of ``folder`` not known to exist; True if any was tried."""
-        if folder in self._known_dirs:
+        if folder in self.remote.known_dirs:
             return False
         for parent in reversed(_ancestors(folder)):
-            if parent not in self._known_dirs:
+            if parent not in self.remote.known_dirs:
                 with contextlib.suppress(StatusError):  # exists; or the upload will say why
-                    protocol.mkdir(sftp, self._abs(parent))
-                self._known_dirs.add(parent)
+                    protocol.mkdir(sftp, self.remote.abs(parent))
+                self.remote.known_dirs.add(parent)
         return True
 
     def _move(self, sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
         """Rename ``src`` onto ``dst`` (relative paths)."""
-        self._move_abs(sftp, self._abs(src), self._abs(dst))
+        self._move_abs(sftp, self.remote.abs(src), self.remote.abs(dst))
 
     def _move_abs(self, sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
         """Rename ``src`` onto ``dst``: atomically where the server offers posix-rename."""
@@ -291,7 +292,7 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
                     raise
                 self._posix_rename = False
                 log.info("%s: no posix-rename on this server: replacing by delete + rename",
-                         self.name)  # fmt: skip
+                         self.remote.name)  # fmt: skip
         try:
             protocol.rename(sftp, src, dst, posix=False)
         except StatusError as exc:
@@ -303,11 +304,11 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
 
     def delete(self, path: str) -> None:
         """Delete ``path`` and the folders it leaves empty; a missing file is fine."""
-        self._check(path)
+        self.remote.check(path)
 
         def remove(sftp: paramiko.SFTPClient) -> None:
             try:
-                protocol.remove(sftp, self._abs(path))
+                protocol.remove(sftp, self.remote.abs(path))
             except StatusError as exc:
                 if not is_not_found(exc):
                     raise
@@ -321,16 +322,16 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
         """Remove ``folder`` and its parents while empty (the server refuses non-empty ones)."""
         while folder:
             try:
-                protocol.rmdir(sftp, self._abs(folder))
+                protocol.rmdir(sftp, self.remote.abs(folder))
             except StatusError:
                 return
-            self._known_dirs.discard(folder)
+            self.remote.known_dirs.discard(folder)
             folder = posixpath.dirname(folder)
 
     def rename(self, src: str, dst: str) -> FileMeta:
         """Rename on the server (no copy); missing folders of ``dst`` are created."""
-        self._check(src)
-        self._check(dst)
+        self.remote.check(src)
+        self.remote.check(dst)
 
         def move(sftp: paramiko.SFTPClient) -> FileMeta:
             self._make_dirs(sftp, posixpath.dirname(dst))
@@ -339,13 +340,13 @@ class SftpWrites(JournaledWrites[paramiko.SFTPClient]):
             except StatusError as exc:
                 if is_not_found(exc):
                     raise FileVanished(
-                        "the file is gone from the server", location=self.name, path=src
+                        "the file is gone from the server", location=self.remote.name, path=src
                     ) from None
                 raise
             self._prune(sftp, posixpath.dirname(src))
-            meta = self._stat_paths(sftp, [dst], journal=False)[dst]
+            meta = self.remote.stat_paths(sftp, [dst], journal=False)[dst]
             if meta is None:
-                raise FileVanished("the renamed file is gone", location=self.name, path=dst)
+                raise FileVanished("the renamed file is gone", location=self.remote.name, path=dst)
             self._journal.forget(src)
             return self._journaled(sftp, dst, meta)
 
