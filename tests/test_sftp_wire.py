@@ -24,7 +24,7 @@ from paramiko.sftp import (
     int64,
 )
 
-from app.locations.sftp import protocol, wire
+from app.locations.sftp import protocol, transfer, wire
 from app.locations.sftp.location import SftpLocation
 from app.locations.sftp.protocol import Pipeline
 from tests.sshd_server import SftpServer
@@ -60,7 +60,7 @@ def test_requests_of_two_pipelines_reach_the_server_in_the_order_made(
     protocol.rename(sftp, f"{root}/a", f"{root}/b", posix=False)
     for num in queued:
         first.status(num)
-    assert protocol.read_from(sftp, f"{root}/b", 0) == b"written first"
+    assert transfer.read_from(sftp, f"{root}/b", 0) == b"written first"
     attrs = protocol.lstat_many(sftp, [f"{root}/b"])[0]
     assert attrs is not None and attrs.st_mtime == 1_600_000_000
 
@@ -71,15 +71,15 @@ def test_every_reply_reaches_its_own_pipeline_however_the_reads_cut_them(
     sftp, root = client
     big = os.urandom(3 * wire.RECV_BYTES + 12345)
     buffer = bytearray(protocol.REQUEST_SIZE * 4)
-    protocol.upload(sftp, f"{root}/big", io.BytesIO(big), 1_600_000_000, buffer)
+    transfer.upload(sftp, f"{root}/big", io.BytesIO(big), 1_600_000_000, buffer)
     for n in range(0, 300, 3):
-        protocol.upload(sftp, f"{root}/f{n}", io.BytesIO(b"x" * n), 1_600_000_000 + n, buffer)
+        transfer.upload(sftp, f"{root}/f{n}", io.BytesIO(b"x" * n), 1_600_000_000 + n, buffer)
     paths = [f"{root}/f{n}" for n in range(300)]
     found = protocol.lstat_many(sftp, paths)  # 300 replies, a third of them files
     assert [a is not None for a in found] == [n % 3 == 0 for n in range(300)]
     assert [a.st_size for a in found if a is not None] == list(range(0, 300, 3))
-    assert protocol.read_from(sftp, f"{root}/big", 0) == big
-    assert protocol.read_from(sftp, f"{root}/big", len(big) - 10) == big[-10:]
+    assert transfer.read_from(sftp, f"{root}/big", 0) == big
+    assert transfer.read_from(sftp, f"{root}/big", len(big) - 10) == big[-10:]
 
 
 def test_the_connection_does_not_hold_requests_back_for_acknowledgements(

@@ -20,7 +20,7 @@ import paramiko
 
 from app.locations.base import TEMP_PREFIX
 from app.locations.remote.hubjournal import JOURNAL_DIR, JournalFile, JournalRefused
-from app.locations.sftp import protocol
+from app.locations.sftp import protocol, transfer
 from app.locations.sftp.protocol import StatusError
 
 NS = 1_000_000_000
@@ -52,7 +52,7 @@ class SftpJournalStore:
     def read_from(self, path: str, offset: int) -> bytes | None:
         """The bytes from ``offset`` on; None if the file is gone."""
         try:
-            return protocol.read_from(self._sftp, self._abs(path), offset)
+            return transfer.read_from(self._sftp, self._abs(path), offset)
         except StatusError:
             return None
 
@@ -64,7 +64,7 @@ class SftpJournalStore:
         who read on from the size they saw, still find every line where they expect it.
         """
         try:
-            protocol.append(self._sftp, self._abs(path), data)
+            transfer.append(self._sftp, self._abs(path), data)
             return
         except StatusError as exc:
             if exc.errno == errno.EACCES:
@@ -76,14 +76,14 @@ class SftpJournalStore:
 
     def _rewrite(self, path: str, data: bytes) -> None:
         try:
-            old = protocol.read_from(self._sftp, self._abs(path), 0)
+            old = transfer.read_from(self._sftp, self._abs(path), 0)
         except StatusError as exc:
             if not protocol.is_not_found(exc):
                 raise
             old = b""
         temp = f"{posixpath.dirname(path)}/{TEMP_PREFIX}{uuid.uuid4().hex[:16]}"
         buffer = bytearray(protocol.REQUEST_SIZE)
-        protocol.upload(
+        transfer.upload(
             self._sftp, self._abs(temp), io.BytesIO(old + data), int(time.time()), buffer
         )
         try:

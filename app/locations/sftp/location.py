@@ -54,8 +54,9 @@ from app.locations.remote.named import SpecNamed
 from app.locations.sftp import protocol
 from app.locations.sftp.connection import CountingSftp
 from app.locations.sftp.fetch import SftpReadAhead
-from app.locations.sftp.protocol import SFTP_ERRORS, Download, StatusError, is_not_found
+from app.locations.sftp.protocol import SFTP_ERRORS, StatusError, is_not_found
 from app.locations.sftp.remote import NS, SFTP_NAMES, SftpRemote
+from app.locations.sftp.transfer import Download
 from app.locations.sftp.writer import SftpWriter
 
 if TYPE_CHECKING:

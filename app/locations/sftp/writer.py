@@ -40,8 +40,9 @@ from app.locations.sftp.group import (
     upload_group,
 )
 from app.locations.sftp.journal import SftpJournalStore
-from app.locations.sftp.protocol import SFTP_ERRORS, SourceFailed, StatusError, is_not_found
+from app.locations.sftp.protocol import SFTP_ERRORS, StatusError, is_not_found
 from app.locations.sftp.remote import NS, SftpRemote
+from app.locations.sftp.transfer import SourceFailed, upload
 
 log = logging.getLogger(__name__)
 
@@ -258,13 +259,13 @@ class SftpWriter(JournaledWrites[paramiko.SFTPClient]):
         """Upload ``temp``, creating its folders; a folder deleted behind our back is remade."""
         created = self._make_dirs(sftp, folder)
         try:
-            return protocol.upload(sftp, self.remote.abs(temp), source, mtime_s, self._buffer)
+            return upload(sftp, self.remote.abs(temp), source, mtime_s, self._buffer)
         except StatusError as exc:
             if created or not is_not_found(exc):
                 raise
         self.remote.known_dirs.difference_update(_ancestors(folder))
         self._make_dirs(sftp, folder)
-        return protocol.upload(sftp, self.remote.abs(temp), source, mtime_s, self._buffer)
+        return upload(sftp, self.remote.abs(temp), source, mtime_s, self._buffer)
 
     def _make_dirs(self, sftp: paramiko.SFTPClient, folder: str) -> bool:
         """Create each folder of ``folder`` not known to exist; True if any was tried."""
