@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from app.errors import FileChanged, FileVanished, LocationUnavailable
-from app.locations.base import TEMP_PREFIX, FileMeta, Listing
+from app.locations.base import TEMP_PREFIX, FileMeta
 from app.locations.ftp.client import is_not_found
 from app.locations.ftp.journal import FtpJournalStore
 from app.locations.ftp.listing import (
@@ -57,7 +57,6 @@ class FtpWriter(JournaledWrites[ftplib.FTP]):
         self.buffer = bytearray(UPLOAD_CHUNK)
         self._batching = 0
         self._journal = remote.journal
-        self._last_listing = None
 
     def write(
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
@@ -275,11 +274,6 @@ class FtpWriter(JournaledWrites[ftplib.FTP]):
 
     def _journal_store(self, conn: ftplib.FTP) -> FtpJournalStore:
         return self.remote.journal_store(conn)
-
-    def prune_journal(self, listing: Listing | None) -> None:
-        """Remove journals of FileSync runs that ended long ago; ``listing``: the last scan."""
-        self._last_listing = listing
-        self.housekeeping()
 
 
 def _ancestors(folder: str) -> list[str]:

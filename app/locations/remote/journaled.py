@@ -31,8 +31,6 @@ class JournaledWrites(Generic[C]):
     _journal: HubJournal
     #: Open :meth:`batch` blocks (the engine nests none, tests may).
     _batching: int
-    #: The latest full scan (housekeeping keeps the journal entries it still matches).
-    _last_listing: Listing | None
     #: What a send may raise on this kind's connection; the lines then stay pending.
     _journal_errors: tuple[type[BaseException], ...]
 
@@ -76,9 +74,10 @@ class JournaledWrites(Generic[C]):
                 with contextlib.suppress(FileSyncError):
                     self._call("writing the journal", self._flush_journal)
 
-    def housekeeping(self) -> None:
-        """Remove journals of FileSync runs that ended long ago (see ``hubjournal``)."""
-        now, listing = time.time_ns(), self._last_listing
+    def prune_journal(self, listing: Listing | None) -> None:
+        """Remove journals of FileSync runs that ended long ago (see ``hubjournal``), keeping
+        the entries ``listing`` (the latest full scan; None: none yet) still matches."""
+        now = time.time_ns()
         if listing is None:
             return
         with contextlib.suppress(FileSyncError):

@@ -25,7 +25,6 @@ from app.locations.base import (
     CHUNK_SIZE,
     TEMP_PREFIX,
     FileMeta,
-    Listing,
     WriteJob,
     WriteOutcome,
 )
@@ -61,7 +60,6 @@ class SftpWriter(JournaledWrites[paramiko.SFTPClient]):
         self.remote = remote
         self._journal = remote.journal
         self._batching = 0
-        self._last_listing = None
         #: Upload buffer, reused (uploads are serialised by the session).
         self._buffer = bytearray(UPLOAD_BUFFER)
         #: False once the server said it has no posix-rename.
@@ -74,11 +72,6 @@ class SftpWriter(JournaledWrites[paramiko.SFTPClient]):
 
     def _journal_store(self, conn: paramiko.SFTPClient) -> SftpJournalStore:
         return self.remote.journal_store(conn)
-
-    def prune_journal(self, listing: Listing | None) -> None:
-        """Remove journals of FileSync runs that ended long ago; ``listing``: the last scan."""
-        self._last_listing = listing
-        self.housekeeping()
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Upload to a temporary name beside ``path``, stamp it, rename it into place."""
