@@ -180,6 +180,65 @@ def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
     assert not list(b.rglob(f"{TEMP_PREFIX}*")), "temp files left behind"
 
 
+def test_the_c_limit_is_the_planned_size_limit() -> None:
+    if not batch.SPEEDUP:
+        pytest.skip("the C speedup is not built here")
+    from app.locations.folder import _copy
+
+    assert _copy.COPY_MAX == batch.FAST_COPY_MAX
+
+
+@BOTH_WAYS
+def test_a_source_that_grew_or_turned_into_a_fifo_after_planning_is_handled_both_ways(
+    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+) -> None:
+    """A log that grew past the C limit is copied whole (by Python, which can be stopped); a
+    fifo at a planned file's name fails that file alone, without blocking the group."""
+    use_speedup(speedup)
+    a, b = tmp_path / "a", tmp_path / "b"
+    source, target = _folder(a), _folder(b)
+    for i in range(8):
+        write_file(a / f"ok{i}", f"fine {i}")
+    write_file(a / "grows.log", "small at first")
+    write_file(a / "pipe", "a file when planned")
+    jobs = [
+        _job(source, p)
+        for p in ["ok0", "grows.log", "ok1", "pipe", *[f"ok{i}" for i in range(2, 8)]]
+    ]
+    grown = os.urandom(batch.FAST_COPY_MAX + 4096)
+    write_file(a / "grows.log", grown)
+    (a / "pipe").unlink()
+    os.mkfifo(a / "pipe")
+    with source.batch(), target.batch():
+        outcomes = target.write_many(jobs, parallel_reads=True)
+    kinds = {job.path: type(o).__name__ for job, o in zip(jobs, outcomes, strict=True)}
+    assert kinds.pop("pipe") == "FileSyncError"
+    assert set(kinds.values()) == {"FileMeta"}, kinds
+    assert (b / "grows.log").read_bytes() == grown
+    assert not (b / "pipe").exists()
+    assert not list(b.rglob(f"{TEMP_PREFIX}*")), "temp files left behind"
+
+
+@BOTH_WAYS
+def test_a_time_past_2262_is_recorded_as_a_scan_reports_it_both_ways(
+    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+) -> None:
+    """Nanoseconds past 2**63 (the year 2262): what the engine records is what a scan sees."""
+    use_speedup(speedup)
+    source, target = _folder(tmp_path / "a"), _folder(tmp_path / "b")
+    far = 10_000_000_000 * SECOND + 5
+    for name in ("near", "far"):
+        write_file(tmp_path / "a" / name, name)
+    os.utime(tmp_path / "a" / "far", ns=(far, far))
+    with source.batch(), target.batch():
+        outcomes = target.write_many(
+            [_job(source, p) for p in ("near", "far")], parallel_reads=True
+        )
+    listing = target.scan()
+    assert outcomes == [listing["near"], listing["far"]]
+    assert listing["far"].mtime_ns == far
+
+
 def _interrupted() -> contextlib.AbstractContextManager[tuple[int, str]]:
     raise KeyboardInterrupt  # anything that is not one file's failure ends the group
 

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +24,10 @@
 #include <unistd.h>
 
 #define BUFFER_SIZE (256 * 1024)
+/* The most a copy here takes (batch.FAST_COPY_MAX is this module's COPY_MAX): a source that
+ * grew past it since it was planned is left to the Python steps, which check for a stop
+ * between chunks, where this loop runs with the lock released and cannot be stopped. */
+#define COPY_MAX (1 << 20)
 
 typedef struct {
     int src_dir;
@@ -64,6 +67,7 @@ write_all(int fd, const char *data, size_t len)
 static int
 fill(int src, int dst, char *buffer, long long mtime_ns, int durable)
 {
+    long long copied = 0;
     for (;;) {
         ssize_t n = read(src, buffer, BUFFER_SIZE);
         if (n < 0) {
@@ -74,6 +78,10 @@ fill(int src, int dst, char *buffer, long long mtime_ns, int durable)
         }
         if (n == 0) {
             break;
+        }
+        copied += n;
+        if (copied > COPY_MAX) {
+            return EFBIG;
         }
         int err = write_all(dst, buffer, (size_t)n);
         if (err) {
@@ -100,18 +108,29 @@ fill(int src, int dst, char *buffer, long long mtime_ns, int durable)
 static int
 stage_one(StageItem *item, char *buffer, int durable)
 {
-    int src = openat(item->src_dir, item->src_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a fifo swapped in at that name must not block this thread on its open */
+    int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+    int src = openat(item->src_dir, item->src_name, flags);
     if (src < 0) {
         return errno;
     }
-    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    int dst = openat(item->dst_dir, item->tmp_name, flags, 0666);
-    if (dst < 0) {
-        int err = errno;
+    struct stat st;
+    int err = fstat(src, &st) != 0 ? errno : 0;
+    if (err == 0 && !S_ISREG(st.st_mode)) { /* a device or fifo now at that name */
+        err = EINVAL;
+    }
+    if (err) {
         close(src);
         return err;
     }
-    int err = fill(src, dst, buffer, item->mtime_ns, durable);
+    flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int dst = openat(item->dst_dir, item->tmp_name, flags, 0666);
+    if (dst < 0) {
+        err = errno;
+        close(src);
+        return err;
+    }
+    err = fill(src, dst, buffer, item->mtime_ns, durable);
     if (close(dst) != 0 && err == 0) {
         err = errno;
     }
@@ -204,13 +223,41 @@ land_one(LandItem *item)
     return 0;
 }
 
+/* A time in nanoseconds as os.stat computes it (seconds * 10**9 + nanoseconds, unbounded:
+ * a time past the year 2262 does not fit in 64 bits). */
+static PyObject *
+time_ns(const struct timespec *t)
+{
+    long long ns;
+    if (!__builtin_mul_overflow((long long)t->tv_sec, 1000000000LL, &ns) &&
+        !__builtin_add_overflow(ns, (long long)t->tv_nsec, &ns)) {
+        return PyLong_FromLongLong(ns);
+    }
+    PyObject *sec = PyLong_FromLongLong((long long)t->tv_sec);
+    PyObject *billion = PyLong_FromLong(1000000000L);
+    PyObject *nsec = PyLong_FromLong(t->tv_nsec);
+    PyObject *scaled = (sec && billion) ? PyNumber_Multiply(sec, billion) : NULL;
+    PyObject *result = (scaled && nsec) ? PyNumber_Add(scaled, nsec) : NULL;
+    Py_XDECREF(sec);
+    Py_XDECREF(billion);
+    Py_XDECREF(nsec);
+    Py_XDECREF(scaled);
+    return result;
+}
+
 static PyObject *
 stat_tuple(const struct stat *st)
 {
-    long long mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-    long long ctime_ns = (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
-    return Py_BuildValue("(LLKL)", (long long)st->st_size, mtime_ns,
-                         (unsigned long long)st->st_ino, ctime_ns);
+    PyObject *mtime = time_ns(&st->st_mtim);
+    PyObject *ctime = time_ns(&st->st_ctim);
+    PyObject *result = NULL;
+    if (mtime != NULL && ctime != NULL) {
+        result = Py_BuildValue("(LOKO)", (long long)st->st_size, mtime,
+                               (unsigned long long)st->st_ino, ctime);
+    }
+    Py_XDECREF(mtime);
+    Py_XDECREF(ctime);
+    return result;
 }
 
 static PyObject *
@@ -287,5 +334,10 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__copy(void)
 {
-    return PyModule_Create(&module_def);
+    PyObject *module = PyModule_Create(&module_def);
+    if (module != NULL && PyModule_AddIntConstant(module, "COPY_MAX", COPY_MAX) != 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

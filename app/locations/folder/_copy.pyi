@@ -1,4 +1,6 @@
 """Type stub of the optional C speedup built from ``_copy.c`` (see :mod:`.batch`)."""
 
+COPY_MAX: int
+
 def stage(items: list[tuple[int, bytes, int, bytes, int]], durable: bool) -> list[int]: ...
 def land_new(items: list[tuple[int, bytes, bytes]]) -> list[tuple[int, int, int, int] | int]: ...

@@ -72,8 +72,9 @@ class FolderTarget(Protocol):
 COPY_THREADS = 2
 #: From this many files on, one ``syncfs`` is cheaper than an ``fsync`` per file.
 SYNCFS_FROM = 8
-#: Files up to this size (as planned) are copied by the C speedup; a bigger one streams in
-#: Python, which checks for a stop between its chunks.
+#: Files up to this size (as planned) are copied by the C speedup, which also gives up on a
+#: source that grew past it; a bigger one streams in Python, which checks for a stop between
+#: its chunks.
 FAST_COPY_MAX = 1 << 20
 #: Files the C speedup copies in one call (the lock released once for all of them).
 FAST_RUN = 16

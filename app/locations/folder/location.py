@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRASH_DIR = f"{META_DIR}/trash"
+#: How a source is opened: never through a link, and without blocking should a fifo have
+#: taken the file's place since it was listed (the read then fails as not a regular file).
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class FolderLocation(Location):
@@ -216,11 +219,16 @@ class FolderLocation(Location):
         try:
             with self._tree.read_at(path) as (dir_fd, name):
                 try:
-                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                    fd = os.open(name, _READ, dir_fd=dir_fd)
                 except OSError:
                     if is_link_at(dir_fd, name):
                         raise self._tree.linked(path, path) from None
                     raise
+                if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise FileSyncError(
+                        "cannot read: no longer a regular file", location=self.name, path=path
+                    )
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise FileVanished("file vanished", location=self.name, path=path) from None
         except OSError as exc:
