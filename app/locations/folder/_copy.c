@@ -23,6 +23,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "_timens.h"
+
 #define BUFFER_SIZE (256 * 1024)
 /* The most a copy here takes (batch.FAST_COPY_MAX is this module's COPY_MAX): a source that
  * grew past it since it was planned is left to the Python steps, which check for a stop
@@ -223,33 +225,11 @@ land_one(LandItem *item)
     return 0;
 }
 
-/* A time in nanoseconds as os.stat computes it (seconds * 10**9 + nanoseconds, unbounded:
- * a time past the year 2262 does not fit in 64 bits). */
-static PyObject *
-time_ns(const struct timespec *t)
-{
-    long long ns;
-    if (!__builtin_mul_overflow((long long)t->tv_sec, 1000000000LL, &ns) &&
-        !__builtin_add_overflow(ns, (long long)t->tv_nsec, &ns)) {
-        return PyLong_FromLongLong(ns);
-    }
-    PyObject *sec = PyLong_FromLongLong((long long)t->tv_sec);
-    PyObject *billion = PyLong_FromLong(1000000000L);
-    PyObject *nsec = PyLong_FromLong(t->tv_nsec);
-    PyObject *scaled = (sec && billion) ? PyNumber_Multiply(sec, billion) : NULL;
-    PyObject *result = (scaled && nsec) ? PyNumber_Add(scaled, nsec) : NULL;
-    Py_XDECREF(sec);
-    Py_XDECREF(billion);
-    Py_XDECREF(nsec);
-    Py_XDECREF(scaled);
-    return result;
-}
-
 static PyObject *
 stat_tuple(const struct stat *st)
 {
-    PyObject *mtime = time_ns(&st->st_mtim);
-    PyObject *ctime = time_ns(&st->st_ctim);
+    PyObject *mtime = time_ns_object(st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+    PyObject *ctime = time_ns_object(st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
     PyObject *result = NULL;
     if (mtime != NULL && ctime != NULL) {
         result = Py_BuildValue("(LOKO)", (long long)st->st_size, mtime,

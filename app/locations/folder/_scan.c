@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "_timens.h"
+
 enum kind { K_FILE, K_FOLDER, K_LINK, K_TEMP };
 
 typedef struct {
@@ -196,27 +198,6 @@ collect(int fd, int at_root, Listed *out)
     closedir(dir);
 }
 
-/* st_mtime_ns as os.stat computes it (seconds * 10**9 + nanoseconds, unbounded). */
-static PyObject *
-mtime_ns(const Entry *e)
-{
-    int64_t ns;
-    if (!__builtin_mul_overflow(e->mtime_sec, (int64_t)1000000000, &ns) &&
-        !__builtin_add_overflow(ns, (int64_t)e->mtime_nsec, &ns)) {
-        return PyLong_FromLongLong(ns);
-    }
-    PyObject *sec = PyLong_FromLongLong(e->mtime_sec);
-    PyObject *billion = PyLong_FromLong(1000000000L);
-    PyObject *nsec = PyLong_FromLong(e->mtime_nsec);
-    PyObject *scaled = (sec && billion) ? PyNumber_Multiply(sec, billion) : NULL;
-    PyObject *result = (scaled && nsec) ? PyNumber_Add(scaled, nsec) : NULL;
-    Py_XDECREF(sec);
-    Py_XDECREF(billion);
-    Py_XDECREF(nsec);
-    Py_XDECREF(scaled);
-    return result;
-}
-
 /* ``base + name`` decoded as os.fsdecode does; built in place when both are ASCII. */
 static PyObject *
 joined(PyObject *base, const char *name, size_t len)
@@ -250,7 +231,7 @@ static PyObject *
 new_meta(const Entry *e)
 {
     PyObject *size = PyLong_FromLongLong(e->size);
-    PyObject *mtime = mtime_ns(e);
+    PyObject *mtime = time_ns_object(e->mtime_sec, e->mtime_nsec);
     PyObject *tag = PyLong_FromUnsignedLongLong(e->tag);
     PyObject *meta = NULL;
     if (size && mtime && tag) {
