@@ -120,11 +120,20 @@ def test_a_change_behind_a_fuse_mount_is_found_by_the_poll_and_synced(
     silent.start()
     try:
         write_file(backend / "premise.txt", "unseen")
-        time.sleep(1.5)  # the absence of an event cannot be waited for
-        assert "premise.txt" not in {c.path for c in _drain(changes, [])}
+        # A barrier: a write through the mount does raise an event, and it comes after the
+        # write behind it, so once it is seen, an event for that one would have been too.
+        write_file(mount / "barrier.txt", "seen")
+        seen: list[Change] = []
+        wait_until(
+            lambda: "barrier.txt" in {c.path for c in _drain(changes, seen)},
+            timeout=30,
+            message="the event of a write through the mount",
+        )
+        assert "premise.txt" not in {c.path for c in seen}
     finally:
         silent.stop()
     (backend / "premise.txt").unlink()
+    (backend / "barrier.txt").unlink()
 
     other = tmp_path / "other"
     other.mkdir()

@@ -125,8 +125,12 @@ def test_pause_resume_and_sync_now(dashboard: Dashboard) -> None:
     states = {r["state"] for r in client.get("/api/status").json()["locations"]}
     assert states == {"paused"}
     write_file(dashboard.a / "while-paused.txt", "p")
-    time.sleep(1.0)  # a paused engine must not copy it (nothing to wait for: it must not happen)
+    # The engine has seen it (it is pending) and has handled everything queued: paused, it
+    # kept the path for later instead of copying it.
+    wait_until(lambda: client.get("/api/status").json()["pending"] >= 1, message="pending")
+    assert dashboard.engine.wait_idle()
     assert "while-paused.txt" not in tree(dashboard.b)
+    assert client.get("/api/status").json()["pending"] >= 1
     assert client.post("/api/resume").json()["paused"] is False
     wait_until(lambda: "while-paused.txt" in tree(dashboard.b), message="sync after resume")
     assert client.post("/api/sync").status == 200
