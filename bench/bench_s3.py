@@ -8,7 +8,14 @@ round (FileSync, rclone, FileSync, …), and the median of each is shown:
 
 * FileSync: ``python -m app run --once folder:SRC s3://bucket/prefix?endpoint=…`` — the whole
   program, state index, guarded writes and all; its peak RSS is that process's;
-* rclone: ``rclone copy SRC hub:bucket/prefix`` with its defaults (4 transfers, 5 MiB chunks).
+* rclone: ``rclone copy SRC hub:bucket/prefix`` with its defaults (4 transfers, 5 MiB chunks);
+* with ``--other TREE``, FileSync from another checkout (an old commit, in a second worktree) as
+  a third contender in the same rounds, so a change is measured against what it replaces under
+  the same load.
+
+FileSync's modules are compiled to bytecode first (``compileall``, into ``__pycache__``), as an
+installed FileSync is; with ``PYTHONDONTWRITEBYTECODE`` set, every run would otherwise compile
+its own modules again (about 0.1 s a run).
 
 Idle cost: ``scan()`` of a prefix holding ``--idle`` objects, as the poller runs it every
 interval, after the first (cold) scan that learns each object's time.
@@ -74,11 +81,13 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def run_child(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
+def run_child(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> float:
     """Run ``cmd`` with its output in ``log``; return its peak RSS in MiB (read every 20 ms)."""
     peak = 0.0
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         while proc.poll() is None:
             peak = max(peak, peak_rss_mib(proc.pid))
             time.sleep(0.02)
@@ -87,11 +96,20 @@ def run_child(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> f
     return peak
 
 
-def filesync(server: S3Server, src: Path, bucket: str, prefix: str, work: Path) -> float:
+def filesync(
+    server: S3Server, src: Path, bucket: str, prefix: str, work: Path, tree: Path = ROOT
+) -> float:
+    """``filesync run --once`` of the checkout in ``tree`` (its ``app`` comes first on the path)."""
     state = work / f"state-{prefix}"
     cmd = [sys.executable, "-m", "app", "run", "--once", "--state", str(state),
            f"folder:{src}", server.url(bucket, prefix)]  # fmt: skip
-    return run_child(cmd, work / "filesync.log")
+    return run_child(cmd, work / "filesync.log", cwd=tree)
+
+
+def compile_tree(tree: Path) -> None:
+    """Compile ``tree``'s modules to bytecode, as an installed FileSync has them."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "app")], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
 
 
 def rclone(server: S3Server, src: Path, bucket: str, prefix: str, work: Path) -> float:
@@ -99,20 +117,32 @@ def rclone(server: S3Server, src: Path, bucket: str, prefix: str, work: Path) ->
     return run_child(cmd, work / "rclone.log", server.rclone_env())
 
 
-def compare(server: S3Server, src: Path, rounds: int, work: Path, what: str) -> None:
-    results: dict[str, list[tuple[float, float]]] = {"FileSync": [], "rclone copy": []}
+def compare(
+    server: S3Server, src: Path, rounds: int, work: Path, what: str, other: Path | None = None
+) -> None:
+    """Upload ``src`` with each contender, round by round; print each one's median and range."""
     bucket = server.new_bucket()
+    runs: dict[str, Callable[[str], float]] = {
+        "FileSync": lambda prefix: filesync(server, src, bucket, prefix, work),
+        "rclone copy": lambda prefix: rclone(server, src, bucket, prefix, work),
+    }
+    if other is not None:
+        runs[f"FileSync at {other}"] = lambda prefix: filesync(
+            server, src, bucket, prefix, work, other
+        )
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for n in range(rounds):
-        results["FileSync"].append(timed(partial(filesync, server, src, bucket, f"fs{n}", work)))
-        results["rclone copy"].append(timed(partial(rclone, server, src, bucket, f"rc{n}", work)))
-        print(f"  round {n + 1}: FileSync {results['FileSync'][-1][0]:.2f} s, "
-              f"rclone {results['rclone copy'][-1][0]:.2f} s", flush=True)  # fmt: skip
-    fs = statistics.median(t for t, _ in results["FileSync"])
+        for i, (name, run) in enumerate(runs.items()):
+            results[name].append(timed(partial(run, f"c{i}r{n}")))
+        shown = ", ".join(f"{name} {times[-1][0]:.2f} s" for name, times in results.items())
+        print(f"  round {n + 1}: {shown}", flush=True)
     rc = statistics.median(t for t, _ in results["rclone copy"])
-    fs_rss = max(r for _, r in results["FileSync"])
-    rc_rss = max(r for _, r in results["rclone copy"])
-    print(f"{what}: FileSync {fs:.2f} s (peak RSS {fs_rss:.0f} MiB), rclone copy {rc:.2f} s "
-          f"(peak RSS {rc_rss:.0f} MiB), ratio {fs / rc:.2f}x", flush=True)  # fmt: skip
+    for name, times in results.items():
+        median = statistics.median(t for t, _ in times)
+        low, high = min(t for t, _ in times), max(t for t, _ in times)
+        rss = max(r for _, r in times)
+        print(f"{what}: {name} {median:.2f} s ({low:.2f}-{high:.2f}, peak RSS {rss:.0f} MiB), "
+              f"{median / rc:.2f}x rclone copy", flush=True)  # fmt: skip
 
 
 def idle_cost(server: S3Server, count: int, polls: int) -> None:
@@ -149,7 +179,10 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=10_000, help="objects in the watched prefix")
     parser.add_argument("--polls", type=int, default=5, help="idle scans to average")
     parser.add_argument("--rounds", type=int, default=3, help="runs per tool (median shown)")
+    parser.add_argument("--other", type=Path, help="also run FileSync from this checkout")
     args = parser.parse_args()
+    for tree in (ROOT, args.other) if args.other else (ROOT,):
+        compile_tree(tree)
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
     server = S3Server("rclone", work / "server")
@@ -158,11 +191,12 @@ def main() -> None:
         if args.small:
             small = work / "small"
             make_small(small, args.small)
-            compare(server, small, args.rounds, work, f"{args.small} small files")
+            compare(server, small, args.rounds, work, f"{args.small} small files", args.other)
         if args.big_mib:
             big = work / "big"
             make_big(big, args.big_mib)
-            compare(server, big, max(1, args.rounds - 1), work, f"one {args.big_mib} MiB file")
+            rounds = max(1, args.rounds - 1)
+            compare(server, big, rounds, work, f"one {args.big_mib} MiB file", args.other)
             shutil.rmtree(big)
         if args.idle:
             idle_cost(server, args.idle, args.polls)
