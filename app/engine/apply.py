@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import zip_longest
 from typing import Any, BinaryIO, cast
 
 from app.engine.conflicts import conflict_name
 from app.engine.copies import CopyGroups, PendingCopy
 from app.engine.failures import target_failed
 from app.engine.index import StateIndex
+from app.engine.keepaside import KeptAside, keep_aside, streams_equal
 from app.engine.landing import Landing
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
@@ -35,7 +35,7 @@ from app.errors import (
     LocationBusy,
     LocationUnavailable,
 )
-from app.locations.base import CHUNK_SIZE, FileMeta, Location, WriteJob
+from app.locations.base import FileMeta, Location, WriteJob
 from app.messages import shown
 
 log = logging.getLogger(__name__)
@@ -79,19 +79,6 @@ class _SourceStream(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-
-def streams_equal(a: BinaryIO, b: BinaryIO) -> bool:
-    """Compare two streams chunk by chunk (never a whole file in memory)."""
-    return all(chunk_a == chunk_b for chunk_a, chunk_b in zip_longest(_chunks(a), _chunks(b)))
-
-
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
-    while True:
-        chunk = stream.read(CHUNK_SIZE)
-        if not chunk:
-            return
-        yield chunk
 
 
 class Applier:
@@ -169,18 +156,16 @@ class Applier:
         source = slots[decision.source]
         winner = sides[decision.source].current
         assert winner is not None
-        renamed_away: set[str] = set()
+        kept: dict[str, KeptAside] = {}
         for key in decision.conflicts:
             with self._per_target(done, key, "keep a conflict copy of", path, slots[key]):
-                name, moved = self._keep_conflict_copy(slots[key], path, sides[key])
-                done.follow_ups.append(name)
-                if moved:
-                    renamed_away.add(key)
+                kept[key] = self._keep_conflict_copy(slots[key], path, sides[key])
+                done.follow_ups.append(kept[key].name)
         for key in decision.copy_to:
             if key in done.failed:  # its own version could not be kept aside
                 continue
             slot = slots[key]
-            expected = None if key in renamed_away else sides[key].current
+            expected = kept[key].expected if key in kept else sides[key].current
             copy = _Copy(
                 source.location,
                 slot.location,
@@ -267,30 +252,29 @@ class Applier:
             else:
                 done.failed[key] = target_failed(verb, path, slot.location.name, exc)
 
-    def _keep_conflict_copy(self, slot: Slot, path: str, side: Side) -> tuple[str, bool]:
-        """Keep the losing version of ``path`` under a conflict-copy name in its location.
-
-        Returns the copy's path and whether the original was renamed away (rather than copied).
-        """
+    def _keep_conflict_copy(self, slot: Slot, path: str, side: Side) -> KeptAside:
+        """Keep the losing version of ``path`` under a conflict-copy name in its location,
+        leaving ``path`` itself in place for the winner to replace (see ``keepaside``)."""
         current = side.current
         assert current is not None
         loc = slot.location
         names = [conflict_name(path, current.mtime_ns, loc.label, n) for n in range(1, 100)]
-        names = [n for n in names if n not in slot.known]
         names.append(conflict_name(path, current.mtime_ns, f"{loc.label}-{id(side)}"))
-        keep = partial(_keep_aside, loc, path, names, current.mtime_ns, self.stopping)
-        name, meta = slot.run(keep, self.io.deadline, partial(self._late_conflict, slot, path))
-        self._conflict_kept(slot, path, name, meta)
-        return name, loc.capabilities.can_rename
+        taken = {n for n in names if n in slot.known}
+        keep = partial(keep_aside, loc, path, current, names, taken, stopping=self.stopping)
+        kept = slot.run(keep, self.io.deadline, partial(self._late_conflict, slot, path))
+        self._conflict_kept(slot, path, kept)
+        return kept
 
-    def _conflict_kept(self, slot: Slot, path: str, name: str, meta: FileMeta) -> None:
-        self.put(slot, name, meta)
-        log.warning("conflict: %s in %s kept as %s", shown(path), slot.location.name, shown(name))
-        self.record("conflict", path, slot.location.name, f"kept as {shown(name)}")
+    def _conflict_kept(self, slot: Slot, path: str, kept: KeptAside) -> None:
+        self.put(slot, kept.name, kept.meta)
+        name = shown(kept.name)
+        log.warning("conflict: %s in %s kept as %s", shown(path), slot.location.name, name)
+        self.record("conflict", path, slot.location.name, f"kept as {name}")
 
-    def _late_conflict(self, slot: Slot, path: str, future: Future[tuple[str, FileMeta]]) -> None:
+    def _late_conflict(self, slot: Slot, path: str, future: Future[KeptAside]) -> None:
         if future.exception() is None:
-            self._conflict_kept(slot, path, *future.result())
+            self._conflict_kept(slot, path, future.result())
 
 
 class _Copy:
@@ -380,14 +364,3 @@ def _compare(a: Location, b: Location, path: str, stopping: threading.Event | No
     except FileSyncError as exc:
         _blame(exc, side)
         raise
-
-
-def _keep_aside(
-    loc: Location, path: str, names: list[str], mtime_ns: int, stopping: threading.Event | None
-) -> tuple[str, FileMeta]:
-    """Rename (or copy) ``path`` to the first free name of ``names``; on the worker."""
-    name = next((n for n in names[:-1] if loc.stat(n) is None), names[-1])
-    if loc.capabilities.can_rename:
-        return name, loc.rename(path, name)
-    with loc.open_read(path) as stream:
-        return name, loc.write(name, stop_aware(stream, stopping), mtime_ns)

@@ -85,10 +85,19 @@ class Outcomes:
             self.index.clear_stale(key, path)
 
     def copies_failed(self, failed: list[CopyFailed], listings: dict[str, Listing]) -> None:
-        """Copies of a group that did not land, each handled as a copy failing on its own."""
+        """Copies of a group that did not land, each handled as a copy failing on its own.
+
+        Unlike a copy failing on its own, the decision's rows are written already (the
+        source's says the winner): a target whose copy failed for its source's sake is marked
+        behind, or the next plan would find nothing to do there (or, with its own version
+        changed, take that for the newest edit, and a conflict's loser would overwrite the
+        winner).
+        """
         for copy in failed:
             slot = self.slots[copy.key]
             exc = copy.error
+            if copy.source_failed:
+                self.mark_behind(slot, copy.path)
             if copy.source_failed or isinstance(exc, FileChanged):
                 self.path_failed(copy.path, exc, listings)
             elif isinstance(exc, LocationUnavailable | LocationBusy):

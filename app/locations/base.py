@@ -109,6 +109,9 @@ class Capabilities:
     #: folder can copy it with plain system calls (no stream; see ``WriteJob.source_at``).
     local_files: bool = False
     poll_as_well: bool = False
+    #: :meth:`Location.link` gives a file a second name without copying it (a hard link), so
+    #: a conflict's losing version is kept under its conflict-copy name at no cost.
+    can_link: bool = False
 
 
 Listing = dict[str, FileMeta]
@@ -326,6 +329,16 @@ class Location(ABC):
     def rename(self, src: str, dst: str) -> FileMeta:
         """Move ``src`` to ``dst`` without copying the content (only if ``can_rename``)."""
         raise NotSupported("this location cannot rename files", location=self.name)
+
+    def link(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
+        """Give the file at ``src`` the new name ``dst`` too (only if ``can_link``), provided
+        ``src`` still holds ``expected`` (else :class:`FileChanged`).
+
+        Returns the meta both names report now: linking may change the file's tag (a folder's
+        includes the ctime). An existing ``dst`` raises FileExistsError; a file system that
+        cannot link raises :class:`NotSupported`, and the caller copies instead.
+        """
+        raise NotSupported("this location cannot link files", location=self.name)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
