@@ -35,6 +35,7 @@ from app.locations.folder.location import FolderLocation
 from tests.disks import small_tmpfs
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import tree, wait_until, write_file
+from tests.s3_server import S3Server
 from tests.sshd_server import SftpServer
 from tests.test_zip_helpers import run_zip
 
@@ -140,9 +141,22 @@ def zip_target(tmp: Path) -> Target:
     return Target(f"zip:{archive}", save, files)
 
 
-@pytest.fixture(params=["folder", "zip", "ftp", "sftp"])
+def s3_target(server: S3Server) -> Target:
+    bucket = server.new_bucket()
+
+    def save(data: bytes, mtime: float) -> None:
+        meta = {"mtime": f"{mtime:.3f}"}  # as rclone and FileSync stamp an object's time
+        server.client().put_object(Bucket=bucket, Key=f"root/{NAME}", Body=data, Metadata=meta)
+
+    return Target(server.url(bucket, "root"), save, lambda: server.keys(bucket, "root/"))
+
+
+@pytest.fixture(params=["folder", "zip", "ftp", "sftp", "s3"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
-    """The target of each kind: a folder, an archive, an FTP and an SFTP server's folder."""
+    """The target of each kind: a folder, an archive, an FTP and an SFTP server's folder, a
+    bucket (moto)."""
+    if request.param == "s3":
+        return s3_target(request.getfixturevalue("moto_s3"))
     if request.param == "folder":
         return folder_target(tmp_path / "target")
     if request.param == "zip":
