@@ -48,6 +48,9 @@ typedef struct {
 
 /* Set once by configure(): FileMeta, the temp prefix, and the names owned at the root. */
 static PyTypeObject *meta_type = NULL;
+/* meta_type adds no field to a tuple's (a named tuple's ``__slots__ = ()``): new_meta can
+ * allocate it as a tuple of exactly three items. */
+static int lean_meta = 0;
 static char temp_prefix[256];
 static size_t temp_prefix_len = 0;
 #define MAX_ROOT_NAMES 8
@@ -227,16 +230,123 @@ joined(PyObject *base, const char *name, size_t len)
     return rel;
 }
 
+/* Integers that repeat are shared, not built again for every file: a meta then owns little
+ * more than its tuple and its tag (which names the inode, so it is the file's own). Two ways:
+ *
+ * - Peers: the listings of other locations' scans running at the same time (the engine scans
+ *   every location at once). Where one of them already holds the same path with the same
+ *   size and mtime, as a copy made with its times (rsync -a, cp -a, a restore, FileSync's
+ *   own copies) does, its integers are taken, and its whole meta where the tag matches too.
+ *   Folders are listed with the lock held from the first entry to the last, so whichever
+ *   location lists a folder second shares with the first, every time.
+ * - A small direct-mapped table of the sizes and times built last: small sizes repeat, and
+ *   files written in one burst often share the clock's coarse tick. A slot holds the last
+ *   value whose hash fell on it, so its cost is bounded whatever the tree.
+ *
+ * Both are touched with the lock held. */
+#define SHARED_BITS 12
+typedef struct {
+    int64_t sec;
+    long nsec;
+    PyObject *value;
+} SharedInt;
+static SharedInt shared_times[1 << SHARED_BITS];
+static SharedInt shared_sizes[1 << SHARED_BITS];
+
+/* ``sec * 10**9 + nsec`` (``sec`` alone for the sizes' table), from its slot when the slot
+ * holds it already. A new reference, or NULL with an exception set. */
 static PyObject *
-new_meta(const Entry *e)
+shared_int(SharedInt *table, int64_t sec, long nsec)
 {
-    PyObject *size = PyLong_FromLongLong(e->size);
-    PyObject *mtime = time_ns_object(e->mtime_sec, e->mtime_nsec);
+    uint64_t h = (((uint64_t)sec * UINT64_C(1000000007)) ^ (uint64_t)nsec) *
+                 UINT64_C(0x9E3779B97F4A7C15);
+    SharedInt *slot = &table[h >> (64 - SHARED_BITS)];
+    if (slot->value != NULL && slot->sec == sec && slot->nsec == nsec) {
+        return Py_NewRef(slot->value);
+    }
+    PyObject *value = table == shared_sizes ? PyLong_FromLongLong(sec)
+                                            : time_ns_object(sec, nsec);
+    if (value != NULL) {
+        Py_XSETREF(slot->value, Py_NewRef(value));
+        slot->sec = sec;
+        slot->nsec = nsec;
+    }
+    return value;
+}
+
+/* True when the integer ``value`` equals ``expected``. */
+static int
+int_is(PyObject *value, int64_t expected)
+{
+    int overflow;
+    long long got = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (got == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return !overflow && got == expected;
+}
+
+/* A peer's meta for ``rel`` (borrowed), or NULL if none holds one. -1 on error. */
+static int
+peer_meta(PyObject *peers, PyObject *rel, PyObject **found)
+{
+    *found = NULL;
+    for (Py_ssize_t i = 0; peers != NULL && i < PyTuple_GET_SIZE(peers); i++) {
+        PyObject *peer = PyTuple_GET_ITEM(peers, i);
+        if (!PyDict_Check(peer)) {
+            continue;
+        }
+        PyObject *meta = PyDict_GetItemWithError(peer, rel);
+        if (meta == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        if (meta != NULL && Py_IS_TYPE(meta, meta_type)) {
+            *found = meta;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* The file's meta, sharing what it can with ``peer`` (another location's meta of the same
+ * path, or NULL) and the tables above. */
+static PyObject *
+new_meta(const Entry *e, PyObject *peer)
+{
+    int64_t ns;
+    int exact_ns = !__builtin_mul_overflow(e->mtime_sec, (int64_t)1000000000, &ns) &&
+                   !__builtin_add_overflow(ns, (int64_t)e->mtime_nsec, &ns);
+    PyObject *size = NULL, *mtime = NULL;
+    if (peer != NULL) {
+        if (int_is(PyTuple_GET_ITEM(peer, 0), e->size)) {
+            size = Py_NewRef(PyTuple_GET_ITEM(peer, 0));
+        }
+        if (exact_ns && int_is(PyTuple_GET_ITEM(peer, 1), ns)) {
+            mtime = Py_NewRef(PyTuple_GET_ITEM(peer, 1));
+        }
+        if (size != NULL && mtime != NULL && int_is(PyTuple_GET_ITEM(peer, 2), (int64_t)e->tag)) {
+            Py_DECREF(size);
+            Py_DECREF(mtime);
+            return Py_NewRef(peer); /* the same file (a hard link between the locations) */
+        }
+    }
+    if (size == NULL) {
+        size = shared_int(shared_sizes, e->size, 0);
+    }
+    if (mtime == NULL) {
+        mtime = shared_int(shared_times, e->mtime_sec, e->mtime_nsec);
+    }
     PyObject *tag = PyLong_FromUnsignedLongLong(e->tag);
     PyObject *meta = NULL;
     if (size && mtime && tag) {
-        /* What tuple.__new__(FileMeta, (size, mtime, tag)) builds. */
-        meta = meta_type->tp_alloc(meta_type, 3);
+        /* What tuple.__new__(FileMeta, (size, mtime, tag)) builds, but without the spare
+         * item PyType_GenericAlloc adds to every object it allocates: a meta then fits
+         * CPython's 64-byte size class instead of the 80-byte one. Where the type has more
+         * than a tuple's fields, it gets tp_alloc (set by configure()). Untracked either way:
+         * three integers cannot be part of a cycle, so the collector need not walk it. */
+        meta = lean_meta ? (PyObject *)PyObject_GC_NewVar(PyTupleObject, meta_type, 3)
+                         : meta_type->tp_alloc(meta_type, 3);
     }
     if (meta == NULL) {
         Py_XDECREF(size);
@@ -247,8 +357,6 @@ new_meta(const Entry *e)
     PyTuple_SET_ITEM(meta, 0, size);
     PyTuple_SET_ITEM(meta, 1, mtime);
     PyTuple_SET_ITEM(meta, 2, tag);
-    /* Three integers cannot be part of a cycle: keep the collector from walking it (it would
-     * untrack it itself, after a first walk). */
     PyObject_GC_UnTrack(meta);
     return meta;
 }
@@ -256,7 +364,7 @@ new_meta(const Entry *e)
 /* Add one listed entry to the caller's collections (the lock is held). 0, or -1 on error. */
 static int
 add_entry(const Listed *out, const Entry *e, PyObject *base, PyObject *files, PyObject *links,
-          PyObject *hard_links, PyObject *subfolders, PyObject *temps)
+          PyObject *hard_links, PyObject *subfolders, PyObject *temps, PyObject *peers)
 {
     const char *name = out->names + e->name;
     if (e->kind == K_FOLDER || e->kind == K_TEMP) {
@@ -278,7 +386,8 @@ add_entry(const Listed *out, const Entry *e, PyObject *base, PyObject *files, Py
         return failed;
     }
     PyUnicode_InternInPlace(&rel);
-    PyObject *meta = new_meta(e);
+    PyObject *peer;
+    PyObject *meta = peer_meta(peers, rel, &peer) == 0 ? new_meta(e, peer) : NULL;
     if (meta == NULL) {
         Py_DECREF(rel);
         return -1;
@@ -296,20 +405,22 @@ add_entry(const Listed *out, const Entry *e, PyObject *base, PyObject *files, Py
 }
 
 PyDoc_STRVAR(list_folder_doc,
-"list_folder(fd, base, at_root, files, links, hard_links) -> (subfolders, temps)\n\n"
+"list_folder(fd, base, at_root, files, links, hard_links, peers=()) -> (subfolders, temps)\n\n"
 "List the open folder ``fd`` (relative path ``base``, ending in '/' unless empty) as\n"
 "TreeScan._list does: each regular file goes into ``files`` as base + name -> FileMeta\n"
 "(interned), into ``hard_links`` as (dev, ino) if it has several names; each symbolic link\n"
 "into ``links``. Returns the subfolders' names and the temp files' names (for the caller to\n"
-"remove). Raises OSError as os.scandir and os.DirEntry.stat would.");
+"remove). Raises OSError as os.scandir and os.DirEntry.stat would. ``peers``: other scans'\n"
+"listings, whose equal integers (or equal metas) a meta takes instead of new ones.");
 
 static PyObject *
 list_folder(PyObject *module, PyObject *args)
 {
     int fd, at_root;
-    PyObject *base, *files, *links, *hard_links;
-    if (!PyArg_ParseTuple(args, "iUpO!O!O!:list_folder", &fd, &base, &at_root, &PyDict_Type,
-                          &files, &PySet_Type, &links, &PyDict_Type, &hard_links)) {
+    PyObject *base, *files, *links, *hard_links, *peers = NULL;
+    if (!PyArg_ParseTuple(args, "iUpO!O!O!|O!:list_folder", &fd, &base, &at_root, &PyDict_Type,
+                          &files, &PySet_Type, &links, &PyDict_Type, &hard_links, &PyTuple_Type,
+                          &peers)) {
         return NULL;
     }
     if (meta_type == NULL) {
@@ -349,7 +460,7 @@ list_folder(PyObject *module, PyObject *args)
     }
     for (size_t i = 0; i < out.count; i++) {
         if (add_entry(&out, &out.entries[i], base, files, links, hard_links, subfolders,
-                      temps) != 0) {
+                      temps, peers) != 0) {
             goto done;
         }
     }
@@ -403,6 +514,8 @@ configure(PyObject *module, PyObject *args)
     temp_prefix_len = (size_t)prefix_len;
     Py_INCREF(type);
     Py_XSETREF(meta_type, (PyTypeObject *)type);
+    lean_meta = meta_type->tp_basicsize == PyTuple_Type.tp_basicsize &&
+                meta_type->tp_itemsize == PyTuple_Type.tp_itemsize;
     Py_RETURN_NONE;
 }
 

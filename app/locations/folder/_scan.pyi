@@ -12,4 +12,5 @@ def list_folder(
     files: dict[str, FileMeta],
     links: set[str],
     hard_links: dict[str, tuple[int, int]],
+    peers: tuple[dict[str, FileMeta], ...] = (),
 ) -> tuple[list[str], list[str]]: ...
