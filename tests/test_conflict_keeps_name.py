@@ -37,6 +37,7 @@ from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import tree, wait_until, write_file
 from tests.s3_server import S3Server
 from tests.sshd_server import SftpServer
+from tests.test_convergence import trashed
 from tests.test_zip_helpers import run_zip
 
 T = 1_700_000_000  # a fixed past mtime, in seconds
@@ -339,3 +340,34 @@ def test_a_folder_links_only_the_version_it_was_asked_for(tmp_path: Path) -> Non
     assert not (root / "other.txt").exists()
     with pytest.raises(FileVanished):
         loc.link("gone.txt", "other.txt", meta)
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["saved-by-rename", "saved-in-place"])
+def test_a_save_made_during_the_winner_copy_is_not_overwritten(
+    tmp_path: Path, in_place: bool
+) -> None:
+    """The winner replaces the name only if it still holds the loser: a save made meanwhile
+    (an editor's rename over it, or a program writing into the file) stays, and wins."""
+    target = folder_target(tmp_path / "target")
+    c = Conflict(tmp_path, target)
+    newest = b"saved in the target while the winner was being copied"
+    try:
+        with c.running_gated(fail=False):
+            name = tmp_path / "target" / NAME
+            if in_place:
+                with open(name, "r+b") as f:
+                    f.write(newest)
+                    f.truncate()
+            else:
+                write_file(tmp_path / "target" / "editor.tmp", newest)
+                os.replace(tmp_path / "target" / "editor.tmp", name)
+        assert target.files()[NAME] == newest
+        assert c.run_once(), "the sync after the save did not converge"
+        for files in (target.files(), tree(c.source_root)):
+            assert files[NAME] == newest
+        kept = set(conflict_copies(target.files()).values()) | trashed([c.source_root])
+        assert WINNER in kept, "the winner was lost"
+        if not in_place:  # written in place, the loser was the user's to overwrite
+            assert LOSER in kept, "the loser was lost"
+    finally:
+        c.close()
