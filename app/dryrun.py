@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from app import paths
 from app.engine.index import INDEX_FILE
-from app.engine.preview import CONFLICT, COPY, DELETE, Preview, Step, preview_sync
 from app.engine.settings import EngineSettings
 from app.errors import ConfigError
 from app.locations import LocationOptions, open_location
@@ -24,6 +23,9 @@ from app.locations.registry import opens_at_start
 from app.locations.spec import LocationSpec
 from app.logsetup import setup_logging
 from app.messages import shown
+
+if TYPE_CHECKING:
+    from app.engine.preview import Preview, Step
 
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
@@ -55,6 +57,8 @@ def main(args: argparse.Namespace, specs: Sequence[LocationSpec], out: TextIO = 
         if opens_at_start(location.kind):
             location.open()  # a mistyped folder fails now, as in a real run
     settings = EngineSettings(ignore=tuple(args.ignore), allow_mass_delete=args.allow_mass_delete)
+    from app.engine.preview import preview_sync  # only a dry run loads it
+
     preview = preview_sync(locations, state_dir / INDEX_FILE, settings)
     print_preview(preview, out)
     return 1 if preview.unavailable else 0
@@ -62,6 +66,8 @@ def main(args: argparse.Namespace, specs: Sequence[LocationSpec], out: TextIO = 
 
 def print_preview(preview: Preview, out: TextIO) -> None:
     """One line per step, the problems, then the totals."""
+    from app.engine.preview import CONFLICT, COPY, DELETE
+
     print("dry run: nothing below is done, and nothing was changed", file=out)
     for step in preview.steps:
         print(describe(step), file=out)
@@ -80,6 +86,8 @@ def print_preview(preview: Preview, out: TextIO) -> None:
 
 def describe(step: Step) -> str:
     """``copy  a.txt  folder:/x -> folder:/y, zip:/z.zip  (12 B)`` and the like."""
+    from app.engine.preview import COPY, DELETE
+
     path = shown(step.path)
     targets = ", ".join(shown(t) for t in step.targets)
     if step.action == COPY:

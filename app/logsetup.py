@@ -7,11 +7,8 @@ password FileSync parses is registered here and masked in any record that would 
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 from pathlib import Path
-
-import colorlog
 
 _SECRETS: set[str] = set()
 _FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -52,6 +49,8 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None, rotate: bool =
     root.setLevel(level)
     console: logging.Handler = logging.StreamHandler(sys.stderr)
     if sys.stderr.isatty():
+        import colorlog  # only for a terminal
+
         console.setFormatter(colorlog.ColoredFormatter("%(log_color)s" + _FORMAT, datefmt=_DATEFMT))
     else:
         console.setFormatter(logging.Formatter(_FORMAT, datefmt=_DATEFMT))
@@ -61,7 +60,9 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None, rotate: bool =
         log_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler: logging.Handler
         if rotate:
-            file_handler = logging.handlers.RotatingFileHandler(
+            from logging.handlers import RotatingFileHandler  # socket, pickle: rotating only
+
+            file_handler = RotatingFileHandler(
                 log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
             )
         else:

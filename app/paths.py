@@ -11,8 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "filesync"
 
 
@@ -23,17 +21,29 @@ def _override(sub: str) -> Path | None:
 
 def config_dir() -> Path:
     """Folder of the user's settings file."""
-    return _override("config") or platformdirs.user_config_path(APP_NAME, appauthor=False)
+    if home := _override("config"):
+        return home
+    import platformdirs  # with tempfile and shutil: not loaded by a run given --state
+
+    return platformdirs.user_config_path(APP_NAME, appauthor=False)
 
 
 def state_dir() -> Path:
     """Folder of the state index and the lock."""
-    return _override("state") or platformdirs.user_state_path(APP_NAME, appauthor=False)
+    if home := _override("state"):
+        return home
+    import platformdirs
+
+    return platformdirs.user_state_path(APP_NAME, appauthor=False)
 
 
 def log_dir() -> Path:
     """Folder of the rotated log files."""
-    return _override("log") or platformdirs.user_log_path(APP_NAME, appauthor=False)
+    if home := _override("log"):
+        return home
+    import platformdirs
+
+    return platformdirs.user_log_path(APP_NAME, appauthor=False)
 
 
 def resources_dir() -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -150,6 +149,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _systemctl(steps: Sequence[list[str]]) -> bool:
     """Run ``systemctl --user`` for each step; if that cannot work here, print the commands."""
+    import subprocess  # not loaded by every other command
+
     command = shutil.which("systemctl")
     for n, step in enumerate(steps):
         why = "systemctl is not installed"

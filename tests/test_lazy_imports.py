@@ -19,12 +19,26 @@ from tests.helpers import tree, write_file
 HEAVY = ("boto3", "botocore", "paramiko", "ftplib", "ssl", "starlette", "uvicorn", "watchdog")
 
 
-def _loaded_after(script: str, tmp_path: Path) -> list[str]:
-    """Run ``script`` in a new interpreter; which of HEAVY it had loaded at the end."""
+#: Not used by ``run --once`` over folders given ``--state``, without ignore patterns: every
+#: start, a restart with nothing changed included, would pay for their imports.
+UNUSED_BY_A_FOLDER_RUN = (
+    "pathspec",  # only with ignore patterns
+    "platformdirs",  # only without --state (and for the desktop app's settings and logs)
+    "logging.handlers",  # only for a rotated log file
+    "app.locations.zip.location",  # only when a zip: location is built
+    "app.engine.preview",  # only for --dry-run
+    "uuid",
+    "ctypes.util",  # find_library runs `ldconfig -p` in a child process
+    "subprocess",
+)
+
+
+def _loaded_after(script: str, tmp_path: Path, names: tuple[str, ...] = HEAVY) -> list[str]:
+    """Run ``script`` in a new interpreter; which of ``names`` it had loaded at the end."""
     report = tmp_path / "modules.json"
     code = (
         f"{script}\nimport json, sys\n"
-        f"json.dump([m for m in {HEAVY!r} if m in sys.modules], open({str(report)!r}, 'w'))\n"
+        f"json.dump([m for m in {names!r} if m in sys.modules], open({str(report)!r}, 'w'))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
@@ -48,6 +62,21 @@ def test_once_over_two_folders_loads_no_server_library(tmp_path: Path) -> None:
     assert tree(b) == {"x/y.txt": b"hello"}
 
 
+def test_once_over_two_folders_loads_only_what_it_uses(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_file(a / "x/y.txt", "hello")
+    b.mkdir()
+    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
+    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    assert _loaded_after(script, tmp_path, UNUSED_BY_A_FOLDER_RUN) == []
+    assert tree(b) == {"x/y.txt": b"hello"}
+    argv += ["--ignore", "*.tmp"]  # patterns: now pathspec is used
+    write_file(a / "x/skip.tmp", "not synced")
+    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    assert _loaded_after(script, tmp_path, UNUSED_BY_A_FOLDER_RUN) == ["pathspec"]
+    assert tree(b) == {"x/y.txt": b"hello"}
+
+
 def test_every_kind_is_known_without_its_library(tmp_path: Path) -> None:
     script = (
         "from app.locations.registry import KINDS, parse_spec\n"
@@ -66,7 +95,9 @@ def test_building_a_location_loads_its_library(tmp_path: Path) -> None:
         "open_location('s3://bucket/p?endpoint=http://127.0.0.1:9')\n"
         "open_location('sftp://me@127.0.0.1:2222/srv')\n"
         "open_location('ftp://me@127.0.0.1:2121/srv')\n"
+        f"open_location('zip:{tmp_path}/archive.zip')\n"
     )
-    loaded = _loaded_after(script, tmp_path)
-    assert {"boto3", "paramiko", "ftplib"} <= set(loaded)
+    names = (*HEAVY, "app.locations.zip.location")
+    loaded = _loaded_after(script, tmp_path, names)
+    assert {"boto3", "paramiko", "ftplib", "app.locations.zip.location"} <= set(loaded)
     assert "starlette" not in loaded

@@ -8,10 +8,12 @@ ignore. pathspec implements gitignore's rules exactly (negation, anchoring, ``**
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from app.locations.base import META_DIR, is_internal
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 #: Paths joined at once by :meth:`IgnoreRules.kept` (bounds the joined text to ~0.5 MB).
 _CHUNK = 10_000
@@ -22,7 +24,11 @@ class IgnoreRules:
 
     def __init__(self, patterns: Iterable[str] = ()) -> None:
         self.patterns = [p for p in (line.rstrip("\n") for line in patterns) if p.strip()]
-        self._spec = pathspec.GitIgnoreSpec.from_lines(self.patterns)
+        self._spec: GitIgnoreSpec | None = None
+        if self.patterns:
+            import pathspec  # 10 ms of imports: not paid by a run without patterns
+
+            self._spec = pathspec.GitIgnoreSpec.from_lines(self.patterns)
         #: A negation (``!keep.o``) may bring back a file below an ignored folder: then no
         #: folder is skipped unread, and every file is matched on its own.
         self._prunable = bool(self.patterns) and not any(
@@ -33,7 +39,7 @@ class IgnoreRules:
         """True when ``path`` must not be synced."""
         if is_internal(path):
             return True
-        return bool(self.patterns) and self._spec.match_file(path)
+        return self._spec is not None and self._spec.match_file(path)
 
     def kept(self, paths: Iterable[str]) -> list[str]:
         """The paths of ``paths`` that are synced, in their order.
@@ -55,7 +61,7 @@ class IgnoreRules:
         A pattern that matches a folder matches everything below it (gitignore's rule, which
         pathspec follows by matching ``folder/``); with a negation anywhere nothing is pruned.
         """
-        return self._prunable and self._spec.match_file(folder + "/")
+        return self._prunable and self._spec is not None and self._spec.match_file(folder + "/")
 
     @property
     def prune(self) -> Callable[[str], bool] | None:

@@ -30,7 +30,6 @@ need no migration.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -209,6 +208,8 @@ class StateIndex:
     def _put_text(self, rows: list[Params]) -> None:
         """Run ``rows`` (names all text) as one statement, and empty the list."""
         if rows:
+            import json  # loaded by the first write: a restart with nothing changed has none
+
             self._db.execute(_PUT_MANY, (json.dumps(rows, ensure_ascii=False),))
             rows.clear()
 

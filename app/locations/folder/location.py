@@ -17,7 +17,6 @@ import logging
 import os
 import stat as stat_mod
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -443,7 +442,7 @@ class FolderLocation(Location):
         with self._trash_folder(parts[:-1], path) as trash_fd:
             target = parts[-1]
             if lstat_at(trash_fd, target) is not None:
-                target = f"{target}.{uuid.uuid4().hex[:6]}"
+                target = f"{target}.{os.urandom(3).hex()}"
             try:
                 if keep:
                     os.link(name, target, src_dir_fd=dir_fd, dst_dir_fd=trash_fd)

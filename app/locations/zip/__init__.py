@@ -3,11 +3,6 @@
 ``location`` is the :class:`~app.locations.base.Location`; ``archive`` owns the file on disk and
 its replacement; ``format`` and ``parse`` read and write ZIP records; ``stream`` copies member
 data; ``staging`` turns the operations of one batch into the member list of the rewritten
-archive. Modules here import each other directly, never this package's ``__init__``.
+archive. Modules here import each other directly, never this package's ``__init__``, which
+imports nothing: ``kind`` (all the registry loads) stays cheap for a run without ZIP.
 """
-
-from __future__ import annotations
-
-from app.locations.zip.location import ZipLocation
-
-__all__ = ["ZipLocation"]

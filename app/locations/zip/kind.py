@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.locations.base import LocationKind
 from app.locations.form.local import file_form
-from app.locations.spec import local_parser
-from app.locations.zip.location import ZipLocation
+from app.locations.spec import LocationSpec, local_parser
+
+if TYPE_CHECKING:
+    from app.locations.base import Location
+    from app.locations.options import LocationOptions
+
+
+def _open(spec: LocationSpec, options: LocationOptions) -> Location:
+    """The location; its modules load only now, never in a run without a ZIP archive."""
+    from app.locations.zip.location import ZipLocation
+
+    return ZipLocation.from_spec(spec, options)
+
 
 ZIP = LocationKind(
     name="zip",
@@ -13,6 +26,6 @@ ZIP = LocationKind(
     prefixes=("zip",),
     forms=("zip:/path/archive.zip",),
     parse=local_parser("zip"),
-    from_spec=ZipLocation.from_spec,
+    from_spec=_open,
     form=file_form("zip", "ZIP archive", "ZIP file", ".zip", "ZIP archives"),
 )
