@@ -88,16 +88,17 @@ class Outcomes:
         """Copies of a group that did not land, each handled as a copy failing on its own.
 
         Unlike a copy failing on its own, the decision's rows are written already (the
-        source's says the winner): a target whose copy failed for its source's sake is marked
-        behind, or the next plan would find nothing to do there (or, with its own version
-        changed, take that for the newest edit, and a conflict's loser would overwrite the
-        winner).
+        source's says the winner), so a target whose copy failed, for whatever reason, is
+        marked behind. Otherwise the next plan would find nothing to do there (the copy failed
+        for its source's sake), or take the target's version for the only edit: a save made
+        there while the winner was on its way (the copy's ``FileChanged``), or a conflict's
+        loser, would overwrite the winner with no conflict copy. Behind, its changed version
+        competes with the winner as a concurrent edit: the newer one wins, the other is kept.
         """
         for copy in failed:
             slot = self.slots[copy.key]
             exc = copy.error
-            if copy.source_failed:
-                self.mark_behind(slot, copy.path)
+            self.mark_behind(slot, copy.path)
             if copy.source_failed or isinstance(exc, FileChanged):
                 self.path_failed(copy.path, exc, listings)
             elif isinstance(exc, LocationUnavailable | LocationBusy):
