@@ -136,13 +136,17 @@ def compare(
             results[name].append(timed(partial(run, f"c{i}r{n}")))
         shown = ", ".join(f"{name} {times[-1][0]:.2f} s" for name, times in results.items())
         print(f"  round {n + 1}: {shown}", flush=True)
-    rc = statistics.median(t for t, _ in results["rclone copy"])
+    rc = [t for t, _ in results["rclone copy"]]
     for name, times in results.items():
         median = statistics.median(t for t, _ in times)
         low, high = min(t for t, _ in times), max(t for t, _ in times)
         rss = max(r for _, r in times)
+        # Each round's ratio: the load on a shared machine swings more between rounds than
+        # within one, so the median of the ratios is steadier than the ratio of the medians.
+        ratios = sorted(t / r for (t, _), r in zip(times, rc, strict=True))
         print(f"{what}: {name} {median:.2f} s ({low:.2f}-{high:.2f}, peak RSS {rss:.0f} MiB), "
-              f"{median / rc:.2f}x rclone copy", flush=True)  # fmt: skip
+              f"{statistics.median(ratios):.2f}x rclone copy (rounds {ratios[0]:.2f}-"
+              f"{ratios[-1]:.2f}x)", flush=True)  # fmt: skip
 
 
 def idle_cost(server: S3Server, count: int, polls: int) -> None:

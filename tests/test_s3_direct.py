@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,3 +254,96 @@ def landed(loc: S3Location, files: dict[str, bytes]) -> bool:
     except LocationUnavailable:
         return False
     return True
+
+
+# --- listings -------------------------------------------------------------------------------
+
+#: Names whose keys need encoding in a URL or in XML, beside plain ones and folders.
+ODD_NAMES = ["a b.txt", "plus+sign.txt", "pct%41.txt", "amp&lt;.txt", "tilde~x.txt",
+             "é/ü.txt", "d/x.txt", "d/y.txt", "d/e/z.txt", "q?mark.txt"]  # fmt: skip
+#: The fields of a listing the location reads.
+FIELDS = ("IsTruncated", "KeyCount", "Prefix", "Delimiter", "StartAfter", "CommonPrefixes")
+
+
+def comparable(page: dict[str, Any]) -> dict[str, Any]:
+    """A listing page without what differs between two requests (metadata, tokens)."""
+    shown = {name: page[name] for name in FIELDS if name in page}
+    shown["Contents"] = [{f: o[f] for f in ("Key", "Size", "ETag", "LastModified")}
+                         for o in page.get("Contents", [])]  # fmt: skip
+    shown["token"] = bool(page.get("NextContinuationToken"))
+    return shown
+
+
+def test_a_direct_listing_reads_as_the_client_s(
+    server: S3Server, bucket: str, proxy: S3Proxy
+) -> None:
+    loc = through(server, proxy, bucket, "root")
+    try:
+        write_files(loc, {name: name.encode() * 3 for name in ODD_NAMES})
+        conn, client = loc._conn, loc._conn.client()
+        before = proxy.count("GET", DIRECT)
+        cases: list[dict[str, Any]] = [
+            {"Prefix": "root/"},
+            {"Prefix": "root/", "Delimiter": "/"},
+            {"Prefix": "root/d/", "StartAfter": "root/d/x.tx", "Delimiter": "/", "MaxKeys": 5},
+            {"Prefix": "root/nothing/"},
+            {"Prefix": "root/é/", "MaxKeys": 1},
+        ]
+        for params in cases:
+            direct = conn.list_objects(client, Bucket=bucket, **params)
+            assert comparable(direct) == comparable(client.list_objects_v2(Bucket=bucket, **params))
+        assert proxy.count("GET", DIRECT) - before == len(cases)
+        pages: dict[bool, list[str]] = {}
+        for direct_path in (True, False):
+            conn.direct_puts = direct_path
+            keys, token = [], None
+            while True:
+                extra = {"ContinuationToken": token} if token else {}
+                page = conn.list_objects(client, Bucket=bucket, Prefix="root/", MaxKeys=3, **extra)
+                keys += [o["Key"] for o in page.get("Contents", [])]
+                if not page["IsTruncated"]:
+                    break
+                token = page["NextContinuationToken"]
+            pages[direct_path] = keys
+        assert pages[True] == pages[False] and len(pages[True]) == len(ODD_NAMES) + 1
+        conn.direct_puts = True
+        assert set(loc.scan()) == set(ODD_NAMES)
+    finally:
+        loc.close()
+
+
+def test_a_listing_of_a_missing_bucket_reads_as_before(server: S3Server) -> None:
+    errors = {}
+    for direct in (True, False):
+        bucket = server.new_bucket()
+        loc = unopened(server, bucket, direct=direct)
+        loc.open()
+        server.client().delete_bucket(Bucket=bucket)
+        with pytest.raises(FileSyncError) as caught:
+            loc.scan()
+        assert (loc._conn._direct is not None) == direct
+        errors[direct] = (type(caught.value), str(caught.value).replace(bucket, "BUCKET"))
+    assert errors[True] == errors[False]
+    assert errors[True][0] is LocationUnavailable and "does not exist" in errors[True][1]
+
+
+def test_a_direct_listing_is_retried_like_the_client_s(
+    server: S3Server, bucket: str, proxy: S3Proxy
+) -> None:
+    loc = through(server, proxy, bucket, "root")
+    try:
+        write_files(loc, {"a.txt": b"a"})
+        failed: list[Seen] = []
+
+        def once(seen: Seen) -> tuple[int, str] | None:
+            if seen.method != "GET" or failed:
+                return None
+            failed.append(seen)
+            return 503, "SlowDown"
+
+        proxy.fault = once
+        assert set(loc.scan()) == {"a.txt"}
+        assert failed and failed[0].agent.startswith(DIRECT)
+    finally:
+        proxy.fault = None
+        loc.close()

@@ -246,6 +246,19 @@ class S3Connection:
 
         return self.call(what, send, path)
 
+    def list_objects(self, client: S3Client, **params: Any) -> Any:
+        """One ``ListObjectsV2`` page (the client's ``params``): sent directly where PUTs are
+        (``direct.py``), else by ``client``; the same answer and errors either way."""
+        direct = self._direct if self.direct_puts else None
+        if direct is not None:
+            try:
+                return direct.list_objects(**params)
+            except Misdirected as exc:
+                log.info("%s: requests go through the client from now on (%s)", self.name, exc)
+                with self._lock:
+                    self._direct = None
+        return client.list_objects_v2(**params)
+
     def close(self) -> None:
         """Close the connections of the direct PUTs (the client's pool closes with it)."""
         direct = self._direct
@@ -274,6 +287,7 @@ class S3Connection:
                     connect_timeout=self.timeout,
                     read_timeout=self.read_timeout,
                     count=self._count,
+                    timestamp=parse_timestamp,
                 )
             except ValueError as exc:
                 log.info("%s: uploads go through the client (%s)", self.name, exc)

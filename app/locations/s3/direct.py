@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import time
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
@@ -36,7 +38,7 @@ import botocore
 import botocore.exceptions as bex
 import botocore.httpsession
 from botocore.awsrequest import AWSRequest, AWSResponse, HeadersDict, HTTPHeaders
-from botocore.parsers import ResponseParserFactory
+from botocore.parsers import ResponseParserError, ResponseParserFactory
 from botocore.retries.quota import RetryQuota
 from botocore.retries.standard import (
     ExponentialBackoff,
@@ -49,10 +51,12 @@ from botocore.retries.standard import (
 )
 
 from app.locations.s3.httppool import Connections, Reply
+from app.locations.s3.listxml import list_query, parse_listing
 from app.locations.s3.sigv4 import Credentials, Signer
 
 if TYPE_CHECKING:
     import botocore.session
+    from botocore.model import OperationModel
     from mypy_boto3_s3.client import S3Client
 
 #: Answers meaning the request went to the wrong place (another region, another endpoint).
@@ -118,9 +122,11 @@ class DirectPuts:
         connect_timeout: float,
         read_timeout: float,
         count: Callable[[], None],
+        timestamp: Callable[[str], datetime],
     ) -> None:
-        """PUT to ``target`` as ``client`` did; raise ValueError saying why if anything is
-        unusual (the caller then keeps using the client for every PUT)."""
+        """PUT to ``target`` as ``client`` did (``timestamp`` parses listed times as the
+        client's parser does); raise ValueError saying why if anything is unusual (the caller
+        then keeps using the client for every PUT and listing)."""
         credentials = session.get_credentials()
         if credentials is None:
             raise ValueError("no credentials")
@@ -131,10 +137,16 @@ class DirectPuts:
         if proxies.get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname or ""):
             raise ValueError("a proxy")
         self._target = target
+        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._path = parts.path
+        #: The bucket's own path, as the client lists it (``/bucket`` path style, else ``/``).
+        self._bucket_path = parts.path.rstrip("/") or "/"
         self._credentials = credentials
         self._exceptions = client.exceptions
-        self._operation = client.meta.service_model.operation_model("PutObject")
+        model = client.meta.service_model
+        self._operations = {name: model.operation_model(name)
+                            for name in ("PutObject", "ListObjectsV2")}  # fmt: skip
+        self._timestamp = timestamp
         self._parser = ResponseParserFactory().create_parser("rest-xml")
         throttling = ThrottlingErrorDetector(RetryEventAdapter())
         self._policy = RetryPolicy(
@@ -164,23 +176,45 @@ class DirectPuts:
         for a broken connection (each after the retries the client would make), and
         :class:`Misdirected`.
         """
-        target = self._target
-        url = target.base + quote(key, safe="/~") + target.query
-        path = self._path + quote(key, safe="/~") + target.query
         headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
         headers.update({CONDITION_HEADERS[name]: value for name, value in conditions.items()})
+        path = self._path + quote(key, safe="/~")
+        reply = self._request("PutObject", "PUT", path, query=self._query, body=body,
+                              headers=headers)  # fmt: skip
+        return reply.headers.get("etag", "")
+
+    def list_objects(self, **params: Any) -> dict[str, Any]:
+        """One ``ListObjectsV2`` page of the bucket with the client's ``params``, answered as
+        the client answers (:mod:`.listxml`); raises as :meth:`put` does."""
+        query = list_query(params)
+        reply = self._request("ListObjectsV2", "GET", self._bucket_path, query=query, body=b"",
+                              headers={})  # fmt: skip
+        try:
+            parsed = parse_listing(reply.body, self._timestamp)
+        except (ET.ParseError, ValueError) as exc:
+            raise ResponseParserError(f"Unable to parse the listing: {exc}") from None
+        parsed["ResponseMetadata"] = _meta(reply)
+        return parsed
+
+    def _request(
+        self, operation: str, method: str, path: str, *, query: str, body: bytes,
+        headers: dict[str, str],
+    ) -> Reply:  # fmt: skip
+        """Send until answered with success, retrying as the client would; the answer."""
+        url = self._origin + path + (f"?{query}" if query else "")
+        model = self._operations[operation]
         attempt, request_context = 0, cast("dict[str, Any]", {})
         while True:
             attempt += 1
-            reply, caught = self._send(url, path, body, headers)
+            reply, caught = self._send(method, url, path, query=query, body=body, headers=headers)
             if reply is not None and 200 <= reply.status < 300:
                 # As after-call does: with the request's context (the stubs say otherwise).
                 self._quota.release_retry_quota(request_context, reply)  # type: ignore[arg-type]
-                return reply.headers.get("etag", "")
-            parsed = self._parse_error(reply) if reply is not None else None
+                return reply
+            parsed = self._parse_error(reply, model) if reply is not None else None
             context = RetryContext(
                 attempt,
-                operation_model=self._operation,
+                operation_model=model,
                 parsed_response=parsed,
                 http_response=_response(url, reply) if reply is not None else None,
                 caught_exception=caught,
@@ -196,20 +230,22 @@ class DirectPuts:
             if code in MISDIRECTED_CODES or 300 <= reply.status < 400:
                 raise Misdirected(f"{reply.status} {code}")
             error = cast("type[bex.ClientError]", self._exceptions.from_code(code))
-            raise error(parsed, "PutObject")  # type: ignore[arg-type]
+            raise error(parsed, operation)  # type: ignore[arg-type]
 
     def _send(
-        self, url: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[Reply | None, Exception | None]:
+        self, method: str, url: str, path: str, *, query: str, body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[Reply | None, Exception | None]:  # fmt: skip
         """One attempt, signed now: the answer, or botocore's exception for what broke."""
         frozen = self._credentials.get_frozen_credentials()
         credentials = Credentials(frozen.access_key or "", frozen.secret_key or "", frozen.token)
-        sent = self._signer.sign(credentials, "PUT", path.partition("?")[0], query=self._query,
-                                 headers=headers, body=body)  # fmt: skip
+        sent = self._signer.sign(credentials, method, path, query=query, headers=headers,
+                                 body=body)  # fmt: skip
         sent["User-Agent"] = USER_AGENT
         self._count()
+        target = path + (f"?{query}" if query else "")
         try:
-            return self._http.request(url, path, "PUT", body, sent), None
+            return self._http.request(url, target, method, body, sent), None
         except (bex.HTTPClientError, bex.ConnectionError) as exc:
             return None, exc
 
@@ -217,10 +253,10 @@ class DirectPuts:
         """Close the connections kept open (new ones are made as needed)."""
         self._http.close()
 
-    def _parse_error(self, reply: Reply) -> dict[str, Any]:
+    def _parse_error(self, reply: Reply, model: OperationModel) -> dict[str, Any]:
         """The error answer as the client parses it (``Error`` and ``ResponseMetadata``)."""
-        shape = self._operation.output_shape
-        assert shape is not None  # PutObject answers with headers
+        shape = model.output_shape
+        assert shape is not None  # both operations answer with a shape
         headers = HeadersDict(reply.headers)
         parsed: dict[str, Any] = self._parser.parse(
             {"status_code": reply.status, "headers": headers, "body": reply.body}, shape

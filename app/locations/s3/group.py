@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 
 #: Runs one request through the location (``what``, the action): its errors are FileSync's.
 Call = Callable[[str, Callable[["S3Client"], Any]], Any]
+#: Sends one ``ListObjectsV2`` (the client, the client's parameters): the client's own method,
+#: or the connection's, which sends it directly where it can.
+Lister = Callable[..., Any]
+
+
+def _by_client(client: S3Client, **params: Any) -> Any:
+    return client.list_objects_v2(**params)
+
 
 #: A folder with fewer of the group's keys than this is checked by HEAD (one request each).
 LIST_FROM = 3
@@ -49,11 +57,14 @@ def current_objects(
     base: str,
     paths: Iterable[str],
     head: Callable[[str], Listed | None],
+    *,
+    lister: Lister = _by_client,
 ) -> Current:
     """What the bucket holds at each of ``paths`` (relative to the key prefix ``base``).
 
-    ``head(path)`` checks one path; it is used where listing would cost more. Errors propagate
-    as ``call`` raises them (a listing that fails is never "nothing there").
+    ``head(path)`` checks one path; it is used where listing would cost more; ``lister`` sends
+    the listings. Errors propagate as ``call`` raises them (a listing that fails is never
+    "nothing there").
     """
     folders: dict[str, list[str]] = {}
     for path in sorted(set(paths)):
@@ -65,7 +76,8 @@ def current_objects(
             rest += names
             continue
         budget = ENTRIES_PER_KEY * len(names)
-        covered = _list_range(call, bucket, base, folder=folder, names=names, budget=budget)
+        covered = _list_range(call, lister, bucket, base, folder=folder, names=names,
+                              budget=budget)  # fmt: skip
         found.update(covered)
         rest += [name for name in names if name not in covered]
     if len(rest) > 1:
@@ -77,8 +89,9 @@ def current_objects(
 
 
 def _list_range(
-    call: Call, bucket: str, base: str, *, folder: str, names: list[str], budget: int
-) -> Current:
+    call: Call, lister: Lister, bucket: str, base: str, *, folder: str, names: list[str],
+    budget: int,
+) -> Current:  # fmt: skip
     """List ``folder`` from just before ``names[0]`` up to ``names[-1]`` (sorted), at most
     ``budget`` entries; return what it shows for each name it reached."""
     prefix = base + (f"{folder}/" if folder else "")
@@ -98,7 +111,7 @@ def _list_range(
             kwargs["StartAfter"] = first[:-1]
             if token:
                 kwargs["ContinuationToken"] = token
-            return c.list_objects_v2(**kwargs)
+            return lister(c, **kwargs)
 
         reply = call("checking a group of uploads", page)
         for obj in reply.get("Contents", []):

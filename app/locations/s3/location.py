@@ -149,7 +149,8 @@ class S3Location(SpecNamed):
         bucket, marker = self._conn.bucket, self._base + MARKER
 
         def mark(c: S3Client) -> None:
-            found = c.list_objects_v2(Bucket=bucket, Prefix=f"{self._base}{META_DIR}/", MaxKeys=1)
+            found = self._conn.list_objects(c, Bucket=bucket, Prefix=f"{self._base}{META_DIR}/",
+                                            MaxKeys=1)  # fmt: skip
             if found.get("KeyCount", 0):
                 self._reader.marked = True
                 return

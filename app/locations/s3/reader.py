@@ -133,7 +133,7 @@ class S3Reader:
             kwargs: dict[str, Any] = {"Bucket": self._conn.bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = c.list_objects_v2(**kwargs)
+            page = self._conn.list_objects(c, **kwargs)
             objects.extend(page.get("Contents", []))
             if not page.get("IsTruncated"):
                 return objects
@@ -215,7 +215,7 @@ class S3Reader:
         self._pending.wait_for(path)
         reply = self.call(
             f"checking {path}",
-            lambda c: c.list_objects_v2(Bucket=self._conn.bucket, Prefix=key, MaxKeys=1),
+            lambda c: self._conn.list_objects(c, Bucket=self._conn.bucket, Prefix=key, MaxKeys=1),
             path,
         )
         found = [o for o in reply.get("Contents", []) if o["Key"] == key]

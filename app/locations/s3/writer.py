@@ -134,8 +134,9 @@ class S3Writer:
         if not conditional:
             paths = [job.path for _, job, _, _, check in small if check]
             now = current_objects(
-                self._reader.call, self._conn.bucket, self._base, paths, self.head
-            )
+                self._reader.call, self._conn.bucket, self._base, paths, self.head,
+                lister=self._conn.list_objects,
+            )  # fmt: skip
             for i, job, _, _, check in small:
                 if check and not _holds(now[job.path], job.expected):
                     outcomes[i] = self._changed(job.path)
