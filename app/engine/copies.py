@@ -11,6 +11,13 @@ A copy's row is recorded only from the outcome the location returned for it, onc
 group is on disk, so the index never holds a copy that is not there. A copy that failed comes
 back as a :class:`CopyFailed` for the syncer, which treats it exactly as a copy that failed on
 its own (planned again, retried later, or the location marked behind).
+
+While the engine waits for every answer (an initial or ``--once`` sync), a group that another
+group of the same location follows is written with ``write_many_unsettled``: its renames become
+durable with the next group's first durability pass, so a folder syncs once per group instead
+of twice. Its outcomes wait here (unsettled) and are recorded only once that next group came
+back, or once ``settle_writes`` did for the last group; if either failed, the waiting copies
+fail too, and nothing was recorded for them.
 """
 
 from __future__ import annotations
@@ -60,11 +67,12 @@ class CopyFailed:
     source_failed: bool
 
 
-def _write_group(target: Location, copies: list[PendingCopy]) -> list[WriteOutcome]:
+def _write_group(target: Location, copies: list[PendingCopy], settle: bool) -> list[WriteOutcome]:
     """Write a group on the target's worker, the sources that read in groups reading ahead.
 
     A source declaring ``batched_reads`` (a server) is told every file of the group it is to
-    give, so it can fetch them together instead of one round trip after another.
+    give, so it can fetch them together instead of one round trip after another. Without
+    ``settle`` the group's durability may wait for the next group (see the module).
     """
     ahead: dict[int, tuple[Location, list[tuple[str, FileMeta]]]] = {}
     for copy in copies:
@@ -75,7 +83,10 @@ def _write_group(target: Location, copies: list[PendingCopy]) -> list[WriteOutco
     with contextlib.ExitStack() as stack:
         for source, wanted in ahead.values():
             stack.enter_context(source.read_ahead(wanted))
-        return target.write_many([c.job for c in copies], parallel_reads=parallel)
+        jobs = [c.job for c in copies]
+        if settle:
+            return target.write_many(jobs, parallel_reads=parallel)
+        return target.write_many_unsettled(jobs, parallel_reads=parallel)
 
 
 @dataclass
@@ -90,15 +101,23 @@ Copied = Callable[[Slot, Slot, str, FileMeta], None]
 LateCopied = Callable[[Slot, Slot, str, FileMeta, FileMeta], None]
 
 
+#: A group under way: its slot, its future, its copies, and whether it settles (see module).
+_Sent = tuple[Slot, Future[list[WriteOutcome]], list[PendingCopy], bool]
+#: A group written whose renames wait for a later durability pass: its copies and outcomes.
+_Unsettled = tuple[Slot, list[PendingCopy], list[FileMeta]]
+
+
 class CopyGroups:
-    """The copies waiting to be sent, and the group under way, for each location."""
+    """The copies waiting to be sent, the group under way and the group written but not yet
+    durable, for each location."""
 
     def __init__(self, io: SlotIo, copied: Copied, late_copied: LateCopied) -> None:
         self.io = io
         self._copied = copied
         self._late_copied = late_copied
         self._waiting: dict[str, _Group] = {}
-        self._sent: dict[str, tuple[Slot, Future[list[WriteOutcome]], list[PendingCopy]]] = {}
+        self._sent: dict[str, _Sent] = {}
+        self._unsettled: dict[str, _Unsettled] = {}
 
     @staticmethod
     def takes(slot: Slot) -> bool:
@@ -121,7 +140,7 @@ class CopyGroups:
         failed: list[CopyFailed] = []
         for key, group in list(self._waiting.items()):
             if self._ready(key, group):
-                failed += self._send(slots[key])
+                failed += self._send(slots[key], last=False)
         return failed
 
     def _ready(self, key: str, group: _Group) -> bool:
@@ -134,12 +153,15 @@ class CopyGroups:
         return sent is None or sent[1].done()
 
     def finish(self, slots: dict[str, Slot]) -> list[CopyFailed]:
-        """Send what waits and wait for every group: all copies so far have an outcome."""
+        """Send what waits and wait for every group: all copies so far have an outcome, and
+        every copy that landed is durable and recorded."""
         failed: list[CopyFailed] = []
         for key in list(self._waiting):
-            failed += self._send(slots[key])
+            failed += self._send(slots[key], last=True)
         for key in list(self._sent):
             failed += self._collect(key)
+        for key in list(self._unsettled):
+            failed += self._settle(key)
         return failed
 
     def abandon(self) -> None:
@@ -148,50 +170,101 @@ class CopyGroups:
         for key in list(self._sent):
             with contextlib.suppress(Exception):  # the stop itself, raised by a copy
                 self._collect(key)
+        for key in list(self._unsettled):
+            with contextlib.suppress(Exception):
+                self._settle(key)
 
-    def _send(self, slot: Slot) -> list[CopyFailed]:
+    def _send(self, slot: Slot, *, last: bool) -> list[CopyFailed]:
         failed = self._collect(slot.key)
         group = self._waiting.pop(slot.key, None)
         if group is None or not group.copies:
             return failed
-        write = partial(_write_group, slot.location, group.copies)
+        # Only while every answer is waited for: a group that misses its deadline is recorded
+        # when it ends (``_late``), with no later pass sure to follow it.
+        settle = last or self.io.deadline is not None
+        write = partial(_write_group, slot.location, group.copies, settle)
         try:
             future = slot.worker.start(write)
         except LocationBusy as exc:
             slot.mark_stalled(exc)
+            failed += self._lose_unsettled(slot.key, exc)
             return failed + [CopyFailed(slot.key, c.path, exc, False) for c in group.copies]
-        self._sent[slot.key] = (slot, future, group.copies)
+        self._sent[slot.key] = (slot, future, group.copies, settle)
         return failed
 
     def _collect(self, key: str) -> list[CopyFailed]:
-        """Wait for ``key``'s group under way (at most the deadline) and record its outcomes."""
+        """Wait for ``key``'s group under way (at most the deadline) and record its outcomes,
+        and those of the earlier group its durability pass covered."""
         sent = self._sent.pop(key, None)
         if sent is None:
             return []
-        slot, future, copies = sent
+        slot, future, copies, settles = sent
         try:
-            late = partial(self._late, slot, copies)
+            late = partial(self._late, slot, copies, settles)
             outcomes = slot.worker.finish(future, self.io.deadline, late)
         except LocationBusy as exc:
             slot.mark_stalled(exc)
-            return [CopyFailed(key, c.path, exc, False) for c in copies]
+            lost = self._lose_unsettled(key, exc)
+            return lost + [CopyFailed(key, c.path, exc, False) for c in copies]
         except (FileSyncError, OSError) as exc:  # the whole group failed
-            return [CopyFailed(key, c.path, exc, c.source_failed()) for c in copies]
+            lost = self._lose_unsettled(key, exc)
+            return lost + [CopyFailed(key, c.path, exc, c.source_failed()) for c in copies]
+        earlier = self._unsettled.pop(key, None)
+        if earlier is not None:  # this group's first pass made it durable
+            self._record(*earlier)
         failed = []
+        landed: list[PendingCopy] = []
+        metas: list[FileMeta] = []
         for copy, outcome in zip(copies, outcomes, strict=True):
             if isinstance(outcome, FileMeta):
-                self._copied(slot, copy.source, copy.path, outcome)
-                if copy.caught_up is not None:
-                    copy.caught_up()
+                landed.append(copy)
+                metas.append(outcome)
             else:
                 failed.append(CopyFailed(key, copy.path, outcome, copy.source_failed()))
+        if settles:
+            self._record(slot, landed, metas)
+        elif landed:
+            self._unsettled[key] = (slot, landed, metas)
         return failed
 
+    def _settle(self, key: str) -> list[CopyFailed]:
+        """Make ``key``'s unsettled group durable on its own (no group follows); record it."""
+        slot, copies, metas = self._unsettled[key]
+        try:
+            slot.run(slot.location.settle_writes, self.io.deadline)
+        except LocationBusy as exc:
+            slot.mark_stalled(exc)
+            return self._lose_unsettled(key, exc)
+        except (FileSyncError, OSError) as exc:
+            return self._lose_unsettled(key, exc)
+        del self._unsettled[key]
+        self._record(slot, copies, metas)
+        return []
+
+    def _lose_unsettled(self, key: str, exc: FileSyncError | OSError) -> list[CopyFailed]:
+        """The pass that was to make ``key``'s unsettled group durable failed or did not
+        answer: its copies are on their names, but unrecorded they are planned again."""
+        unsettled = self._unsettled.pop(key, None)
+        if unsettled is None:
+            return []
+        return [CopyFailed(key, c.path, exc, False) for c in unsettled[1]]
+
+    def _record(self, slot: Slot, copies: list[PendingCopy], metas: list[FileMeta]) -> None:
+        for copy, meta in zip(copies, metas, strict=True):
+            self._copied(slot, copy.source, copy.path, meta)
+            if copy.caught_up is not None:
+                copy.caught_up()
+
     def _late(
-        self, slot: Slot, copies: list[PendingCopy], future: Future[list[WriteOutcome]]
+        self,
+        slot: Slot,
+        copies: list[PendingCopy],
+        settles: bool,
+        future: Future[list[WriteOutcome]],
     ) -> None:
-        """A group that missed its deadline ended: record what landed, as a timely one would."""
-        if future.exception() is not None:
+        """A group that missed its deadline ended: record what landed, as a timely one would
+        (one that did not settle stays unrecorded: nothing made it durable)."""
+        if future.exception() is not None or not settles:
             return
         for copy, outcome in zip(copies, future.result(), strict=True):
             if isinstance(outcome, FileMeta):

@@ -303,6 +303,20 @@ class Location(ABC):
                 outcomes.append(meta)
         return outcomes
 
+    def write_many_unsettled(
+        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
+    ) -> list[WriteOutcome]:
+        """:meth:`write_many`, whose writes may become durable only later, for a group that
+        another group follows: at the next ``write_many*`` call's first durability pass (which
+        raises if that pass failed: then neither group may be recorded) or at
+        :meth:`settle_writes`. The engine records these outcomes only after one of them.
+        This default is :meth:`write_many`, durable when it returns.
+        """
+        return self.write_many(jobs, parallel_reads=parallel_reads)
+
+    def settle_writes(self) -> None:  # noqa: B027
+        """Make durable what :meth:`write_many_unsettled` left pending; raise if that failed."""
+
     def read_ahead(
         self, wanted: Sequence[tuple[str, FileMeta]]
     ) -> contextlib.AbstractContextManager[None]:

@@ -16,6 +16,14 @@ Only then are the outcomes returned, so the engine records (and commits) a row o
 that is on disk. A kill at any moment leaves temp files at worst, which the next start removes:
 no name ever shows an empty or partial file.
 
+Groups that follow each other may share step 4 with the next group's step 2 instead
+(``settle=False``; :mod:`~app.locations.folder.durability` keeps what waits): the ``syncfs``
+that makes group N+1's temp files durable makes group N's renames durable too, so a group
+costs one pass instead of two. The outcomes of such a group come back before its renames are
+durable; the engine records them only once a later pass covered them (the next group's, or
+the location's ``settle_writes``), and if that pass fails, the next group raises it and
+neither group is recorded.
+
 Steps 1 and 3 have an optional speedup in C, ``_copy.c`` (built by ``pip install``, where a
 compiler is found): a small file whose source is a folder on this computer (``source_at``) is
 copied with plain system calls, a run of files at a time, with the interpreter lock released;
@@ -28,18 +36,18 @@ Python steps, which raise the error a user sees. ``FILESYNC_PURE_PYTHON=1`` turn
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple, Protocol, cast
 
 from app.errors import FileSyncError
 from app.locations.base import CHUNK_SIZE, TEMP_PREFIX, FileMeta, WriteJob, WriteOutcome
+from app.locations.folder.durability import SYNCFS, Unsettled, fsync_folders, syncfs_each
 from app.locations.folder.scan import file_meta
 from app.locations.names import check_posix_relpath
 
@@ -96,17 +104,6 @@ else:
 SPEEDUP = _stage_c is not None
 
 
-def _find_syncfs() -> Callable[[int], int] | None:
-    """libc's ``syncfs`` (Linux), or None where there is none: then every file is fsynced."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover - no C library to load
-        return None
-    found: Callable[[int], int] | None = getattr(libc, "syncfs", None)
-    return found
-
-
-_SYNCFS = _find_syncfs()
 #: Temp names: a random part drawn once a process, then a counter (O_EXCL refuses a clash).
 _TEMP_RUN = os.urandom(4).hex()
 _temp_numbers = itertools.count()
@@ -188,23 +185,42 @@ class _Folders:
 
 
 def write_batch(
-    location: FolderTarget, jobs: Sequence[WriteJob], *, parallel_reads: bool
+    location: FolderTarget,
+    jobs: Sequence[WriteJob],
+    *,
+    parallel_reads: bool,
+    unsettled: Unsettled,
+    settle: bool = True,
 ) -> list[WriteOutcome]:
-    """Write ``jobs`` into ``location`` as the module describes; one outcome per job."""
+    """Write ``jobs`` into ``location`` as the module describes; one outcome per job.
+
+    The first durability pass also covers what ``unsettled`` holds from earlier groups; if it
+    fails, that error is raised (the earlier groups are not durable, nor is any of these).
+    With ``settle`` the renames are durable when this returns; without, they join
+    ``unsettled`` (where ``syncfs`` exists; else they are made durable at once).
+    """
     items = [_Item(job) for job in jobs]
-    use_syncfs = _SYNCFS is not None and len(items) >= SYNCFS_FROM
+    use_syncfs = SYNCFS and (len(items) >= SYNCFS_FROM or bool(unsettled))
     folders = _Folders(location)
     try:
         _stage_all(items, folders, durable=not use_syncfs, parallel=parallel_reads)
         staged = [item for item in items if item.tmp is not None]
-        if use_syncfs and staged:
-            _fail_all(staged, _sync_filesystems(staged))
+        if unsettled:
+            error = unsettled.sync_with(_folders_of(staged))
+            if error is not None:
+                raise error
+        elif use_syncfs and staged:
+            _fail_all(staged, syncfs_each(_folders_of(staged)))
         landed = _land_new(location, staged)
         for item in staged:
             if item.outcome is None and item.tmp is not None and _land(location, item):
                 landed.append(item)
-        if landed:
-            _fail_all(landed, _sync_renames(landed, use_syncfs))
+        if landed and use_syncfs and not settle:
+            unsettled.add(_folders_of(landed))
+        elif landed and use_syncfs:
+            _fail_all(landed, syncfs_each(_folders_of(landed)))
+        elif landed:
+            _fail_all(landed, fsync_folders(_folders_of(landed)))
     finally:
         for item in items:
             if item.tmp is not None:
@@ -380,45 +396,6 @@ def _fail_all(items: list[_Item], error: OSError | None) -> None:
             item.outcome = error
 
 
-def _sync_filesystems(items: list[_Item]) -> OSError | None:
-    """``syncfs`` once for each file system the items' folders are on; the error, if any."""
-    try:
-        for fd in _one_folder_per_device(items):
-            with _readable(fd) as readable:
-                assert _SYNCFS is not None
-                if _SYNCFS(readable) != 0:
-                    err = ctypes.get_errno()
-                    return OSError(err, os.strerror(err))
-    except OSError as exc:
-        return exc
-    return None
-
-
-def _sync_renames(items: list[_Item], use_syncfs: bool) -> OSError | None:
-    """Make the renames durable: ``syncfs`` again, or an ``fsync`` of each folder."""
-    if use_syncfs:
-        return _sync_filesystems(items)
-    try:
-        for fd in {item.dir_fd for item in items}:
-            with _readable(fd) as readable:
-                os.fsync(readable)
-    except OSError as exc:
-        return exc
-    return None
-
-
-def _one_folder_per_device(items: list[_Item]) -> list[int]:
-    devices: dict[int, int] = {}
-    for fd in {item.dir_fd for item in items}:
-        devices.setdefault(os.fstat(fd).st_dev, fd)
-    return list(devices.values())
-
-
-@contextlib.contextmanager
-def _readable(dir_fd: int) -> Iterator[int]:
-    """A descriptor of the folder ``dir_fd`` that ``fsync`` and ``syncfs`` accept (not O_PATH)."""
-    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+def _folders_of(items: list[_Item]) -> set[int]:
+    """The folders (descriptors) ``items`` are written into."""
+    return {item.dir_fd for item in items}

@@ -42,6 +42,7 @@ from app.locations.base import (
     is_internal,
 )
 from app.locations.folder.batch import write_batch, write_temp
+from app.locations.folder.durability import Unsettled
 from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.linking import NO_LINKS, NotThatFile, link_checked
 from app.locations.folder.mounts import poll_reason
@@ -99,6 +100,7 @@ class FolderLocation(Location):
         poll: bool = False,
     ) -> None:
         self.root = Path(root)
+        self._key = f"folder:{self.root}"  # asked for every path recorded: made once
         #: ``?poll=`` was given: poll as well as watch, whatever the file system.
         self.forced_poll = poll
         self.trash_days = trash_days
@@ -109,6 +111,7 @@ class FolderLocation(Location):
         self._clean_temps = not read_only
         self._hard_links = HardLinkNames()
         self._prune: Callable[[str], bool] | None = None
+        self._unsettled = Unsettled()
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FolderLocation:
@@ -123,7 +126,7 @@ class FolderLocation(Location):
 
     @property
     def key(self) -> str:
-        return f"folder:{self.root}"
+        return self._key
 
     @property
     def label(self) -> str:
@@ -287,8 +290,24 @@ class FolderLocation(Location):
     def write_many(
         self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
     ) -> list[WriteOutcome]:
-        """Land the group with one durability pass (see :mod:`app.locations.folder.batch`)."""
-        return write_batch(self, jobs, parallel_reads=parallel_reads)
+        """Land the group durably (see :mod:`app.locations.folder.batch`)."""
+        return write_batch(self, jobs, parallel_reads=parallel_reads, unsettled=self._unsettled)
+
+    def write_many_unsettled(
+        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
+    ) -> list[WriteOutcome]:
+        """Land the group; its renames share the next group's durability pass."""
+        return write_batch(
+            self, jobs, parallel_reads=parallel_reads, unsettled=self._unsettled, settle=False
+        )
+
+    def settle_writes(self) -> None:
+        """One ``syncfs`` for what :meth:`write_many_unsettled` left pending."""
+        self._unsettled.settle()
+
+    def close(self) -> None:
+        """Drop unsettled renames: their rows were never recorded, and never will be."""
+        self._unsettled.drop()
 
     def replace_temp(
         self,
