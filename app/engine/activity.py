@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: How many records the front ends can look back on.
 KEEP = 200
+#: The actions that also get a line in the log.
+_LOGGED = frozenset(("copied", "deleted", "renamed"))
 
 
 class ActivityLog:
@@ -35,7 +37,7 @@ class ActivityLog:
         entry = Activity(time.time(), action, path, location, detail)
         with self._lock:
             self._records.append(entry)
-        if action in ("copied", "deleted", "renamed"):
+        if action in _LOGGED and log.isEnabledFor(logging.INFO):
             log.info("%s %s in %s %s", action, shown(path), location, detail)
         for listener in list(self._listeners):
             try:

@@ -32,6 +32,7 @@ from app.engine.slot import Slot
 from app.engine.workers import SlotIo
 from app.errors import FileSyncError, LocationBusy
 from app.locations.base import FileMeta, Location, WriteJob, WriteOutcome
+from app.logsetup import held_lines
 
 #: A group is sent once it holds this many files...
 GROUP_FILES = 256
@@ -250,10 +251,13 @@ class CopyGroups:
         return [CopyFailed(key, c.path, exc, False) for c in unsettled[1]]
 
     def _record(self, slot: Slot, copies: list[PendingCopy], metas: list[FileMeta]) -> None:
-        for copy, meta in zip(copies, metas, strict=True):
-            self._copied(slot, copy.source, copy.path, meta)
-            if copy.caught_up is not None:
-                copy.caught_up()
+        """Record each copy that landed; its log lines are written together (a group's)."""
+        copied = self._copied
+        with held_lines():
+            for copy, meta in zip(copies, metas, strict=True):
+                copied(slot, copy.source, copy.path, meta)
+                if copy.caught_up is not None:
+                    copy.caught_up()
 
     def _late(
         self,
