@@ -1,6 +1,6 @@
 """Benchmark of the folder WRITE path (a script, not a test): issue 11's write targets.
 
-Run: ``.venv/bin/python bench/bench_writes.py [--quick] [--profile FILE]``.
+Run: ``.venv/bin/python bench/bench_writes.py [--quick] [--profile FILE] [--dir DIR]``.
 
 Each FileSync number has its reference measured in the same run, interleaved round by round,
 so the ratio survives a noisy shared 2-core machine:
@@ -232,11 +232,17 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=("initial", "bursts", "latency"), help="run one part only"
     )
+    parser.add_argument(
+        "--dir",
+        default="/tmp",
+        help="where the trees go (default /tmp); e.g. a journaled ext4 mount: this machine's "
+        "root has no journal, so ext4 scans past every inode freed in the last minute",
+    )
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
     started = time.perf_counter()
     rows: list[Row] = []
-    work = Path(tempfile.mkdtemp(prefix="filesync-bench-writes-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="filesync-bench-writes-", dir=args.dir))
     steps: dict[str, Callable[[], list[Row]]] = {
         "initial": lambda: [
             r for n in scale.trees for r in bench_initial(work, n, scale.sync_rounds)
