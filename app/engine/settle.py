@@ -32,6 +32,10 @@ class Parking:
     recheck: float | None
 
 
+#: Nothing is being written: sync now (one shared value, asked for every path).
+_GO = Parking(hold=False, recheck=None)
+
+
 class SettleGate:
     """Decides, per path, whether its changed copies are settled enough to be synced."""
 
@@ -57,8 +61,9 @@ class SettleGate:
             if writing is not None and (longest is None or writing.lasted > longest.lasted):
                 longest = writing
         if longest is None:
-            self._forced.pop(path, None)
-            return Parking(hold=False, recheck=None)
+            if self._forced:
+                self._forced.pop(path, None)
+            return _GO
         recheck = max(longest.settles_in, MIN_RECHECK)
         now = time.monotonic()
         last = self._forced.get(path)

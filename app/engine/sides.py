@@ -50,5 +50,26 @@ class Sides:
     def decide(self, path: str, sides: dict[str, Side]) -> Decision:
         """The planner's decision for ``path`` given these sides (may compare file bytes)."""
         stale = frozenset(k for k in sides if path in self.slots[k].stale)
+        if not stale and (new := new_in_one(sides)) is not None:
+            return new
         same = self.applier.same_content(self.slots, path)
         return plan_path(list(sides.values()), same, stale)
+
+
+def new_in_one(sides: dict[str, Side]) -> Decision | None:
+    """The plan for a file that one location has and no location has a row for, else None.
+
+    Most paths of an initial sync are such: :func:`plan_path` decides them the same way (copy
+    to the others, record the source) but costs several times more, 10,000 times over.
+    """
+    source = None
+    for side in sides.values():
+        if side.indexed is not None:
+            return None
+        if side.current is not None:
+            if source is not None:
+                return None
+            source = side.key
+    if source is None or len(sides) < 2:
+        return None
+    return Decision(source=source, copy_to=tuple(k for k in sides if k != source), record=(source,))
