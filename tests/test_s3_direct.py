@@ -166,12 +166,16 @@ def test_credentials_refused_while_running_read_as_before(tmp_path: Path) -> Non
             own.start()
             error = upload_error(loc)
             assert (loc._conn._direct is not None) == direct
-            errors[direct] = (type(error), str(error))
+            loc._conn._backoff.succeeded()  # the listing is sent, not held back by the backoff
+            with pytest.raises(FileSyncError) as listing:
+                loc.scan()
+            errors[direct] = (type(error), str(error), type(listing.value), str(listing.value))
             own.stop()
             own.secret = SECRET
             own.start()
         assert errors[True] == errors[False]
         assert errors[True][0] is AuthenticationFailed
+        assert errors[True][2] is AuthenticationFailed
     finally:
         own.stop()
 
