@@ -1,9 +1,10 @@
 """While a conflict is resolved, the file's name always shows a whole version.
 
-The losing version is kept under its conflict-copy name first (a hard link in a folder, a copy
-through the location's own interface elsewhere); only then does the winner replace the name,
-atomically. A user or program opening the name in between sees the loser, never "no such
-file", and a winner whose copy fails leaves both versions under a name.
+The losing version is kept under its conflict-copy name first (a file of its own: copied
+within a folder, through the location's own interface elsewhere); only then does the winner
+replace the name, atomically. A user or program opening the name in between sees the loser,
+never "no such file"; one writing into it then does not touch the conflict copy; and a winner
+whose copy fails leaves both versions under a name.
 
 Real engines over real folders, ZIP archives and FTP and SFTP servers on 127.0.0.1. The winner
 comes from a real folder whose read of the file waits at a gate (a slow download, a slow disk)
@@ -269,15 +270,15 @@ def test_a_failed_winner_copy_leaves_the_loser_under_both_names(conflict: Confli
         assert list(conflict_copies(files).values()) == [LOSER], sorted(files)
 
 
-def test_a_full_disk_keeps_the_loser_under_its_name_and_its_conflict_name(
-    tmp_path: Path,
-) -> None:
-    """The winner does not fit on the target's disk: its write fails with ENOSPC, while the
-    loser's conflict copy (a hard link) needed no room at all."""
-    big_loser = os.urandom(900_000)
-    big_winner = os.urandom(1_500_000)
+@contextlib.contextmanager
+def small_disk_conflict(
+    tmp_path: Path, loser: bytes, winner: bytes
+) -> Iterator[tuple[Path, Callable[[], bool]]]:
+    """A folder target on a 2 MiB disk holding ``loser``, the source (elsewhere) ``winner``;
+    with a function running one sync."""
     with small_tmpfs(tmp_path / "disk", "2m") as disk:
-        target = folder_target(disk / "target")
+        target = disk / "target"
+        target.mkdir()
         source = tmp_path / "source"
         write_file(source / NAME, "the base version", mtime=T)
         index = StateIndex(tmp_path / "state" / "index.sqlite")
@@ -286,7 +287,7 @@ def test_a_full_disk_keeps_the_loser_under_its_name_and_its_conflict_name(
             def once() -> bool:
                 locations: list[Location] = [
                     open_location(f"folder:{source}"),
-                    open_location(target.spec),
+                    open_location(f"folder:{target}"),
                 ]
                 engine = Engine(locations, index, EngineSettings(debounce=0.03))
                 try:
@@ -296,17 +297,49 @@ def test_a_full_disk_keeps_the_loser_under_its_name_and_its_conflict_name(
                     engine.stop()
 
             assert once()
-            target.save(big_loser, T + 100)
-            write_file(source / NAME, big_winner, mtime=T + 200)
-            assert not once(), "the winner should not fit on the target's disk"
-            files = target.files()
-            assert files.get(NAME) == big_loser, f"{NAME}: {len(files.get(NAME, b''))} bytes"
-            assert list(conflict_copies(files).values()) == [big_loser], sorted(files)
-            (copy,) = conflict_copies(files)
-            kept = (disk / "target" / copy).stat()
-            assert kept.st_ino == (disk / "target" / NAME).stat().st_ino, "a link, not a copy"
+            write_file(target / NAME, loser, mtime=T + 100)
+            write_file(source / NAME, winner, mtime=T + 200)
+            yield target, once
         finally:
             index.close()
+
+
+def temp_files(root: Path) -> list[str]:
+    return [n for _, _, names in os.walk(root) for n in names if n.startswith(".filesync-tmp")]
+
+
+def test_a_full_disk_keeps_the_loser_under_its_name_and_its_conflict_name(
+    tmp_path: Path,
+) -> None:
+    """The loser's copy fits on the target's disk, the winner then does not: its write fails
+    with ENOSPC, and the loser stays under both names, in two files."""
+    big_loser = os.urandom(600_000)
+    with small_disk_conflict(tmp_path, big_loser, os.urandom(1_500_000)) as (target, once):
+        assert not once(), "the winner should not fit on the target's disk"
+        files = tree(target)
+        assert files.get(NAME) == big_loser, f"{NAME}: {len(files.get(NAME, b''))} bytes"
+        assert list(conflict_copies(files).values()) == [big_loser], sorted(files)
+        (copy,) = conflict_copies(files)
+        kept = (target / copy).stat()
+        assert kept.st_ino != (target / NAME).stat().st_ino, "a link, not a copy"
+        assert kept.st_nlink == 1
+        assert temp_files(target) == []
+
+
+def test_a_conflict_copy_that_does_not_fit_leaves_both_versions_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loser's copy does not fit on the target's disk (the winner would): no conflict copy,
+    and so no winner there either; both versions stay, and one line says what to do."""
+    big_loser, winner = os.urandom(1_200_000), os.urandom(300_000)
+    with small_disk_conflict(tmp_path, big_loser, winner) as (target, once):
+        assert not once(), "the loser's copy should not fit on the target's disk"
+        assert tree(target) == {NAME: big_loser}, "the winner was written without the loser kept"
+        assert temp_files(target) == [], "a partial copy was left behind"
+        assert tree(tmp_path / "source") == {NAME: winner}
+        said = [r.getMessage() for r in caplog.records if "conflict copy" in r.getMessage()]
+        assert any("free some space" in line for line in said), said
+        assert all("\n" not in line for line in said), said
 
 
 def test_a_grouped_copy_whose_source_failed_is_made_at_the_next_sync(tmp_path: Path) -> None:
@@ -323,23 +356,28 @@ def test_a_grouped_copy_whose_source_failed_is_made_at_the_next_sync(tmp_path: P
         c.close()
 
 
-def test_a_folder_links_only_the_version_it_was_asked_for(tmp_path: Path) -> None:
+def test_a_folder_copies_aside_only_the_version_it_was_asked_for(tmp_path: Path) -> None:
     root = tmp_path / "folder"
     write_file(root / "a.txt", "version one", mtime=T)
+    os.chmod(root / "a.txt", 0o640)
     loc = FolderLocation(root)
     planned = loc.stat("a.txt")
     assert planned is not None
-    meta = loc.link("a.txt", "kept.txt", planned)
-    assert meta == loc.stat("a.txt") == loc.stat("kept.txt")
-    assert meta.same_version(planned) and meta != planned  # the link changed its ctime
+    meta = loc.copy_aside("a.txt", "kept/a.txt", planned)
+    assert meta == loc.stat("kept/a.txt") and meta.same_version(planned)
+    assert loc.stat("a.txt") == planned, "the original was touched"
+    assert (root / "kept/a.txt").stat().st_mode & 0o777 == 0o640
     with pytest.raises(FileExistsError):
-        loc.link("a.txt", "kept.txt", meta)
-    write_file(root / "a.txt", "version two", mtime=T + 1)
+        loc.copy_aside("a.txt", "kept/a.txt", planned)
+    with open(root / "a.txt", "r+b") as f:  # written in place: the copy is a file of its own
+        f.write(b"VERSION TWO")
+    assert (root / "kept/a.txt").read_bytes() == b"version one"
     with pytest.raises(FileChanged):
-        loc.link("a.txt", "other.txt", meta)
+        loc.copy_aside("a.txt", "other.txt", planned)
     assert not (root / "other.txt").exists()
     with pytest.raises(FileVanished):
-        loc.link("gone.txt", "other.txt", meta)
+        loc.copy_aside("gone.txt", "other.txt", planned)
+    assert temp_files(root) == []
 
 
 @pytest.mark.parametrize("in_place", [False, True], ids=["saved-by-rename", "saved-in-place"])
@@ -347,7 +385,8 @@ def test_a_save_made_during_the_winner_copy_is_not_overwritten(
     tmp_path: Path, in_place: bool
 ) -> None:
     """The winner replaces the name only if it still holds the loser: a save made meanwhile
-    (an editor's rename over it, or a program writing into the file) stays, and wins."""
+    (an editor's rename over it, or a program writing into the file) stays, and wins. The
+    loser's conflict copy is a file of its own: a write into the name leaves it as it was."""
     target = folder_target(tmp_path / "target")
     c = Conflict(tmp_path, target)
     newest = b"saved in the target while the winner was being copied"
@@ -367,7 +406,6 @@ def test_a_save_made_during_the_winner_copy_is_not_overwritten(
             assert files[NAME] == newest
         kept = set(conflict_copies(target.files()).values()) | trashed([c.source_root])
         assert WINNER in kept, "the winner was lost"
-        if not in_place:  # written in place, the loser was the user's to overwrite
-            assert LOSER in kept, "the loser was lost"
+        assert LOSER in kept, "the loser exists nowhere"
     finally:
         c.close()

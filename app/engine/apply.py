@@ -156,16 +156,14 @@ class Applier:
         source = slots[decision.source]
         winner = sides[decision.source].current
         assert winner is not None
-        kept: dict[str, KeptAside] = {}
         for key in decision.conflicts:
             with self._per_target(done, key, "keep a conflict copy of", path, slots[key]):
-                kept[key] = self._keep_conflict_copy(slots[key], path, sides[key])
-                done.follow_ups.append(kept[key].name)
+                done.follow_ups.append(self._keep_conflict_copy(slots[key], path, sides[key]).name)
         for key in decision.copy_to:
             if key in done.failed:  # its own version could not be kept aside
                 continue
             slot = slots[key]
-            expected = kept[key].expected if key in kept else sides[key].current
+            expected = sides[key].current  # a kept loser is still there, untouched
             copy = _Copy(
                 source.location,
                 slot.location,

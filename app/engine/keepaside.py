@@ -1,12 +1,14 @@
 """Keeping a conflict's losing version under its conflict-copy name, its own name untouched.
 
-The loser gets its second name first, while the original name still shows it: a hard link
-where the kind declares ``can_link`` (a folder), else a copy through the location's own
-``open_read`` and ``guarded_write``, spooled locally in between (ZIP, FTP, SFTP, S3, or a
-folder on a file system without hard links). Only then does the winner's guarded write
-replace the original name, atomically and only if it still holds the loser. So a reader never
-finds the name missing, and if the winner's copy fails (a full disk, a server gone, a stop)
-both versions still have a name.
+The loser is copied to its conflict name first, while the original name still shows it: within
+the location where the kind declares ``can_copy_aside`` (a folder clones or copies the very
+file it checked), else through the location's own ``open_read`` and ``guarded_write``, spooled
+locally in between (ZIP, FTP, SFTP, S3). Only then does the winner's guarded write replace the
+original name, atomically and only if it still holds the loser. So a reader never finds the
+name missing, and if the winner's copy fails (a full disk, a server gone, a stop) both versions
+still have a name. The conflict copy is always a file of its own, never a second name of the
+loser's file: a program writing into the name before the winner lands must not rewrite it. If
+it cannot be made (a full disk), the keep-aside fails and the winner is not written there.
 
 Runs on the location's worker (see :mod:`app.engine.workers`).
 """
@@ -28,14 +30,11 @@ from app.locations.base import CHUNK_SIZE, FileMeta, Location
 
 
 class KeptAside(NamedTuple):
-    """Where the loser was kept, and what its original name holds now."""
+    """Where the loser was kept (its original name still holds it, untouched)."""
 
     name: str
     #: The conflict copy as its location reports it (recorded in the index).
     meta: FileMeta
-    #: The original name's version, which the winner's guarded write must find there: the
-    #: loser, re-stated where the link changed its tag.
-    expected: FileMeta
 
 
 def keep_aside(
@@ -60,7 +59,7 @@ def keep_aside(
         found = loc.stat(name)
         if found is not None:
             if _holds_loser(loc, path, name, found, loser, stopping=stopping):
-                return KeptAside(name, found, loser)
+                return KeptAside(name, found)
             continue
         if name in taken:
             continue
@@ -78,17 +77,16 @@ def keep_aside(
 def _keep(
     loc: Location, path: str, name: str, loser: FileMeta, stopping: threading.Event | None
 ) -> KeptAside:
-    if loc.capabilities.can_link:
-        with contextlib.suppress(NotSupported):  # this file system has no links: copy
-            meta = loc.link(path, name, loser)
-            return KeptAside(name, meta, meta)
+    if loc.capabilities.can_copy_aside:
+        with contextlib.suppress(NotSupported):  # cannot here: copy through the stream
+            return KeptAside(name, loc.copy_aside(path, name, loser))
     # A server's one session cannot read and write at once: the bytes wait in a local spool.
     with tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE) as spool:
         with loc.open_read(path) as stream:
             shutil.copyfileobj(stop_aware(stream, stopping), spool, CHUNK_SIZE)
         spool.seek(0)
         meta = loc.guarded_write(name, cast(BinaryIO, spool), loser.mtime_ns, None)
-    return KeptAside(name, meta, loser)
+    return KeptAside(name, meta)
 
 
 def _holds_loser(
@@ -100,8 +98,8 @@ def _holds_loser(
     *,
     stopping: threading.Event | None,
 ) -> bool:
-    """Whether ``name`` holds the loser's bytes: a known tag says so (a folder's hard link,
-    ZIP's CRC), otherwise their digests, read one after the other (one server session)."""
+    """Whether ``name`` holds the loser's bytes: a known tag says so (ZIP's CRC), otherwise
+    their digests, read one after the other (one server session)."""
     if found.size != loser.size:
         return False
     if found == loser and found.tag != 0:

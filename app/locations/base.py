@@ -109,9 +109,10 @@ class Capabilities:
     #: folder can copy it with plain system calls (no stream; see ``WriteJob.source_at``).
     local_files: bool = False
     poll_as_well: bool = False
-    #: :meth:`Location.link` gives a file a second name without copying it (a hard link), so
-    #: a conflict's losing version is kept under its conflict-copy name at no cost.
-    can_link: bool = False
+    #: :meth:`Location.copy_aside` copies a file within the location (a folder: a clone or an
+    #: in-kernel copy), so a conflict's losing version is kept under its conflict-copy name
+    #: without its bytes travelling through FileSync.
+    can_copy_aside: bool = False
 
 
 Listing = dict[str, FileMeta]
@@ -344,15 +345,15 @@ class Location(ABC):
         """Move ``src`` to ``dst`` without copying the content (only if ``can_rename``)."""
         raise NotSupported("this location cannot rename files", location=self.name)
 
-    def link(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
-        """Give the file at ``src`` the new name ``dst`` too (only if ``can_link``), provided
-        ``src`` still holds ``expected`` (else :class:`FileChanged`).
+    def copy_aside(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
+        """Copy the file at ``src`` to the new name ``dst`` (only if ``can_copy_aside``),
+        provided ``src`` holds ``expected`` throughout (else :class:`FileChanged`).
 
-        Returns the meta both names report now: linking may change the file's tag (a folder's
-        includes the ctime). An existing ``dst`` raises FileExistsError; a file system that
-        cannot link raises :class:`NotSupported`, and the caller copies instead.
+        Returns the copy's meta. An existing ``dst`` raises FileExistsError; a location that
+        cannot do it raises :class:`NotSupported`, and the caller copies through the stream
+        interface instead. A full disk raises its OSError: nothing is left behind.
         """
-        raise NotSupported("this location cannot link files", location=self.name)
+        raise NotSupported("this location cannot copy files within itself", location=self.name)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

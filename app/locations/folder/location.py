@@ -44,7 +44,7 @@ from app.locations.base import (
 from app.locations.folder.batch import write_batch, write_temp
 from app.locations.folder.durability import Unsettled
 from app.locations.folder.hardlinks import HardLinkNames
-from app.locations.folder.linking import NO_LINKS, NotThatFile, link_checked
+from app.locations.folder.keepcopy import NO_LINKS, NotThatFile, copy_checked
 from app.locations.folder.mounts import poll_reason
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
 from app.locations.folder.scan import TreeScan
@@ -87,7 +87,7 @@ class FolderLocation(Location):
         batched_writes=True,
         parallel_reads=True,
         local_files=True,
-        can_link=True,
+        can_copy_aside=True,
     )
 
     def __init__(
@@ -405,14 +405,14 @@ class FolderLocation(Location):
             self._trash.wrote(dst, meta, at=fresh)
         return meta
 
-    def link(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
-        """A hard link ``dst`` to exactly the file ``expected`` at ``src`` (see ``linking``)."""
+    def copy_aside(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
+        """A copy ``dst`` of exactly the file ``expected`` at ``src`` (see ``keepcopy``)."""
         try:
             with (
                 self._tree.at(src) as (src_fd, src_name),
                 self._parent_for_writing(dst) as (dst_fd, dst_name),
             ):
-                st = link_checked(src_fd, src_name, dst_fd, dst_name, expected)
+                st = copy_checked(src_fd, src_name, dst_fd, dst_name, expected)
         except NotThatFile as exc:
             if stat_mod.S_ISLNK(exc.st.st_mode):
                 raise self._tree.linked(src, src) from None
@@ -421,16 +421,17 @@ class FolderLocation(Location):
             ) from None
         except (FileNotFoundError, NotADirectoryError):
             raise FileVanished(
-                "file vanished before linking", location=self.name, path=src
+                "file vanished before its conflict copy was made", location=self.name, path=src
             ) from None
         except OSError as exc:
             if exc.errno not in NO_LINKS:
                 raise
             raise NotSupported(
-                f"cannot hard-link here ({exc.strerror})", location=self.name, path=src
+                f"cannot name a copy here without replacing ({exc.strerror})",
+                location=self.name,
+                path=src,
             ) from None
-        for name in (src, dst):
-            self._hard_links.saw(name, st)
+        self._hard_links.saw(dst, st)
         return _meta(st)
 
     def _to_trash(
