@@ -120,6 +120,19 @@ class FileChanged(FileSyncError):
     """A file changed between the engine's decision and its write; the path is planned again."""
 
 
+class WritesDropped(FileChanged):
+    """A batch landed without some of its writes: another program changed those files after
+    they were staged (a ZIP archive's member), and its versions were kept.
+
+    Their rows, recorded as the writes were staged, are wrong: the engine puts them back and
+    plans ``paths`` again, the location behind on them.
+    """
+
+    def __init__(self, message: str, paths: list[str], *, location: str) -> None:
+        super().__init__(message, location=location)
+        self.paths = paths
+
+
 class TargetFailed(FileSyncError):
     """One location refused a write or delete (read-only, full, a folder in the way).
 

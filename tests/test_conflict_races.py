@@ -53,17 +53,7 @@ def _saved_by_rename(target: Target, root: Path) -> Target:
     return replace(target, save=save)
 
 
-#: ZIP stages its writes and drops, at the batch's one rewrite, those whose member another
-#: program changed meanwhile, its row already recorded: the same loss by another path, not
-#: fixed yet.
-_ZIP_DROPS_STAGED = pytest.mark.xfail(
-    strict=True, reason="ZIP drops a staged write over a changed member, its row kept"
-)
-
-
-@pytest.fixture(
-    params=["folder", pytest.param("zip", marks=_ZIP_DROPS_STAGED), "ftp", "sftp", "s3"]
-)
+@pytest.fixture(params=["folder", "zip", "ftp", "sftp", "s3"])
 def racing_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     """A target of each kind; where its files are local ones, saved by rename (as editors do),
     so the save is a new file and never writes into the one the engine holds."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import FileChanged, FileVanished, LocationUnavailable
+from app.errors import FileChanged, FileVanished, LocationUnavailable, WritesDropped
 from app.locations.zip import archive as ziparchive
 from app.locations.zip import format as zipformat
 from app.watch.change import Change
@@ -218,10 +218,11 @@ def test_member_changed_by_another_program_during_a_batch_keeps_their_version(
     try:
         put(loc, "shared.txt", b"original")
         write_file(tmp_path / "theirs" / "shared.txt", "theirs, written meanwhile")
-        with loc.batch():
+        with pytest.raises(WritesDropped) as dropped, loc.batch():
             put(loc, "shared.txt", b"ours")
             put(loc, "other.txt", b"unrelated")
             run_zip(archive, "shared.txt", cwd=tmp_path / "theirs")
+        assert dropped.value.paths == ["shared.txt"], "the engine must learn what did not land"
     finally:
         loc.close()
     with zipfile.ZipFile(archive) as zf:

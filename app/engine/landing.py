@@ -11,6 +11,8 @@ memory and in SQLite) and the paths are synced again once the location can take 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from app.engine.index import StateIndex
 from app.engine.slot import Slot
 from app.locations.base import FileMeta
@@ -36,9 +38,14 @@ class Landing:
         """``key``'s batch landed: its rows stand."""
         self._before.pop(key, None)
 
-    def revert(self, slot: Slot, index: StateIndex) -> list[str]:
-        """``slot``'s batch did not land: put its rows back; return the paths touched."""
+    def revert(
+        self, slot: Slot, index: StateIndex, only: Collection[str] | None = None
+    ) -> list[str]:
+        """``slot``'s batch did not land (or ``only`` these paths of it did not): put their rows
+        back; return the paths reverted."""
         rows = self._before.pop(slot.key, {})
+        if only is not None:
+            rows = {path: meta for path, meta in rows.items() if path in only}
         for path, meta in rows.items():
             if meta is None:
                 slot.known.pop(path, None)

@@ -33,6 +33,7 @@ from app.errors import (
     LinkedPath,
     LocationBusy,
     LocationUnavailable,
+    WritesDropped,
 )
 from app.locations.base import Listing
 from app.messages import shown
@@ -61,13 +62,25 @@ class Outcomes:
     disturbed: bool = False
 
     def unlanded(self, slot: Slot, exc: Exception) -> None:
-        """``slot``'s batch may not have landed: its rows go back, its paths are synced again."""
+        """``slot``'s batch may not have landed: its rows go back, its paths are synced again.
+
+        A batch that landed without some writes (another program changed those files there
+        after they were staged) puts back only their rows. Behind on them, the location's
+        changed version then competes with the one the engine wrote elsewhere (concurrent
+        edits: the newer wins, the other is kept as a conflict copy).
+        """
         self.disturbed = True
-        paths = self.applier.landing.revert(slot, self.index)
+        dropped = exc.paths if isinstance(exc, WritesDropped) else None
+        paths = self.applier.landing.revert(slot, self.index, dropped)
         if not paths:
             return
         for path in paths:
             self.mark_behind(slot, path)
+        if dropped is not None:
+            log.info("%s; planning them again", exc)
+            for path in paths:
+                self.retries.later(self.slots, path, self.debounce)
+            return
         if isinstance(exc, LocationBusy):
             slot.parked.update(paths)
             return

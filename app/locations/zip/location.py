@@ -30,6 +30,7 @@ from app.errors import (
     FileSyncError,
     FileVanished,
     LocationUnavailable,
+    WritesDropped,
 )
 from app.locations.base import (
     Capabilities,
@@ -233,16 +234,25 @@ class ZipLocation(Location):
         """Stage every write of the block and apply them with one rewrite at its end.
 
         Changes staged before an exception are still applied (their metas were already handed
-        out), then the exception propagates.
+        out), then the exception propagates. Staged writes dropped because another program
+        changed their member meanwhile raise :class:`WritesDropped` once the rest landed.
         """
         with self._batch_lock:
             self._depth += 1
+            dropped: list[str] = []
             try:
                 yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._commit()
+                    dropped = self._commit()
+            if dropped:
+                raise WritesDropped(
+                    f"{len(dropped)} files changed by another program before the archive was "
+                    "rewritten; kept as they are and synced again",
+                    dropped,
+                    location=self.name,
+                )
 
     def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
         """Deflate ``source`` into the staging file now; it lands in the archive at batch end."""
@@ -338,8 +348,9 @@ class ZipLocation(Location):
 
     # --- the one rewrite per batch -----------------------------------------------------------
 
-    def _commit(self) -> None:
-        """Apply everything staged with one rewrite.
+    def _commit(self) -> list[str]:
+        """Apply everything staged with one rewrite; return the staged paths it dropped (another
+        program changed them meanwhile, and keeps its version).
 
         If that fails, the staged changes stay staged (and visible to scans) and the next batch
         tries again: the engine has already recorded their metas, so dropping them would make
@@ -347,28 +358,30 @@ class ZipLocation(Location):
         """
         with self._lock:
             if not self._staged:
-                return
+                return []
             for _ in range(_MAX_REDO):
                 self._refresh()
-                items = self._rewritten_members()
+                items, dropped = self._rewritten_members()
                 if items is None or self._disk.replace(items):
                     if items is not None:
                         self.rewrites += 1
                         self._read_members()
                     self._discard_staging()
-                    return
+                    return dropped
                 log.info("%s: changed by another program during a rewrite; redoing", self.name)
             raise LocationUnavailable(
                 "the archive kept changing while FileSync rewrote it; will retry",
                 location=self.name,
             )
 
-    def _rewritten_members(self) -> list[Item] | None:
-        """Drop staged operations whose names another program changed meanwhile, then lay out"""
+    def _rewritten_members(self) -> tuple[list[Item] | None, list[str]]:
+        """Drop staged operations whose names another program changed meanwhile, then lay out
+        the rest; with the paths dropped."""
         assert self._disk.fd is not None
         ops, changed = self._staged.still_valid(self._members.listing)
         for path in changed:
             log.warning("%s: %s changed meanwhile; keeping that version", self.name, path)
-        return rewritten_members(
+        items = rewritten_members(
             self._disk.directory, self._members.by_name, ops, self._disk.fd, self._stage_file.fd
         )
+        return items, changed
