@@ -20,6 +20,7 @@ import pytest
 from app.errors import AuthenticationFailed, FileChanged, FileSyncError, LocationUnavailable
 from app.locations import LocationOptions, open_location
 from app.locations.base import FileMeta
+from app.locations.s3.client import DIRECT_MAX
 from app.locations.s3.direct import USER_AGENT
 from app.locations.s3.location import S3Location
 from app.locations.s3.upload import PART_SIZE
@@ -72,11 +73,13 @@ def test_small_uploads_are_direct_puts_and_big_ones_go_through_the_client(
         with loc.batch():
             loc.write("alone.txt", io.BytesIO(b"one file, not in a group"), SECOND)
         assert proxy.count("PUT", DIRECT) - before == 21
+        # From 1 MiB on a whole-file PUT goes through the client (Expect: 100-continue).
+        mid = os.urandom(DIRECT_MAX)
         big = os.urandom(PART_SIZE + 5)
-        write_files(loc, {"big.bin": big})
+        write_files(loc, {"mid.bin": mid, "big.bin": big})
         assert proxy.count("PUT", DIRECT) - before == 21  # parts go through the client
         assert server.keys(bucket, "root/") == {**files, "alone.txt": b"one file, not in a group",
-                                                "big.bin": big}  # fmt: skip
+                                                "mid.bin": mid, "big.bin": big}  # fmt: skip
     finally:
         loc.close()
 

@@ -9,6 +9,7 @@ layer fails. A scripted server on 127.0.0.1 sends raw bytes, so each form is rea
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from app.locations.s3.httppool import Connections
+from app.locations.s3.httppool import MAX_ERROR_BODY, Connections
 from app.locations.s3.sigv4 import Credentials, Signer
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -76,9 +77,14 @@ def test_the_kept_signing_key_changes_with_the_day_and_the_secret() -> None:
     assert signature("20260101T235959Z", SECRET) == first
 
 
+class Cut(bytes):
+    """An answer the scripted server sends and then closes the connection after."""
+
+
 class ScriptedServer:
     """A TCP server on 127.0.0.1 answering each request on a connection with the next of
-    ``answers`` (raw bytes; None closes the connection instead); it records what it got."""
+    ``answers`` (raw bytes; None closes the connection instead, a :class:`Cut` closes it after
+    sending); it records what it got."""
 
     def __init__(self, answers: list[bytes | None]) -> None:
         self.answers = list(answers)
@@ -102,7 +108,7 @@ class ScriptedServer:
             self._threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as reader:
+        with conn, conn.makefile("rb") as reader, contextlib.suppress(ConnectionResetError):
             while self.answers:
                 head = b""
                 while not head.endswith(b"\r\n\r\n"):
@@ -115,7 +121,12 @@ class ScriptedServer:
                 answer = self.answers.pop(0)
                 if answer is None:
                     return
-                conn.sendall(answer)
+                try:
+                    conn.sendall(answer)
+                except OSError:  # the client stopped reading (a long error body) and closed
+                    return
+                if isinstance(answer, Cut):
+                    return
 
     def close(self) -> None:
         self._sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
@@ -227,3 +238,57 @@ def test_nothing_listens_and_a_header_with_a_line_break_fail_clearly() -> None:
         put(conns)
     with pytest.raises(ValueError, match="line break"):
         put(conns, **{"x-amz-meta-mtime": "1\r\nX-Evil: 1"})
+
+
+def test_an_answer_begun_and_broken_off_is_not_sent_again(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """Only a connection closed before any answer is taken for one the server closed while it
+    was idle: once an answer has begun, the server has the request (a second PUT of a guarded
+    write would find FileSync's own object)."""
+    server = scripted([OK, Cut(b"HTTP/1.1 100 Continue\r\n\r\n"), OK])
+    conns = pool(server)
+    try:
+        assert put(conns)[0] == 200
+        with pytest.raises(bex.ConnectionClosedError):
+            put(conns, **{"If-None-Match": "*"})
+        assert len(server.requests) == 2
+    finally:
+        conns.close()
+
+
+def test_a_folded_header_line_continues_the_one_before(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    server = scripted(
+        [b'HTTP/1.1 200 OK\r\nETag: "e"\r\nX-Long: a\r\n  folded\r\nContent-Length: 0\r\n\r\n']
+    )
+    conns = pool(server)
+    try:
+        status, headers, _ = put(conns)
+        assert (status, headers["x-long"], headers["etag"]) == (200, "a folded", '"e"')
+    finally:
+        conns.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_long_error_body_is_read_only_in_part_and_its_connection_closed(
+    scripted: Callable[..., ScriptedServer], chunked: bool
+) -> None:
+    size = 3 * MAX_ERROR_BODY
+    if chunked:
+        chunk = b"x" * 65536
+        body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * (size // len(chunk)) + b"0\r\n\r\n"
+        head = b"HTTP/1.1 500 Internal\r\nTransfer-Encoding: chunked\r\n\r\n"
+    else:
+        body = b"x" * size
+        head = b"HTTP/1.1 500 Internal\r\nContent-Length: %d\r\n\r\n" % size
+    server = scripted([head + body, OK])
+    conns = pool(server)
+    try:
+        status, _, got = put(conns)
+        assert (status, len(got)) == (500, MAX_ERROR_BODY)
+        assert put(conns)[0] == 200
+        assert server.connections == 2  # the rest of the long body was never read
+    finally:
+        conns.close()

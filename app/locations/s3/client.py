@@ -79,6 +79,11 @@ YES = ("yes", "true", "1", "on")
 ATTEMPTS = 4
 #: Connections kept open to the server (uploads run 8 at a time, listings and HEADs beside).
 CONNECTIONS = 16
+#: Bodies from this size on go through the client, which sends ``Expect: 100-continue``: a
+#: server that refuses a large body (nginx's 1 MiB ``client_max_body_size``, a quota) answers
+#: before it is sent, and that one file fails with the server's reason, where a direct PUT
+#: would find the connection closed mid-body and retry it as an outage.
+DIRECT_MAX = 1024 * 1024
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -225,7 +230,7 @@ class S3Connection:
         return its ETag. Sent directly where it can be (``direct.py``: from the second PUT on,
         the first shows how the client sends them), else by the client; either way its errors
         are :meth:`call`'s."""
-        direct = self._direct if self.direct_puts else None
+        direct = self._direct if self.direct_puts and len(body) < DIRECT_MAX else None
         if direct is not None:
             try:
                 return self.call(what, lambda _: direct.put(key, body, metadata, conditions), path)

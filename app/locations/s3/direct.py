@@ -1,4 +1,4 @@
-"""Small PUTs without the client's request pipeline: signed by botocore, sent by http.client.
+"""Small PUTs and listings without the client's request pipeline: our SigV4, our connections.
 
 Small uploads are bound by CPU, and a ``put_object`` through the boto3 client costs about
 1.1 ms of it (parameter checks, endpoint rules, a dozen event hooks, signing, the HTTP layer,
@@ -17,7 +17,8 @@ Everything that decides what the request means stays the client's:
   ``ClientError`` subclass the client would raise, and a broken connection as botocore's
   exception for it, so :meth:`S3Connection.call` turns both into the same FileSync errors.
 
-It is not used where anything is unusual: a signature other than SigV4 (S3 Express buckets,
+It is not used for bodies from 1 MiB on (the client asks ``Expect: 100-continue`` first), nor
+where anything is unusual: a signature other than SigV4 (S3 Express buckets,
 for one), no credentials, a proxy, a custom CA bundle for an HTTPS endpoint; and an answer
 saying the request went to the wrong place (a redirect, another region) raises
 :class:`Misdirected`, after which the location uses the client for every PUT.
@@ -25,6 +26,7 @@ saying the request went to the wrong place (a redirect, another region) raises
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -131,8 +133,10 @@ class DirectPuts:
         if credentials is None:
             raise ValueError("no credentials")
         parts = urlsplit(target.base)
-        if parts.scheme == "https" and session.get_config_variable("ca_bundle"):
-            raise ValueError("a custom CA bundle")  # over plain HTTP it plays no part
+        if parts.scheme == "https" and (
+            session.get_config_variable("ca_bundle") or os.environ.get("REQUESTS_CA_BUNDLE")
+        ):  # botocore trusts either (``endpoint.py``); over plain HTTP neither plays a part
+            raise ValueError("a custom CA bundle")
         proxies = urllib.request.getproxies()
         if proxies.get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname or ""):
             raise ValueError("a proxy")

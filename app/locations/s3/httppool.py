@@ -29,6 +29,8 @@ import botocore.exceptions as bex
 #: Longest status or header line accepted, and most header lines (as ``http.client``).
 MAX_LINE = 65536
 MAX_HEADERS = 100
+#: Most of an error answer's body read (an S3 error is a short XML message).
+MAX_ERROR_BODY = 1024 * 1024
 
 
 class Closed(ConnectionError):
@@ -110,12 +112,19 @@ class Connections:
         message = _message(method, path, self.host_header, headers, body)
         conn, reused = self._take(url)
         while True:
+            answered = False
             try:
                 conn.sock.sendall(message)
-                reply, keep = _read_reply(conn.reader, method)
+                first = conn.reader.readline(MAX_LINE + 1)
+                if not first:
+                    raise Closed("the server closed the connection without answering")
+                answered = True
+                reply, keep = _read_reply(conn.reader, method, first)
             except STALE as exc:
                 conn.close()
-                if reused:  # closed by the server while idle: once more on a new connection
+                if reused and not answered:
+                    # Closed by the server while idle: once more on a new connection. Not
+                    # once an answer has begun: the server has the request then.
                     conn, reused = self._connect(url), False
                     continue
                 raise bex.ConnectionClosedError(endpoint_url=url, error=exc) from None
@@ -188,12 +197,12 @@ def _message(method: str, path: str, host: str, headers: dict[str, str], body: b
     return (head + "\r\n\r\n").encode("latin-1") + body
 
 
-def _read_reply(reader: BinaryIO, method: str) -> tuple[Reply, bool]:
-    """The next whole answer on ``reader``, and whether the connection stays open after it."""
+def _read_reply(reader: BinaryIO, method: str, line: bytes) -> tuple[Reply, bool]:
+    """The whole answer on ``reader`` whose status ``line`` was read, and whether the
+    connection stays open after it."""
     while True:
-        line = reader.readline(MAX_LINE + 1)
         if not line:
-            raise Closed("the server closed the connection without answering")
+            raise BadAnswer("the server closed the connection after an interim answer")
         version, _, rest = line.decode("latin-1").partition(" ")
         code = rest[:3]
         if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
@@ -202,17 +211,24 @@ def _read_reply(reader: BinaryIO, method: str) -> tuple[Reply, bool]:
         headers = _read_headers(reader)
         if status >= 200 or status == 101:
             break  # 100 Continue and other interim answers are followed by the real one
+        line = reader.readline(MAX_LINE + 1)
     closes = headers.get("connection", "").lower()
     keep = "close" not in closes and (version != "HTTP/1.0" or "keep-alive" in closes)
     if method == "HEAD" or status in (204, 304) or status < 200:
         return Reply(status, headers, b""), keep
+    # An error's body is read up to MAX_ERROR_BODY (a message, not data); the connection is
+    # closed rather than read to the end of a longer one.
+    limit = None if status < 300 else MAX_ERROR_BODY
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Reply(status, headers, _read_chunked(reader)), keep
+        body, whole = _read_chunked(reader, limit)
+        return Reply(status, headers, body), keep and whole
     length = headers.get("content-length")
-    if length is None:
-        return Reply(status, headers, reader.read()), False  # until the server closes
+    if length is None:  # until the server closes
+        return Reply(status, headers, reader.read() if limit is None else reader.read(limit)), False
     if not length.strip().isdigit():
         raise BadAnswer(f"Content-Length {length!r}")
+    if limit is not None and int(length) > limit:
+        return Reply(status, headers, reader.read(limit)), False
     body = reader.read(int(length))
     if len(body) != int(length):
         raise BadAnswer(f"the answer ended after {len(body)} of {length} bytes")
@@ -221,6 +237,7 @@ def _read_reply(reader: BinaryIO, method: str) -> tuple[Reply, bool]:
 
 def _read_headers(reader: BinaryIO) -> dict[str, str]:
     headers: dict[str, str] = {}
+    name = ""
     for _ in range(MAX_HEADERS + 1):
         line = reader.readline(MAX_LINE + 1)
         if line in (b"\r\n", b"\n"):
@@ -229,15 +246,21 @@ def _read_headers(reader: BinaryIO) -> dict[str, str]:
             raise BadAnswer("the answer's headers ended with the connection")
         if len(line) > MAX_LINE:
             raise BadAnswer("a header line too long")
+        if line[:1] in (b" ", b"\t") and name:  # an obsolete folded line continues the last
+            headers[name] = f"{headers[name]} {line.decode('latin-1').strip()}".strip()
+            continue
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon:
             raise BadAnswer(f"not a header line: {line[:80]!r}")
-        headers[name.strip().lower()] = value.strip()
+        name = name.strip().lower()
+        headers[name] = value.strip()
     raise BadAnswer(f"more than {MAX_HEADERS} header lines")
 
 
-def _read_chunked(reader: BinaryIO) -> bytes:
+def _read_chunked(reader: BinaryIO, limit: int | None) -> tuple[bytes, bool]:
+    """The chunked body (and True), or its first ``limit`` bytes (and False: unread rest)."""
     parts: list[bytes] = []
+    got = 0
     while True:
         line = reader.readline(MAX_LINE + 1)
         if not line:
@@ -249,11 +272,15 @@ def _read_chunked(reader: BinaryIO) -> bytes:
             raise BadAnswer(f"a chunk size {size_text[:20]!r}") from None
         if size == 0:
             _read_headers(reader)  # trailers, then the blank line
-            return b"".join(parts)
+            return b"".join(parts), True
+        if limit is not None and got + size > limit:
+            parts.append(reader.read(limit - got))
+            return b"".join(parts), False
         chunk = reader.read(size)
         if len(chunk) != size or reader.readline(MAX_LINE + 1) not in (b"\r\n", b"\n"):
             raise BadAnswer("the answer ended inside a chunk")
         parts.append(chunk)
+        got += size
 
 
 def _close_all(idle: collections.deque[Connection]) -> None:
