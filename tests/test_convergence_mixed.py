@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.engine.engine import Engine
@@ -169,12 +169,12 @@ def run_examples(
     ops: st.SearchStrategy[list[Op]],
     make: Callable[[Path], R],
     check: Callable[[R, list[Op], bool], None],
+    always: tuple[tuple[list[Op], bool], ...] = (),
 ) -> None:
     """``check`` random ``ops`` (with or without pauses between them) on ``examples`` rigs,
-    each built by ``make`` in a fresh folder and closed after."""
+    each built by ``make`` in a fresh folder and closed after. The ``always`` cases (ops,
+    pause) are tried first on every run: examples that once failed, so they stay fixed."""
 
-    @live_settings(examples)
-    @given(ops=ops, pause=st.booleans())
     def run(ops: list[Op], pause: bool) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             rig = make(Path(tmp))
@@ -184,7 +184,9 @@ def run_examples(
             finally:
                 rig.close()
 
-    run()
+    for case_ops, case_pause in reversed(always):
+        run = example(ops=case_ops, pause=case_pause)(run)
+    live_settings(examples)(given(ops=ops, pause=st.booleans())(run))()
 
 
 @pytest.mark.parametrize("kind", ["zip", "ftp"])
@@ -192,9 +194,28 @@ def test_mixed_locations_converge_on_random_operations(kind: str) -> None:
     run_examples(6, ops_strategy(3, 8), lambda tmp: Mix(tmp, kind), check_ops)
 
 
+#: A server write of the same size in bytes, not in characters, as FileSync's upload before it
+#: (``é ü.txt``): the rig once failed to wait for the next second there (an invisible edit).
+SFTP_ALWAYS = (
+    (
+        [
+            Op("rename", 1, "dir/sub/d.txt", "b.txt"),
+            Op("slow", 2, "dir/sub/d.txt"),
+            Op("write", 1, "é ü.txt"),
+            Op("slow", 0, "b.txt"),
+            Op("slow", 1, "é ü.txt"),
+            Op("write", 2, "é ü.txt"),
+            Op("slow", 2, "a.txt"),
+            Op("slow", 0, "b.txt"),
+        ],
+        True,
+    ),
+)
+
+
 def test_folders_and_sftp_converge_on_random_operations(ssh_home: Path) -> None:
     """The same over OpenSSH's sshd; fewer examples, each starts its own server."""
-    run_examples(5, ops_strategy(3, 8), lambda tmp: Mix(tmp, "sftp"), check_ops)
+    run_examples(5, ops_strategy(3, 8), lambda tmp: Mix(tmp, "sftp"), check_ops, always=SFTP_ALWAYS)
 
 
 def check_ops(mix: Mix, ops: list[Op], pause: bool) -> None:
