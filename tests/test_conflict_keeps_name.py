@@ -18,7 +18,6 @@ import errno
 import io
 import os
 import threading
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +38,7 @@ from tests.helpers import tree, wait_until, write_file
 from tests.s3_server import S3Server
 from tests.sshd_server import SftpServer
 from tests.test_convergence import trashed
-from tests.test_zip_helpers import run_zip
+from tests.test_zip_helpers import run_zip, zip_tree
 
 T = 1_700_000_000  # a fixed past mtime, in seconds
 NAME = "doc.txt"
@@ -130,17 +129,7 @@ def zip_target(tmp: Path) -> Target:
         write_file(staging / NAME, data, mtime=mtime)
         run_zip(archive, NAME, cwd=staging)
 
-    def files() -> dict[str, bytes]:
-        if not archive.exists():
-            return {}
-        with zipfile.ZipFile(archive) as zf:
-            return {
-                i.filename: zf.read(i)
-                for i in zf.infolist()
-                if not i.is_dir() and not i.filename.startswith(".filesync")
-            }
-
-    return Target(f"zip:{archive}", save, files)
+    return Target(f"zip:{archive}", save, lambda: zip_tree(archive))
 
 
 def s3_target(server: S3Server) -> Target:

@@ -40,19 +40,9 @@ from tests.test_convergence import (
     ops_strategy,
     trashed,
 )
+from tests.test_zip_helpers import zip_tree
 
 PRECISION = {"zip": 2.0, "ftp": 1.0, "sftp": 1.0, "s3": 0.001}
-
-
-def zip_tree(archive: Path) -> dict[str, bytes]:
-    if not archive.exists():
-        return {}
-    with zipfile.ZipFile(archive) as zf:
-        return {
-            i.filename: zf.read(i)
-            for i in zf.infolist()
-            if not i.is_dir() and not i.filename.split("/")[0].startswith(".filesync")
-        }
 
 
 def apply_to_zip(archive: Path, op: Op, n: int) -> bytes | None:

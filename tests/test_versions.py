@@ -28,7 +28,7 @@ from app.versions import (
 from tests.engine_fixtures import Rig
 from tests.ftp_server import ThreadedFtpServer
 from tests.helpers import tree, wait_until, write_file
-from tests.test_convergence_mixed import zip_tree
+from tests.test_zip_helpers import zip_tree
 
 T0 = 1_700_000_000
 

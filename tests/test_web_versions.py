@@ -5,20 +5,10 @@ location."""
 from __future__ import annotations
 
 import time
-import zipfile
-from pathlib import Path
 
 from tests.helpers import tree, wait_until, write_file
+from tests.test_zip_helpers import zip_tree
 from tests.web_fixtures import Client, Dashboard
-
-
-def zip_tree(archive: Path) -> dict[str, bytes]:
-    if not archive.exists():
-        return {}
-    with zipfile.ZipFile(archive) as zf:
-        return {
-            n: zf.read(n) for n in zf.namelist() if not n.endswith("/") and ".filesync" not in n
-        }
 
 
 def everywhere(dashboard: Dashboard) -> list[dict[str, bytes]]:

@@ -22,6 +22,19 @@ def zip_location(archive: Path) -> ZipLocation:
     return loc
 
 
+def zip_tree(archive: Path) -> dict[str, bytes]:
+    """Every user file in ``archive`` as any ZIP reader sees it (no folders, no ``.filesync``);
+    an archive not made yet holds nothing."""
+    if not archive.exists():
+        return {}
+    with zipfile.ZipFile(archive) as zf:
+        return {
+            i.filename: zf.read(i)
+            for i in zf.infolist()
+            if not i.is_dir() and not i.filename.split("/")[0].startswith(".filesync")
+        }
+
+
 def run_zip(*args: str | Path, cwd: Path) -> None:
     """Run the Info-ZIP ``zip`` tool quietly; fail loudly if it fails."""
     subprocess.run(["zip", "-q", *map(str, args)], cwd=cwd, check=True, timeout=120)
