@@ -1,6 +1,7 @@
 """A real HTTP proxy on 127.0.0.1 in front of a test S3 server: it sees every request on the
-wire (to count them and tell who sent them) and can answer some itself (a 503, to prove
-retries), forwarding everything else unchanged.
+wire (to count them and tell who sent them, and the body bytes each way) and can answer some
+itself (a 503, to prove retries) or run a test's step just before forwarding one (another
+program's write at that moment), forwarding everything else unchanged.
 
 Use its ``endpoint`` as a location's ``endpoint=``; the signature still holds, because the
 proxy passes the ``Host`` header through as the client sent it.
@@ -22,11 +23,13 @@ HOP = frozenset(
 
 @dataclass(frozen=True)
 class Seen:
-    """One request as it arrived: method, path (with query) and User-Agent."""
+    """One request as it arrived: method, path (with query), User-Agent and the object a
+    ``CopyObject`` copies (its ``x-amz-copy-source``, "" for other requests)."""
 
     method: str
     path: str
     agent: str
+    copy_source: str = ""
 
 
 #: Decides from a request whether the proxy answers it itself: (status, code) or None.
@@ -40,6 +43,10 @@ class S3Proxy:
         host, port = upstream.removeprefix("http://").split(":")
         self.seen: list[Seen] = []
         self.fault: Fault | None = None
+        #: Runs just before a request is forwarded (not for those ``fault`` answers).
+        self.before: Callable[[Seen], None] | None = None
+        #: Each forwarded request with its body's bytes and its answer's body bytes.
+        self.traffic: list[tuple[Seen, int, int]] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -51,7 +58,8 @@ class S3Proxy:
                 pass
 
             def _relay(self) -> None:
-                seen = Seen(self.command, self.path, self.headers.get("User-Agent", ""))
+                seen = Seen(self.command, self.path, self.headers.get("User-Agent", ""),
+                            self.headers.get("x-amz-copy-source", ""))  # fmt: skip
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
@@ -63,12 +71,16 @@ class S3Proxy:
                                f"</Code><Message>injected</Message></Error>").encode()  # fmt: skip
                     self._answer(status, [("Content-Type", "application/xml")], payload)
                     return
+                if proxy.before is not None:
+                    proxy.before(seen)
                 upstream = http.client.HTTPConnection(host, int(port), timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     reply = upstream.getresponse()
                     data = reply.read()
+                    with proxy._lock:
+                        proxy.traffic.append((seen, len(body), len(data)))
                     kept = [(k, v) for k, v in reply.getheaders() if k.lower() not in HOP]
                     self._answer(reply.status, kept, data, reply.getheader("Content-Length"))
                 finally:
@@ -110,6 +122,11 @@ class S3Proxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)
+
+    def body_bytes(self) -> int:
+        """Body bytes forwarded so far, both ways (requests' and answers')."""
+        with self._lock:
+            return sum(up + down for _, up, down in self.traffic)
 
     def count(self, method: str, agent: str = "") -> int:
         """Requests seen with ``method`` whose User-Agent contains ``agent``."""

@@ -17,6 +17,8 @@ How the contract of :mod:`app.locations.base` is met on S3:
   ``If-Match``/``If-None-Match`` where the server honours them (probed once at ``open``;
   declared as ``Capabilities.checks_on_write``) and otherwise check the object just before
   the PUT (and before completing a multipart).
+* **Conflict copies** are made by the server (``CopyObject``, only from the planned version;
+  ``copyaside.py``): the loser's bytes never travel through FileSync.
 * **Deletes** made in a batch go out together as ``DeleteObjects`` (1,000 keys a request) at
   the batch's end. **Renames** are not in place: the kind declares ``can_rename=False``, so the
   engine copies and deletes.
@@ -44,6 +46,7 @@ from app.locations.base import (
 from app.locations.names import safe_label
 from app.locations.remote.named import SpecNamed
 from app.locations.s3.client import S3Connection
+from app.locations.s3.copyaside import ServerCopies
 from app.locations.s3.pending import PendingPuts
 from app.locations.s3.reader import MARKER, S3_NAMES, S3Reader
 from app.locations.s3.saved import SavedTimes, times_file
@@ -84,6 +87,14 @@ class S3Location(SpecNamed):
             saved = SavedTimes(times_file(cache_dir, self.key), self.key, self.name)
         self._reader = S3Reader(self._conn, self._base, self.name, self._pending, saved)
         self._writer = S3Writer(self._conn, self._base, self.name, self._reader, self._pending)
+        self._copies = ServerCopies(
+            self._conn,
+            self._base,
+            self.name,
+            self._reader,
+            self._pending,
+            conditional=lambda: self._writer.conditional,
+        )
 
     @staticmethod
     def _declare(checks_on_write: bool) -> Capabilities:
@@ -95,6 +106,7 @@ class S3Location(SpecNamed):
             names=S3_NAMES,
             checks_on_write=checks_on_write,
             batched_writes=True,
+            can_copy_aside=True,
         )
 
     @classmethod
@@ -201,6 +213,11 @@ class S3Location(SpecNamed):
     def guarded_delete(self, path: str, expected: FileMeta | None) -> None:
         """Delete ``path`` only if it still holds ``expected`` (a HEAD just before)."""
         self._writer.guarded_delete(path, expected)
+
+    def copy_aside(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
+        """Have the server copy ``src`` to the new name ``dst``, only if it is ``expected``
+        (a conflict's loser, kept aside; see :mod:`.copyaside`)."""
+        return self._copies.copy(src, dst, expected)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
