@@ -2,13 +2,15 @@
 
 The loser is copied to its conflict name first, while the original name still shows it: within
 the location where the kind declares ``can_copy_aside`` (a folder clones or copies the very
-file it checked), else through the location's own ``open_read`` and ``guarded_write``, spooled
-locally in between (ZIP, FTP, SFTP, S3). Only then does the winner's guarded write replace the
-original name, atomically and only if it still holds the loser. So a reader never finds the
-name missing, and if the winner's copy fails (a full disk, a server gone, a stop) both versions
-still have a name. The conflict copy is always a file of its own, never a second name of the
-loser's file: a program writing into the name before the winner lands must not rewrite it. If
-it cannot be made (a full disk), the keep-aside fails and the winner is not written there.
+file it checked, an S3 server copies the object from the version checked), else through the
+location's own ``open_read`` and ``guarded_write``, spooled locally in between (ZIP, FTP,
+SFTP, and S3 where the server makes no copies). Only then does the winner's guarded write
+replace the original name, atomically and only if it still holds the loser. So a reader never
+finds the name missing, and if the winner's copy fails (a full disk, a server gone, a stop)
+both versions still have a name. The conflict copy is always a file of its own, never a second
+name of the loser's file: a program writing into the name before the winner lands must not
+rewrite it. If it cannot be made (a full disk), the keep-aside fails and the winner is not
+written there.
 
 Runs on the location's worker (see :mod:`app.engine.workers`).
 """

@@ -110,8 +110,8 @@ class Capabilities:
     local_files: bool = False
     poll_as_well: bool = False
     #: :meth:`Location.copy_aside` copies a file within the location (a folder: a clone or an
-    #: in-kernel copy), so a conflict's losing version is kept under its conflict-copy name
-    #: without its bytes travelling through FileSync.
+    #: in-kernel copy; S3: the server's ``CopyObject``), so a conflict's losing version is
+    #: kept under its conflict-copy name without its bytes travelling through FileSync.
     can_copy_aside: bool = False
 
 
