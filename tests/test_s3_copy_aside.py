@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from app.engine.keepaside import keep_aside
 from app.errors import FileChanged, FileVanished, NotSupported
 from app.locations.s3 import copyaside
 from app.locations.s3.location import S3Location
@@ -219,3 +220,46 @@ def test_a_big_object_is_copied_in_parts_only_from_the_planned_version(
         loc.copy_aside("big.bin", "other.bin", planned)
     proxy.before = None
     assert "other.bin" not in server.keys(bucket, "root/")
+
+
+def test_refusals_as_aws_gives_them_mean_what_the_stream_path_would(
+    server: S3Server, bucket: str, proxy: S3Proxy, loc: S3Location
+) -> None:
+    """The proxy answers the CopyObject as AWS would: 412 for a source rewritten meanwhile
+    (FileChanged), 412 for a name made meanwhile (FileExistsError), 501 from a server without
+    copies (the engine's keep-aside then copies through the stream, and the server is not
+    asked again)."""
+    save(server, bucket, "a.txt", b"the planned version", LOSER_TIME)
+    planned = loc.stat("a.txt")
+    assert planned is not None
+
+    def refuse(status: int, code: str, then: bytes | None = None) -> None:
+        def fault(seen: Seen) -> tuple[int, str] | None:
+            if not seen.copy_source:
+                return None
+            if then is not None:
+                save(server, bucket, "a.txt", then, LOSER_TIME)
+            return status, code
+
+        proxy.fault = fault
+
+    refuse(412, "PreconditionFailed")
+    with pytest.raises(FileExistsError):
+        loc.copy_aside("a.txt", "kept.txt", planned)
+    refuse(501, "NotImplemented")
+    kept = keep_aside(loc, "a.txt", planned, ["kept.txt"], set(), stopping=None)
+    copies = [s for s in proxy.seen if s.copy_source]
+    assert kept.name == "kept.txt" and kept.meta.same_version(planned)
+    assert server.keys(bucket, "root/")["kept.txt"] == b"the planned version"
+    with pytest.raises(NotSupported):
+        loc.copy_aside("a.txt", "again.txt", planned)
+    assert [s for s in proxy.seen if s.copy_source] == copies, "asked again"
+    fresh = through(server, proxy, bucket, "root")
+    try:
+        refuse(412, "PreconditionFailed", then=b"rewritten meanwhile")
+        with pytest.raises(FileChanged):
+            fresh.copy_aside("a.txt", "other.txt", planned)
+    finally:
+        fresh.close()
+        proxy.fault = None
+    assert set(server.keys(bucket, "root/")) == {"a.txt", "kept.txt"}

@@ -152,8 +152,9 @@ class ServerCopies:
         return FileMeta(size, expected.mtime_ns, tag_of(etag))
 
     def _call(self, what: str, action: Callable[[S3Client], str], path: str) -> str:
-        result: str = self._reader.call(what, action, path)
-        return result
+        """Run a copy request; a refusal the connection does not translate (a failed
+        condition, no such key) propagates as the ClientError for :meth:`_refusal`."""
+        return self._conn.call(what, action, path)
 
     def _check_after(self, src: str, dst_key: str, expected: FileMeta) -> None:
         """The copy's ETag does not prove it: the source must still be the planned version,
