@@ -3,10 +3,11 @@
 watchdog's observer threads call :class:`_Handler` which only translates paths and puts
 :class:`Change` records on the engine's queue; all decisions are the engine's. A new folder is
 reported as a TREE change, because files closed in it before its inotify watch existed produce
-no event of their own; the engine scans the folder. If the OS refuses more watches (the inotify
-limit), this watcher falls back to polling with a warning instead of missing changes. Writes
-and closes feed a :class:`~app.watch.writes.WriteTracker`, so the engine can tell a file that is
-still being written and hold it back.
+no event of their own; the engine scans the folder, and the files watchdog then reports as
+created there are not taken for writes (:mod:`app.watch.newfolders`). If the OS refuses more
+watches (the inotify limit), this watcher falls back to polling with a warning instead of
+missing changes. Writes and closes feed a :class:`~app.watch.writes.WriteTracker`, so the engine
+can tell a file that is still being written and hold it back.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from watchdog.observers.api import BaseObserver
 
 from app.locations.base import is_internal
 from app.watch.change import Change, ChangeKind
+from app.watch.newfolders import NewFolders
 from app.watch.poller import PollingWatcher
 from app.watch.watcher import Watcher
 from app.watch.writes import WriteTracker, Writing
@@ -99,6 +101,7 @@ class _Handler(FileSystemEventHandler):
         self.location = location
         self._sink = sink
         self.writes = writes
+        self.new_folders = NewFolders(self.root)
 
     def sink(self, change: Change) -> None:
         """Pass ``change`` on, plus a change of every other name of a hard-linked file: the OS
@@ -141,9 +144,13 @@ class _Handler(FileSystemEventHandler):
         if src is None:
             return
         if isinstance(event, DirCreatedEvent | DirDeletedEvent):
+            if isinstance(event, DirCreatedEvent):
+                self.new_folders.created(src)
             self.sink(Change(self.key, ChangeKind.TREE, src))
         elif not event.is_directory:
-            if isinstance(event, FileModifiedEvent | FileCreatedEvent) and not event.is_synthetic:
+            if isinstance(event, FileCreatedEvent) and self.new_folders.found(src):
+                pass  # in a new folder before its watch: no write seen, copied as found
+            elif isinstance(event, FileModifiedEvent | FileCreatedEvent) and not event.is_synthetic:
                 if not self.writes.wrote(src):
                     return  # one more write in a run the engine already knows of
             elif isinstance(event, FileClosedEvent):
