@@ -55,6 +55,31 @@ def test_edit_and_delete_propagate_live(rig: Rig) -> None:
     wait_until(lambda: tree(a) == {} and tree(b) == {}, message="delete reaches a and b")
 
 
+def test_a_delete_made_the_moment_an_edit_lands_propagates(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user deletes the new version in c the instant FileSync renamed it into place, before
+    FileSync could look at it: that is a delete of the new version, and it reaches a and b."""
+    a, b, c = rig.roots
+    write_file(a / "f.txt", "v1", mtime=T)
+    rig.start()
+    converge(rig)
+    replace = os.replace
+    deleted: list[str] = []
+
+    def replace_then_delete(src: str, dst: str, **dir_fds: int) -> None:
+        replace(src, dst, **dir_fds)
+        into = dir_fds.get("dst_dir_fd")
+        if into is not None and dst == "f.txt" and os.path.samefile(f"/proc/self/fd/{into}", c):
+            os.unlink(dst, dir_fd=into)  # the user, faster than FileSync's look at its copy
+            deleted.append(dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_delete)
+    write_file(b / "f.txt", "version two")
+    wait_until(lambda: deleted, message="the new version landing in c")
+    wait_until(lambda: tree(a) == tree(b) == tree(c) == {}, message="delete reaches a and b")
+
+
 def test_mtime_is_preserved(rig: Rig) -> None:
     a, b, _ = rig.roots
     write_file(a / "old.txt", "x", mtime=T)

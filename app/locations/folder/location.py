@@ -329,8 +329,14 @@ class FolderLocation(Location):
         if check and current != expected:
             raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
         self._to_trash(dir_fd, name, path, old, keep=True, reason=OVERWRITTEN)
+        written = os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        meta = _meta(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+        try:
+            meta = _meta(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+        except FileNotFoundError:
+            # Deleted the moment it landed (by a user who saw it arrive): it was written all
+            # the same, so that delete removes this version and must reach the others.
+            meta = _meta(written)
         self._trash.wrote(path, meta)
         return meta
 
