@@ -51,6 +51,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from app.engine.engine import Engine
+from app.engine.gcpolicy import collect_less_often
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
 from app.locations import open_location
@@ -217,6 +218,7 @@ class EngineRun:
     """The real engine over real folders with default settings, as ``filesync run`` builds it."""
 
     def __init__(self, roots: list[Path], state: Path) -> None:
+        collect_less_often()  # as build_engine does for every front end
         self.index = StateIndex(state / "index.sqlite")
         locations = [open_location(f"folder:{root}") for root in roots]
         self.engine = Engine(locations, self.index, EngineSettings())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -25,14 +26,17 @@ import pytest
 
 from app.engine.engine import Engine
 from app.locations import LocationOptions, open_location
-from app.locations.base import TEMP_PREFIX, FileMeta, Location, WriteJob
+from app.locations.base import TEMP_PREFIX, FileMeta, LocalRoot, Location, WriteJob
 from app.locations.folder import batch
 from tests.engine_fixtures import Rig
 from tests.helpers import tree, write_file
 
 SECOND = 1_000_000_000
 T = TypeVar("T")
-BOTH_WAYS = pytest.mark.parametrize("speedup", [True, False], ids=["c", "python"])
+#: "c": as the engine's jobs go (each source opened beneath its root folder with openat2);
+#: "c-folders": as where openat2 is missing (each source's folder reached first);
+#: "python": without the C speedup.
+BOTH_WAYS = pytest.mark.parametrize("speedup", ["c", "c-folders", "python"])
 
 
 def _folder(root: Path) -> Location:
@@ -48,19 +52,25 @@ def _job(source: Location, path: str, expected: FileMeta | None = None) -> Write
     meta = source.stat(path)
     size, mtime = (meta.size, meta.mtime_ns) if meta else (1, 5 * SECOND)
     at = partial(source.local_file, path)
-    return WriteJob(path, partial(source.open_read, path), mtime, expected, at, size)
+    root = LocalRoot(source.local_root, _go_on)
+    return WriteJob(path, partial(source.open_read, path), mtime, expected, at, size, root)
+
+
+def _go_on() -> None:
+    """A stop check that finds no stop."""
 
 
 @pytest.fixture
-def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
-    """``use_speedup(False)`` makes this test's groups take the pure-Python steps."""
+def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``use_speedup(mode)`` makes this test's groups take the steps of ``mode`` (BOTH_WAYS)."""
 
-    def choose(on: bool) -> None:
-        if on and not batch.SPEEDUP:
+    def choose(mode: str) -> None:
+        if mode != "python" and not batch.SPEEDUP:
             pytest.skip("the C speedup is not built here")
-        if not on:
+        if mode == "python":
             monkeypatch.setattr(batch, "_stage_c", None)
             monkeypatch.setattr(batch, "_land_c", None)
+        monkeypatch.setattr(batch, "_beneath", mode == "c")
 
     return choose
 
@@ -92,7 +102,7 @@ def _odd_source(root: Path) -> dict[str, bytes]:
 
 @BOTH_WAYS
 def test_a_group_lands_alike_both_ways(
-    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+    tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
     use_speedup(speedup)
     source, target = _folder(tmp_path / "a"), _folder(tmp_path / "b")
@@ -127,6 +137,11 @@ def _odd_cases(a: Path, b: Path, source: Location, target: Location) -> list[Wri
     jobs.insert(7, _job(source, "saved.txt"))  # planned as new; the user saves one meanwhile
     jobs.insert(9, _job(source, "blocked/x.txt"))
     jobs.insert(11, _job(source, "user-folder"))
+    write_file(a / "swapped/x.txt", "planned while swapped was a folder")
+    jobs.insert(13, _job(source, "swapped/x.txt"))
+    write_file(a.parent / "outside/x.txt", "outside the root: never to be copied")
+    shutil.rmtree(a / "swapped")
+    (a / "swapped").symlink_to(a.parent / "outside")  # a folder on the way is now a link
     return jobs
 
 
@@ -146,7 +161,7 @@ def _first(
 
 @BOTH_WAYS
 def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
-    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+    tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
     use_speedup(speedup)
     a, b = tmp_path / "a", tmp_path / "b"
@@ -162,6 +177,7 @@ def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
         None,
         _first(save, saved.source_at),
         saved.size,
+        LocalRoot(_first(save, source.local_root), _go_on),
     )
     with source.batch(), target.batch():
         outcomes = target.write_many(jobs, parallel_reads=True)
@@ -173,7 +189,9 @@ def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
         "saved.txt": "FileChanged",
         "blocked/x.txt": "FileSyncError",
         "user-folder": "FileSyncError",
+        "swapped/x.txt": "LinkedPath",
     }
+    assert "swapped/x.txt" not in tree(b)
     assert (b / "saved.txt").read_text() == "the user's save, made during the group"
     assert (b / "blocked").read_text() == "the user's file"
     assert sorted(p.name for p in b.glob("ok*")) == [f"ok{i:02d}" for i in range(12)]
@@ -190,7 +208,7 @@ def test_the_c_limit_is_the_planned_size_limit() -> None:
 
 @BOTH_WAYS
 def test_a_source_that_grew_or_turned_into_a_fifo_after_planning_is_handled_both_ways(
-    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+    tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
     """A log that grew past the C limit is copied whole (by Python, which can be stopped); a
     fifo at a planned file's name fails that file alone, without blocking the group."""
@@ -221,7 +239,7 @@ def test_a_source_that_grew_or_turned_into_a_fifo_after_planning_is_handled_both
 
 @BOTH_WAYS
 def test_a_time_past_2262_is_recorded_as_a_scan_reports_it_both_ways(
-    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+    tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
     """Nanoseconds past 2**63 (the year 2262): what the engine records is what a scan sees."""
     use_speedup(speedup)
@@ -247,9 +265,13 @@ def _interrupted_stream() -> contextlib.AbstractContextManager[BinaryIO]:
     raise KeyboardInterrupt
 
 
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
 @BOTH_WAYS
 def test_a_group_ended_by_a_stop_renames_nothing_and_leaves_no_temp_file(
-    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+    tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
     use_speedup(speedup)
     a, b = tmp_path / "a", tmp_path / "b"
@@ -258,8 +280,10 @@ def test_a_group_ended_by_a_stop_renames_nothing_and_leaves_no_temp_file(
         write_file(a / f"f{i:02d}", f"data {i}")
     jobs = [_job(source, f"f{i:02d}") for i in range(60)]
     stop = jobs[40]
-    jobs[40] = WriteJob(stop.path, stop.open_source, stop.mtime_ns, None, _interrupted, stop.size)
-    if not speedup:
+    stopped = LocalRoot(source.local_root, _interrupt)
+    at = _interrupted
+    jobs[40] = WriteJob(stop.path, stop.open_source, stop.mtime_ns, None, at, stop.size, stopped)
+    if speedup == "python":
         jobs[40] = WriteJob(stop.path, _interrupted_stream, stop.mtime_ns, None, None, stop.size)
     with contextlib.suppress(KeyboardInterrupt), source.batch(), target.batch():
         target.write_many(jobs, parallel_reads=True)
@@ -269,7 +293,7 @@ def test_a_group_ended_by_a_stop_renames_nothing_and_leaves_no_temp_file(
 
 @BOTH_WAYS
 def test_an_initial_sync_copies_everything_alike_both_ways(
-    tmp_path: Path, speedup: bool, use_speedup: Callable[[bool], None]
+    tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
     """Through the engine: its jobs offer the source folder, and the rows match the files."""
     use_speedup(speedup)

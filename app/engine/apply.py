@@ -35,7 +35,7 @@ from app.errors import (
     LocationBusy,
     LocationUnavailable,
 )
-from app.locations.base import FileMeta, Location, WriteJob
+from app.locations.base import FileMeta, LocalRoot, Location, WriteJob
 from app.messages import shown
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class Applier:
         self.files_copied = 0
         self.landing = Landing()
         self.groups = CopyGroups(io, self._copied, self._late_copied)
+        self._roots: dict[Location, LocalRoot] = {}
 
     def same_content(self, slots: dict[str, Slot], path: str) -> Callable[[str, str], bool]:
         """A content comparer for :func:`plan_path` bound to one path (run on ``a``'s worker)."""
@@ -173,9 +174,18 @@ class Applier:
                 stopping=self.stopping,
             )
             if self.groups.takes(slot):
-                local = source.location.capabilities.local_files
-                at = copy.source_at if local else None
-                job = WriteJob(path, copy.open_source, winner.mtime_ns, expected, at, winner.size)
+                root = self._local_root(source.location)
+                at = copy.source_at if root is not None else None
+                job = WriteJob(
+                    path,
+                    copy.open_source,
+                    winner.mtime_ns,
+                    expected,
+                    at,
+                    winner.size,
+                    root,
+                    copy.source_read if root is not None else None,
+                )
                 pending = PendingCopy(source, path, winner, job, copy.source_failed)
                 self.groups.add(slot, pending)
                 done.deferred[key] = pending
@@ -190,6 +200,20 @@ class Applier:
         if decision.copy_to and source.key not in decision.record:
             self.put(source, path, winner)
         return done
+
+    def _local_root(self, source: Location) -> LocalRoot | None:
+        """``source``'s root for the jobs copying from it, if it is a folder on this computer
+        (one object per location, so a group opens each source root once)."""
+        if not source.capabilities.local_files:
+            return None
+        root = self._roots.get(source)
+        if root is None:
+            root = self._roots[source] = LocalRoot(source.local_root, self._check_stop)
+        return root
+
+    def _check_stop(self) -> None:
+        if self.stopping is not None and self.stopping.is_set():
+            raise SyncStopped("stopping")
 
     def _copied(self, slot: Slot, source: Slot, path: str, meta: FileMeta) -> None:
         slot.writes += 1
@@ -319,6 +343,10 @@ class _Copy:
             if self.source_failed():
                 _blame(exc, self.source)
             raise
+
+    def source_read(self) -> None:
+        """The target read the source whole beneath its root (``WriteJob.source_read``)."""
+        self.opened, self.stream = True, None
 
     @contextlib.contextmanager
     def source_at(self) -> Iterator[tuple[int, str]]:

@@ -107,12 +107,35 @@ fill(int src, int dst, char *buffer, long long mtime_ns, int durable)
     return 0;
 }
 
+/* Open ``name``, a relative path beneath the folder ``dir``, for reading, refusing every
+ * symbolic link on the way and at the end, and any way out of ``dir`` (ELOOP, EXDEV):
+ * openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, one system call where walking the
+ * folders one by one took one open and one close each. ENOSYS where the kernel (before 5.6)
+ * or a sandbox does not offer it. */
 static int
-stage_one(StageItem *item, char *buffer, int durable)
+open_beneath(int dir, const char *name, int flags)
+{
+#if defined(__linux__) && defined(SYS_openat2)
+    struct {
+        unsigned long long flags, mode, resolve;
+    } how = {(unsigned long long)flags, 0, 0x08 /* RESOLVE_BENEATH */ | 0x04 /* NO_SYMLINKS */};
+    return (int)syscall(SYS_openat2, dir, name, &how, sizeof how);
+#else
+    (void)dir;
+    (void)name;
+    (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static int
+stage_one(StageItem *item, char *buffer, int durable, int beneath)
 {
     /* O_NONBLOCK: a fifo swapped in at that name must not block this thread on its open */
     int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
-    int src = openat(item->src_dir, item->src_name, flags);
+    int src = beneath ? open_beneath(item->src_dir, item->src_name, flags)
+                      : openat(item->src_dir, item->src_name, flags);
     if (src < 0) {
         return errno;
     }
@@ -159,7 +182,8 @@ stage(PyObject *self, PyObject *args)
 {
     PyObject *seq;
     int durable;
-    if (!PyArg_ParseTuple(args, "Op:stage", &seq, &durable)) {
+    int beneath = 0;
+    if (!PyArg_ParseTuple(args, "Op|p:stage", &seq, &durable, &beneath)) {
         return NULL;
     }
     PyObject *items = as_tuple(seq);
@@ -184,7 +208,7 @@ stage(PyObject *self, PyObject *args)
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++) {
-        work[i].error = stage_one(&work[i], buffer, durable);
+        work[i].error = stage_one(&work[i], buffer, durable, beneath);
     }
     Py_END_ALLOW_THREADS
     result = PyList_New(count);
@@ -291,10 +315,11 @@ done:
 
 static PyMethodDef methods[] = {
     {"stage", stage, METH_VARARGS,
-     "stage(items, durable) -> list of errno (0: written).\n\n"
+     "stage(items, durable, beneath=False) -> list of errno (0: written).\n\n"
      "Each item is (source folder fd, source name, target folder fd, temp name, mtime_ns):\n"
      "copy the source (never through a link) into a new temp file stamped mtime_ns, fsynced\n"
-     "if durable. A failed item's temp file is removed."},
+     "if durable. With beneath, a source name is a relative path beneath its folder, opened\n"
+     "with openat2 (ENOSYS where there is none). A failed item's temp file is removed."},
     {"land_new", land_new, METH_VARARGS,
      "land_new(items) -> list of (size, mtime_ns, ino, ctime_ns) or errno.\n\n"
      "Each item is (folder fd, temp name, name): rename the temp file to name only if no\n"

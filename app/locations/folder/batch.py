@@ -36,6 +36,7 @@ Python steps, which raise the error a user sees. ``FILESYNC_PURE_PYTHON=1`` turn
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import threading
@@ -90,7 +91,7 @@ FAST_RUN = 16
 
 #: ``_copy.stage`` and ``_copy.land_new`` (the C speedup), or None where it did not build or
 #: is turned off.
-_stage_c: Callable[[list[tuple[int, bytes, int, bytes, int]], bool], list[int]] | None
+_stage_c: Callable[[list[tuple[int, bytes, int, bytes, int]], bool, bool], list[int]] | None
 _land_c: Callable[[list[tuple[int, bytes, bytes]]], list[tuple[int, int, int, int] | int]] | None
 try:
     if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
@@ -102,6 +103,9 @@ else:
     _stage_c, _land_c = stage, land_new
 #: True when small copies and new files' renames run in C (``--self-check`` reports it).
 SPEEDUP = _stage_c is not None
+#: The C speedup opens a source beneath its root folder (``openat2``) until the system says it
+#: has no such call; then it reaches the source's folder first, as before.
+_beneath = True
 
 
 #: Temp names: a random part drawn once a process, then a counter (O_EXCL refuses a clash).
@@ -293,14 +297,20 @@ def _stage_run(run: list[_Item], folders: _Folders, durable: bool) -> None:
         _stage(run[0], folders, durable)
         return
     assert _stage_c is not None
+    global _beneath  # learnt once: this system has no openat2
+    beneath = _beneath and all(item.job.source_root is not None for item in run)
     tried: list[tuple[_Item, str]] = []
     calls: list[tuple[int, bytes, int, bytes, int]] = []
     with contextlib.ExitStack() as sources:
+        roots: dict[int, int] = {}
         for item in run:
-            assert item.job.source_at is not None
             try:
                 _target_folder(item, folders)
-                src_fd, src_name = sources.enter_context(item.job.source_at())
+                if beneath:
+                    src_fd, src_name = _root_of(item.job, roots, sources), item.job.path
+                else:
+                    assert item.job.source_at is not None
+                    src_fd, src_name = sources.enter_context(item.job.source_at())
             except (FileSyncError, OSError):
                 _stage(item, folders, durable)  # says what went wrong, as without the speedup
                 continue
@@ -309,12 +319,27 @@ def _stage_run(run: list[_Item], folders: _Folders, durable: bool) -> None:
                 (src_fd, os.fsencode(src_name), item.dir_fd, os.fsencode(tmp), item.job.mtime_ns)
             )
             tried.append((item, tmp))
-        errors = _stage_c(calls, durable)
+        errors = _stage_c(calls, durable, beneath)
+    if beneath and errno.ENOSYS in errors:
+        _beneath = False
     for (item, tmp), error in zip(tried, errors, strict=True):
         if error == 0:
             item.tmp = tmp
+            if beneath and item.job.source_read is not None:
+                item.job.source_read()  # as entering source_at would have said
         else:  # its temp file is gone: the Python steps try again and raise what a user sees
             _stage(item, folders, durable)
+
+
+def _root_of(job: WriteJob, roots: dict[int, int], sources: contextlib.ExitStack) -> int:
+    """The descriptor of ``job``'s source root, opened once per run (and the stop checked)."""
+    root = job.source_root
+    assert root is not None
+    fd = roots.get(id(root))
+    if fd is None:
+        root.check_stop()
+        fd = roots[id(root)] = sources.enter_context(root.open())
+    return fd
 
 
 def _target_folder(item: _Item, folders: _Folders) -> None:

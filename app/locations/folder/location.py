@@ -46,7 +46,7 @@ from app.locations.folder.durability import Unsettled
 from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.keepcopy import NO_LINKS, NotThatFile, copy_checked
 from app.locations.folder.mounts import poll_reason
-from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at
+from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at, open_root
 from app.locations.folder.scan import TreeScan
 from app.locations.folder.scan import file_meta as _meta
 from app.locations.folder.trash import (
@@ -258,6 +258,18 @@ class FolderLocation(Location):
                 yield at
         except (FileNotFoundError, NotADirectoryError):
             raise FileVanished("file vanished", location=self.name, path=path) from None
+
+    @contextlib.contextmanager
+    def local_root(self) -> Iterator[int]:
+        """The root folder (following a link there is fine: the user chose it)."""
+        try:
+            fd = open_root(self.root)
+        except (FileNotFoundError, NotADirectoryError):
+            raise LocationUnavailable("the folder vanished", location=self.name) from None
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
