@@ -15,6 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from app.engine import copies
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
@@ -23,6 +26,12 @@ from app.locations.folder.location import FolderLocation
 from tests.helpers import indexed, tree, write_file
 
 FILES = 700
+
+
+@pytest.fixture(autouse=True)
+def _small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups of 256 files, as when watching, so that 700 files make several groups."""
+    monkeypatch.setattr(copies, "GROUP_FILES_WAITED", copies.GROUP_FILES)
 
 
 def _source(root: Path, files: int = FILES) -> dict[str, bytes]:
@@ -163,11 +172,13 @@ def test_a_failed_shared_pass_records_neither_group_and_a_rerun_converges(
 _KILLED_CHILD = """
 import os, signal, sys
 from pathlib import Path
+from app.engine import copies
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
 from app.locations.folder.location import FolderLocation
 
+copies.GROUP_FILES_WAITED = copies.GROUP_FILES  # many groups, as the parent's tests
 a, b, state, point = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 
 class Killed(FolderLocation):

@@ -36,6 +36,12 @@ from app.logsetup import held_lines
 
 #: A group is sent once it holds this many files...
 GROUP_FILES = 256
+#: ... this many while the engine waits for every answer (an initial or ``--once`` sync): a
+#: group costs a ``syncfs`` (a journal commit), a copy thread pool and its folders' opens,
+#: and nothing waits for a single file's outcome. 10,000 new files into two folders on a
+#: journaled ext4, 6 rounds interleaved: 1.56 s with 256, 1.50 s with 1,024, 1.71 s with
+#: 2,048 (which leaves nothing to overlap within the engine's chunks of 2,000 paths)...
+GROUP_FILES_WAITED = 1024
 #: ... or this many bytes (a big file goes alone, as before)...
 GROUP_BYTES = 16 << 20
 #: ... or this many files once the location's previous group is written: its worker would
@@ -146,7 +152,8 @@ class CopyGroups:
 
     def _ready(self, key: str, group: _Group) -> bool:
         """Full, or big enough to be worth a durability pass while the location is idle."""
-        if len(group.copies) >= GROUP_FILES or group.size >= GROUP_BYTES:
+        most = GROUP_FILES if self.io.deadline is not None else GROUP_FILES_WAITED
+        if len(group.copies) >= most or group.size >= GROUP_BYTES:
             return True
         if len(group.copies) < GROUP_FILES_IDLE:
             return False
