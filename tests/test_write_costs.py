@@ -9,10 +9,12 @@ meanwhile and without keeping a descriptor after the batch.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from app.engine import index as index_module
 from app.engine.index import StateIndex
 from app.errors import FileSyncError
 from app.locations.base import FileMeta, Location
@@ -44,6 +46,31 @@ def test_the_rows_of_many_copies_reach_sqlite_in_one_statement(tmp_path: Path) -
     assert rows["d/f0"] == FileMeta(7, 7, 7)
     assert rows["ü é/😀"] == FileMeta(500, 2**62 + 500, 2**63 - 1 - 500)
     assert rows["not utf-8 \udcff"].size == 502
+
+
+def test_puts_reach_sqlite_in_batches_as_they_come_and_count_only_once_committed(
+    tmp_path: Path,
+) -> None:
+    """A long sync's rows go to SQLite while it copies (not all at its commit), but another
+    reader of the index, or the next run after a crash, sees none of them before the commit."""
+    index = StateIndex(tmp_path / "index.sqlite")
+    statements: list[str] = []
+    index._db.set_trace_callback(statements.append)
+    try:
+        for n in range(2 * index_module.PUT_BATCH + 5):
+            index.put("b", f"d/f{n}", FileMeta(n, n, n))
+        inserts = [s for s in statements if s.startswith("INSERT")]
+        assert len(inserts) == 2, "the puts waited for the commit"
+        other = sqlite3.connect(tmp_path / "index.sqlite")
+        try:
+            assert other.execute("SELECT COUNT(*) FROM files").fetchone() == (0,)
+            index.commit()
+            count = other.execute("SELECT COUNT(*) FROM files").fetchone()
+        finally:
+            other.close()
+        assert count == (2 * index_module.PUT_BATCH + 5,)
+    finally:
+        index.close()
 
 
 def test_puts_are_visible_to_reads_before_a_commit(tmp_path: Path) -> None:
