@@ -133,9 +133,10 @@ class LocalRoot:
     check_stop: Callable[[], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteJob:
-    """One file of :meth:`Location.write_many`.
+    """One file of :meth:`Location.write_many` (treated as immutable; not ``frozen``, which
+    is five times slower to build, for one job per copy; see ``app.engine.plan.Side``).
 
     ``open_source`` opens the bytes to write (it runs on whatever thread copies them);
     ``expected`` is the version the engine planned to replace (None: no file), as for
