@@ -208,6 +208,24 @@ def test_second_instance_is_refused_after_the_state_folder_was_deleted(
     assert proc.returncode == 0, (tmp_path / "first.log").read_text()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets: Linux")
+def test_state_held_by_an_older_version_is_refused(two: tuple[Path, Path, Path]) -> None:
+    """The state's socket name is the sha256 of its real path, as ``hashlib`` made it before
+    the lock took CPython's built-in sha256: a FileSync of either kind sees the other."""
+    import hashlib
+    import socket
+
+    a, b, state = two
+    state.mkdir()
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(state))).hexdigest()[:40]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as holder:
+        holder.bind(b"\0filesync-state-" + digest.encode())
+        holder.listen(1)
+        result = filesync("run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state))
+    assert result.returncode == 1, result.stderr
+    assert f"already running (pid {os.getpid()})" in result.stderr
+
+
 def test_once_ends_with_its_log_file_index_and_lock_complete(two: tuple[Path, Path, Path]) -> None:
     """``run`` ends the process without tearing the interpreter down: nothing may be lost."""
     a, b, state = two
