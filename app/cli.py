@@ -19,7 +19,6 @@ from types import FrameType
 from typing import NoReturn
 
 from app import __version__, dryrun, limits, paths, service
-from app.askpath import NoAnswer, ask_path
 from app.engine.builder import build_engine
 from app.engine.engine import Engine
 from app.engine.settings import EngineSettings
@@ -205,7 +204,12 @@ def prompt_locations() -> list[str]:
 
 
 def ask_location_file() -> list[str]:
-    """``--file`` without a path: ask for it on the terminal until a readable file is named."""
+    """``--file`` without a path: ask for it on the terminal until a readable file is named.
+
+    :mod:`app.askpath` (and its ``glob``) loads only here: every other start skips it.
+    """
+    from app.askpath import NoAnswer, ask_path
+
     if not sys.stdin.isatty():
         raise UsageError("--file needs a path when not run on a terminal: filesync run --file PATH")
     try:

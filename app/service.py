@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app import paths
-from app.web.bind import WebAddressError, parse_bind
 
 COMMANDS = ("service",)
 UNIT_NAME = "filesync.service"
@@ -75,7 +73,13 @@ def add_commands(
 
 
 def _web_address(text: str) -> str:
-    """Check ``--web`` now (as ``run --web`` will), so a typo does not become a failing unit."""
+    """Check ``--web`` now (as ``run --web`` will), so a typo does not become a failing unit.
+
+    :mod:`app.web.bind` loads here, for this command only: the parser that registers it is
+    built at every start.
+    """
+    from app.web.bind import WebAddressError, parse_bind
+
     try:
         parse_bind(text)
     except WebAddressError as exc:
@@ -149,7 +153,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _systemctl(steps: Sequence[list[str]]) -> bool:
     """Run ``systemctl --user`` for each step; if that cannot work here, print the commands."""
-    import subprocess  # not loaded by every other command
+    import shutil  # neither is loaded by every other command
+    import subprocess
 
     command = shutil.which("systemctl")
     for n, step in enumerate(steps):

@@ -185,3 +185,12 @@ def test_web_with_once_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "--once" in result.stderr
+
+
+def test_web_without_a_value_serves_on_the_default_address() -> None:
+    from app.cli import build_parser
+    from app.web.bind import Bind
+
+    args = build_parser().parse_args(["run", "folder:/a", "folder:/b", "--web"])
+    assert args.web == Bind("127.0.0.1", 8390)
+    assert build_parser().parse_args(["run", "folder:/a", "folder:/b"]).web is None

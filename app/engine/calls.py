@@ -15,7 +15,6 @@ from app.engine.slot import Slot
 from app.errors import FileSyncError, LocationBusy
 from app.locations.base import IGNORE_FILE, FileMeta, Listing, Location
 from app.watch.change import ChangeSink
-from app.watch.choose import watcher_for
 from app.watch.watcher import Watcher
 
 
@@ -109,11 +108,16 @@ def open_and_watch(
     sink: ChangeSink | None,
     poll_interval: float | None,
 ) -> Watcher | None:
-    """Open and adopt ``location`` and (with a ``sink``) start a new watcher; on its worker."""
+    """Open and adopt ``location`` and (with a ``sink``) start a new watcher; on its worker.
+
+    The watchers' modules load with the first watcher: a ``--once`` run watches nothing.
+    """
     location.open()
     location.adopt(has_history)
     if sink is None:
         return None
+    from app.watch.choose import watcher_for
+
     if old is not None:  # its watch died with the old root
         old.stop()
     watcher = watcher_for(location, sink, poll_interval)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.engine.plan import Side, SideState
 from app.engine.slot import Slot
-from app.watch.writes import Writing
+
+if TYPE_CHECKING:  # only watchers make them: a --once run loads no watcher module
+    from app.watch.writes import Writing
 
 #: Default seconds of continuous writing after which a file is copied as it is.
 SETTLE_BOUND = 60.0

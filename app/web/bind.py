@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import FileSyncError
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8390
+from app.web.defaults import DEFAULT_HOST as DEFAULT_HOST  # noqa: PLC0414 - re-export
+from app.web.defaults import DEFAULT_PORT as DEFAULT_PORT  # noqa: PLC0414 - re-export
 
 
 class WebAddressError(FileSyncError):

@@ -15,18 +15,11 @@ from typing import TYPE_CHECKING
 from app import paths
 from app.locations import LocationOptions
 from app.locations.spec import LocationSpec
-from app.web.bind import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    Bind,
-    Tls,
-    WebAddressError,
-    check_reachable,
-    parse_bind,
-)
-from app.web.control import EngineControls, EngineLike
+from app.web.defaults import DEFAULT_HOST, DEFAULT_PORT
 
 if TYPE_CHECKING:
+    from app.web.bind import Bind, Tls
+    from app.web.control import EngineLike
     from app.web.server import DashboardServer
 
 log = logging.getLogger("filesync")
@@ -40,7 +33,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "--web",
         nargs="?",
         type=_bind,
-        const=Bind(DEFAULT_HOST, DEFAULT_PORT),
+        const=f"{DEFAULT_HOST}:{DEFAULT_PORT}",  # argparse converts it with _bind
         metavar="HOST:PORT",
         help=f"serve the dashboard and JSON API (default {DEFAULT_HOST}:{DEFAULT_PORT}; "
         "port 0 picks a free one; other computers only with --web-cert and --web-key)",
@@ -57,6 +50,8 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 
 
 def _bind(text: str) -> Bind:
+    from app.web.bind import WebAddressError, parse_bind
+
     try:
         return parse_bind(text)
     except WebAddressError as exc:
@@ -64,9 +59,17 @@ def _bind(text: str) -> Bind:
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Usage errors of the dashboard options, before anything starts (exit status 2)."""
+    """Usage errors of the dashboard options, before anything starts (exit status 2).
+
+    A run without them has nothing to check, and loads no more of :mod:`app.web` than this
+    module: the checks (and the dataclasses behind them) load only for ``--web``.
+    """
     if getattr(args, "command", None) != "run":
         return
+    if args.web is None and args.web_cert is None and args.web_key is None:
+        return
+    from app.web.bind import WebAddressError, check_reachable
+
     try:
         if args.web is not None and args.once:
             raise WebAddressError("--web serves while syncing goes on; it cannot go with --once")
@@ -106,6 +109,8 @@ def tls_of(args: argparse.Namespace) -> Tls | None:
     cert, key = args.web_cert, args.web_key
     if cert is None and key is None:
         return None
+    from app.web.bind import Tls, WebAddressError
+
     if cert is None or key is None:
         raise WebAddressError("give both --web-cert and --web-key, or neither")
     for path in (cert, key):
@@ -126,6 +131,7 @@ def serving(
     if args.web is None:
         yield None
         return
+    from app.web.control import EngineControls
     from app.web.server import DashboardServer  # uvicorn and starlette: only when serving
 
     bind: Bind = args.web
