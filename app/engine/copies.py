@@ -36,9 +36,10 @@ from app.logsetup import held_lines
 
 #: A group is sent once it holds this many files...
 GROUP_FILES = 256
-#: ... this many while the engine waits for every answer (an initial or ``--once`` sync): a
-#: group costs a ``syncfs`` (a journal commit), a copy thread pool and its folders' opens,
-#: and nothing waits for a single file's outcome. 10,000 new files into two folders on a
+#: ... this many for a location declaring ``large_groups`` (a folder) while the engine waits
+#: for every answer (an initial or ``--once`` sync): a group costs a ``syncfs`` (a journal
+#: commit), a copy thread pool and its folders' opens, and nothing waits for a single file's
+#: outcome. 10,000 new files into two folders on a
 #: journaled ext4, 6 rounds interleaved: 1.56 s with 256, 1.50 s with 1,024, 1.71 s with
 #: 2,048 (which leaves nothing to overlap within the engine's chunks of 2,000 paths)...
 GROUP_FILES_WAITED = 1024
@@ -100,6 +101,8 @@ def _write_group(target: Location, copies: list[PendingCopy], settle: bool) -> l
 class _Group:
     copies: list[PendingCopy] = field(default_factory=list)
     size: int = 0
+    #: The location declares ``large_groups`` (see :data:`GROUP_FILES_WAITED`).
+    large: bool = False
 
 
 #: Records a copy that landed: (target slot, source slot, path, meta the target reported).
@@ -133,7 +136,10 @@ class CopyGroups:
 
     def add(self, slot: Slot, copy: PendingCopy) -> None:
         """Queue ``copy`` for ``slot``; it is written when its group is sent."""
-        group = self._waiting.setdefault(slot.key, _Group())
+        group = self._waiting.get(slot.key)
+        if group is None:
+            large = slot.location.capabilities.large_groups
+            group = self._waiting[slot.key] = _Group(large=large)
         group.copies.append(copy)
         group.size += copy.winner.size
 
@@ -152,7 +158,9 @@ class CopyGroups:
 
     def _ready(self, key: str, group: _Group) -> bool:
         """Full, or big enough to be worth a durability pass while the location is idle."""
-        most = GROUP_FILES if self.io.deadline is not None else GROUP_FILES_WAITED
+        most = GROUP_FILES
+        if self.io.deadline is None and group.large:
+            most = GROUP_FILES_WAITED
         if len(group.copies) >= most or group.size >= GROUP_BYTES:
             return True
         if len(group.copies) < GROUP_FILES_IDLE:

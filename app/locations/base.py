@@ -99,6 +99,10 @@ class Capabilities:
     #: :meth:`Location.write_many` lands a group of writes with one durability pass, so the
     #: engine hands such a location its copies in groups instead of one at a time.
     batched_writes: bool = False
+    #: Such groups may be bigger while the engine waits for every answer (an initial sync):
+    #: each group costs a fixed price (a folder's ``syncfs``), and its size widens no check
+    #: window (an S3 group is checked by one listing before its uploads, so it stays small).
+    large_groups: bool = False
     #: :meth:`Location.open_read` may run on several threads at once at no cost (local files),
     #: so a group of copies from here may be read in parallel.
     parallel_reads: bool = False

@@ -85,6 +85,7 @@ class FolderLocation(Location):
         native_events=True,
         names=POSIX_NAMES,
         batched_writes=True,
+        large_groups=True,
         parallel_reads=True,
         local_files=True,
         can_copy_aside=True,
