@@ -80,6 +80,39 @@ def test_a_delete_made_the_moment_an_edit_lands_propagates(
     wait_until(lambda: tree(a) == tree(b) == tree(c) == {}, message="delete reaches a and b")
 
 
+def test_a_save_made_the_moment_an_edit_lands_propagates(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user saves over the new version in c (an editor's replace) the instant FileSync
+    renamed it into place, before FileSync could look at it: that save is an edit of c, not
+    FileSync's copy, so it reaches a and b, and nothing is lost."""
+    a, b, c = rig.roots
+    write_file(a / "f.txt", "v1", mtime=T)
+    rig.start()
+    converge(rig)
+    replace = os.replace
+    saved: list[str] = []
+
+    def replace_then_save(src: str, dst: str, **dir_fds: int) -> None:
+        replace(src, dst, **dir_fds)
+        into = dir_fds.get("dst_dir_fd")
+        in_c = into is not None and os.path.samefile(f"/proc/self/fd/{into}", c)
+        if in_c and dst == "f.txt" and not saved:
+            # The user, faster than FileSync's look at its copy: a new file renamed over.
+            write_file(c / "user-save.tmp", "the user's save", mtime=T + 200)
+            replace("user-save.tmp", dst, src_dir_fd=into, dst_dir_fd=into)
+            saved.append(dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_save)
+    write_file(b / "f.txt", "version two", mtime=T + 100)
+    wait_until(lambda: saved, message="the new version landing in c")
+    want = {"f.txt": b"the user's save"}
+    wait_until(
+        lambda: tree(a) == tree(b) == tree(c) == want,
+        message=lambda: "the save reaches a and b: " + describe_trees(*rig.roots),
+    )
+
+
 def test_mtime_is_preserved(rig: Rig) -> None:
     a, b, _ = rig.roots
     write_file(a / "old.txt", "x", mtime=T)

@@ -231,10 +231,20 @@ done:
 }
 
 /* Rename ``tmp_name`` to ``name`` only if nothing is there (else EEXIST), then lstat it.
- * Returns 0, an errno (not renamed), or minus an errno (renamed, but the lstat failed). */
+ * Returns 0 (renamed; ``st`` holds its stat), an errno (not renamed), or minus an errno
+ * (renamed, but the lstat failed for another reason than ENOENT).
+ *
+ * The lstat after the rename counts only if it still shows the file renamed (same device,
+ * inode, size and mtime: the rename changed only its ctime); if the user saved over the name,
+ * or deleted it, in between, ``st`` is the temp file's stat from just before the rename, so
+ * that save or delete is seen as the user's (scan.renamed_stat is the same rule). */
 static int
 land_one(LandItem *item)
 {
+    struct stat written;
+    if (fstatat(item->dir, item->tmp_name, &written, AT_SYMLINK_NOFOLLOW) != 0) {
+        return errno;
+    }
 #if defined(__linux__) && defined(SYS_renameat2)
     if (syscall(SYS_renameat2, item->dir, item->tmp_name, item->dir, item->name, 1 /* NOREPLACE */)
         != 0) {
@@ -244,7 +254,16 @@ land_one(LandItem *item)
     return ENOSYS;
 #endif
     if (fstatat(item->dir, item->name, &item->st, AT_SYMLINK_NOFOLLOW) != 0) {
-        return -errno;
+        if (errno != ENOENT) {
+            return -errno;
+        }
+        item->st = written;
+    }
+    else if (item->st.st_dev != written.st_dev || item->st.st_ino != written.st_ino
+             || item->st.st_size != written.st_size
+             || item->st.st_mtim.tv_sec != written.st_mtim.tv_sec
+             || item->st.st_mtim.tv_nsec != written.st_mtim.tv_nsec) {
+        item->st = written;
     }
     return 0;
 }
@@ -324,7 +343,9 @@ static PyMethodDef methods[] = {
      "land_new(items) -> list of (size, mtime_ns, ino, ctime_ns) or errno.\n\n"
      "Each item is (folder fd, temp name, name): rename the temp file to name only if no\n"
      "file is there (EEXIST otherwise; ENOSYS where the system cannot), then lstat it.\n"
-     "A negative errno: renamed, but the lstat failed."},
+     "If the name no longer shows the renamed file (deleted or saved over meanwhile), the\n"
+     "temp file's stat from just before the rename. A negative errno: renamed, but the\n"
+     "lstat failed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -400,15 +400,10 @@ def _land_new(location: FolderTarget, staged: list[_Item]) -> list[_Item]:
         if isinstance(outcome, int) and outcome > 0:
             continue  # not renamed
         item.tmp = None
-        try:
-            if isinstance(outcome, int):  # renamed, but its lstat failed: once more here
-                st = os.stat(item.name, dir_fd=item.dir_fd, follow_symlinks=False)
-            else:
-                st = cast(os.stat_result, _Stat._make(outcome))
-        except OSError as exc:
-            item.outcome = exc
-        else:
-            item.outcome = file_meta(st)
+        if isinstance(outcome, int):  # renamed, but its lstat failed (not for a delete)
+            item.outcome = OSError(-outcome, os.strerror(-outcome))
+        else:  # the stat of the file renamed, even if a save replaced it since (see _copy.c)
+            item.outcome = file_meta(cast(os.stat_result, _Stat._make(outcome)))
             location.wrote(item.job.path, item.outcome)
         landed.append(item)
     return landed

@@ -47,7 +47,7 @@ from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.keepcopy import NO_LINKS, NotThatFile, copy_checked
 from app.locations.folder.mounts import poll_reason
 from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at, open_root
-from app.locations.folder.scan import TreeScan
+from app.locations.folder.scan import TreeScan, renamed_stat
 from app.locations.folder.scan import file_meta as _meta
 from app.locations.folder.trash import (
     DEFAULT_TRASH_MAX_BYTES,
@@ -345,11 +345,12 @@ class FolderLocation(Location):
         written = os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         try:
-            meta = _meta(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+            landed = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             # Deleted the moment it landed (by a user who saw it arrive): it was written all
             # the same, so that delete removes this version and must reach the others.
-            meta = _meta(written)
+            landed = written
+        meta = _meta(renamed_stat(written, landed))
         self._trash.wrote(path, meta)
         return meta
 

@@ -83,6 +83,25 @@ def file_meta(st: os.stat_result) -> FileMeta:
     )
 
 
+def renamed_stat(written: os.stat_result, landed: os.stat_result) -> os.stat_result:
+    """What to record for a temp file FileSync renamed into place: ``landed``, the name's stat
+    taken after the rename, only if it still shows that file (the rename changed its ctime,
+    nothing else); else ``written``, the temp file's stat from just before the rename.
+
+    A user who saves (replaces or rewrites) the file in between must not have that save
+    recorded as FileSync's copy: it would never be synced, and a later edit elsewhere would
+    overwrite it without a conflict copy. With ``written`` recorded, the next look at the name
+    sees the save as an edit. ``_copy.c``'s ``land_one`` applies the same rule.
+    """
+    same = (written.st_dev, written.st_ino, written.st_size, written.st_mtime_ns) == (
+        landed.st_dev,
+        landed.st_ino,
+        landed.st_size,
+        landed.st_mtime_ns,
+    )
+    return landed if same else written
+
+
 class _Running:
     """The listings of the folder scans running now: each scan's C loop shares equal integers
     (and equal metas) with the others' instead of building its own (see ``_scan.c``).
