@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -280,14 +281,26 @@ class StopSignals:
     next path or chunk, so a service manager's stop never has to become a kill -9.
 
     A second Ctrl-C raises :class:`KeyboardInterrupt` at once, for a user who will not wait.
+
+    The handler takes no lock: Python runs it in the main thread between two bytecodes, maybe
+    while that thread holds the lock of ``stop`` itself (``Event.wait`` holds its condition's
+    lock before and after the wait), and ``Event.set`` there would wait for that lock forever:
+    the process would never stop. It only queues the signal (``SimpleQueue.put`` is reentrant,
+    made for such callers) for a thread that sets ``stop`` and stops the engine.
     """
 
     def __init__(self) -> None:
         self.stop = threading.Event()
         self._engine: Engine | None = None
         self._previous: dict[int, object] = {}
+        self._signalled = False
+        self._received: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._relay = threading.Thread(
+            target=self._relay_signals, name="filesync-signals", daemon=True
+        )
 
     def __enter__(self) -> StopSignals:
+        self._relay.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._previous[signum] = signal.signal(signum, self._on_signal)
         return self
@@ -295,6 +308,8 @@ class StopSignals:
     def __exit__(self, *exc: object) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)  # type: ignore[arg-type]
+        self._received.put(None)
+        self._relay.join()
 
     def attach(self, engine: Engine) -> None:
         """Stop ``engine`` on a signal (now, if one came while it was being built)."""
@@ -303,11 +318,17 @@ class StopSignals:
             engine.request_stop()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and self.stop.is_set():
+        if signum == signal.SIGINT and self._signalled:
             raise KeyboardInterrupt
-        self.stop.set()
-        if self._engine is not None:
-            self._engine.request_stop()
+        self._signalled = True
+        self._received.put(signum)
+
+    def _relay_signals(self) -> None:
+        """In its own thread, where taking a lock is safe: what a signal asks for."""
+        while self._received.get() is not None:
+            self.stop.set()
+            if self._engine is not None:
+                self._engine.request_stop()
 
 
 def _watch(engine: Engine, stop: threading.Event) -> int:
