@@ -8,6 +8,9 @@ since a bigger group would widen the window in which another machine's upload go
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,14 @@ from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
 from app.locations import LocationOptions, open_location
-from app.locations.base import Location, WriteJob, WriteOutcome
+from app.locations.base import FileMeta, Location, WriteJob, WriteOutcome
 from tests.helpers import tree, write_file
 from tests.s3_server import S3Server
+from tests.sshd_server import SftpServer
+from tests.writes import job
 
 FILES = 1500
+T0 = 1_600_000_000  # seconds
 
 
 def _noting_groups(location: Location) -> list[int]:
@@ -72,3 +78,71 @@ def test_s3_keeps_small_groups_in_an_initial_sync_beside_a_folder(
     assert sum(folder_sizes) == sum(s3_sizes) == FILES
     assert max(folder_sizes) <= copies.GROUP_FILES_WAITED, folder_sizes
     assert max(s3_sizes) <= copies.GROUP_FILES, s3_sizes  # its listing's window stays short
+
+
+def test_a_group_spread_over_many_folders_stays_within_the_usual_descriptor_limit(
+    tmp_path: Path,
+) -> None:
+    """2,000 files, one per folder, into two folders under a limit of 1,024 open files (a
+    desktop's usual one): a group of 1,024 kept a descriptor for each of its folders until its
+    renames, and two targets written at once ran out of them (EMFILE, half the files missing)."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    files = {f"p{i:05d}/f.txt": f"{i}".encode() for i in range(2000)}
+    for rel, data in files.items():
+        write_file(a / rel, data)
+    b.mkdir()
+    c.mkdir()
+    log = tmp_path / "run.log"
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = min(1024, hard)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+    args = ["run", f"folder:{a}", f"folder:{b}", f"folder:{c}", "--once"]
+    with open(log, "wb") as out:
+        run = subprocess.run(
+            [sys.executable, "-m", "app", "--state", str(tmp_path / "state"), *args],
+            stdout=out,
+            stderr=out,
+            preexec_fn=limited,
+            timeout=300,
+            check=False,
+        )
+    text = log.read_text(errors="replace")
+    assert "Too many open files" not in text, text[-2000:]
+    assert run.returncode == 0, text[-2000:]
+    assert tree(b) == files and tree(c) == files
+
+
+def test_a_folder_takes_small_groups_from_a_server_that_reads_them_ahead(
+    tmp_path: Path, sshd_server: SftpServer
+) -> None:
+    """An SFTP source opens every file of a group on the server at once to read it ahead: a
+    group of 1,024 would ask for more handles than an sftp-server usually has."""
+    files = {f"d{i % 4}/f{i:04d}.txt": f"file {i}".encode() for i in range(FILES)}
+    seeded = sshd_server.location()
+    try:
+        seeded.adopt(has_history=False)
+        jobs = [job(path, data, T0 + i) for i, (path, data) in enumerate(files.items())]
+        with seeded.batch():
+            assert all(isinstance(o, FileMeta) for o in seeded.write_many(jobs))
+    finally:
+        seeded.close()
+    b, c = tmp_path / "b", tmp_path / "c"
+    b.mkdir()
+    c.mkdir()
+    folder_b = open_location(f"folder:{b}")
+    sizes = _noting_groups(folder_b)
+    sftp = open_location(sshd_server.url(), LocationOptions(connect_timeout=5))
+    index = StateIndex(tmp_path / "state" / "index.sqlite")
+    engine = Engine([sftp, folder_b, open_location(f"folder:{c}")], index, EngineSettings())
+    try:
+        engine.start(watch=False)
+        assert engine.converged()
+    finally:
+        engine.stop()
+        index.close()
+    assert tree(b) == files
+    assert sum(sizes) == FILES
+    assert max(sizes) <= copies.GROUP_FILES, sizes

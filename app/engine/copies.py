@@ -101,7 +101,8 @@ def _write_group(target: Location, copies: list[PendingCopy], settle: bool) -> l
 class _Group:
     copies: list[PendingCopy] = field(default_factory=list)
     size: int = 0
-    #: The location declares ``large_groups`` (see :data:`GROUP_FILES_WAITED`).
+    #: The location declares ``large_groups`` (see :data:`GROUP_FILES_WAITED`) and no source
+    #: of the group reads it ahead (an SFTP server would open every file of it at once).
     large: bool = False
 
 
@@ -140,6 +141,8 @@ class CopyGroups:
         if group is None:
             large = slot.location.capabilities.large_groups
             group = self._waiting[slot.key] = _Group(large=large)
+        if copy.source.location.capabilities.batched_reads:
+            group.large = False  # a server reads a group ahead, a file handle each
         group.copies.append(copy)
         group.size += copy.winner.size
 

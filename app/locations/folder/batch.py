@@ -87,6 +87,11 @@ SYNCFS_FROM = 8
 FAST_COPY_MAX = 1 << 20
 #: Files the C speedup copies in one call (the lock released once for all of them).
 FAST_RUN = 16
+#: The most target folders a group keeps open at once (one descriptor each, until its
+#: renames): two folders written at once stay well under the usual limit of 1,024
+#: descriptors, however the group's files are spread (a group of 1,024 files in as many
+#: folders ran out of them).
+FOLDERS_OPEN = 256
 
 
 #: ``_copy.stage`` and ``_copy.land_new`` (the C speedup), or None where it did not build or
@@ -197,6 +202,48 @@ def write_batch(
     settle: bool = True,
 ) -> list[WriteOutcome]:
     """Write ``jobs`` into ``location`` as the module describes; one outcome per job.
+
+    A group spread over more than :data:`FOLDERS_OPEN` folders is written as consecutive
+    parts, each keeping its folders open until its renames: the parts' passes are shared as
+    between groups (each part's renames become durable with the next part's first pass).
+    """
+    parts = _by_folders(jobs)
+    outcomes: list[WriteOutcome] = []
+    for number, part in enumerate(parts):
+        last = number == len(parts) - 1
+        outcomes += _write_part(
+            location,
+            part,
+            parallel_reads=parallel_reads,
+            unsettled=unsettled,
+            settle=settle if last else False,
+        )
+    return outcomes
+
+
+def _by_folders(jobs: Sequence[WriteJob]) -> list[Sequence[WriteJob]]:
+    """``jobs`` cut where a part would need more than :data:`FOLDERS_OPEN` folders."""
+    parts: list[Sequence[WriteJob]] = []
+    start, folders = 0, set[str]()
+    for n, job in enumerate(jobs):
+        folder = job.path.rpartition("/")[0]
+        if folder not in folders and len(folders) >= FOLDERS_OPEN:
+            parts.append(jobs[start:n])
+            start, folders = n, set[str]()
+        folders.add(folder)
+    parts.append(jobs[start:])
+    return parts
+
+
+def _write_part(
+    location: FolderTarget,
+    jobs: Sequence[WriteJob],
+    *,
+    parallel_reads: bool,
+    unsettled: Unsettled,
+    settle: bool,
+) -> list[WriteOutcome]:
+    """:func:`write_batch` for jobs in at most :data:`FOLDERS_OPEN` folders.
 
     The first durability pass also covers what ``unsettled`` holds from earlier groups; if it
     fails, that error is raised (the earlier groups are not durable, nor is any of these).
@@ -352,8 +399,10 @@ def _target_folder(item: _Item, folders: _Folders) -> None:
 def _stage(item: _Item, folders: _Folders, durable: bool) -> None:
     """Write ``item``'s temp file; a failure of this one file becomes its outcome."""
     try:
-        _target_folder(item, folders)
+        # The source first: a failure to reach the target folder is then the target's (a
+        # folder in the way, no descriptor left), and a vanished source makes no folder.
         with item.job.open_source() as source:
+            _target_folder(item, folders)
             item.tmp = write_temp(item.dir_fd, source, item.job.mtime_ns, durable)
     except (FileSyncError, OSError) as exc:
         item.outcome = exc
