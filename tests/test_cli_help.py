@@ -7,6 +7,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import pytest
+
 from app.cli import build_parser
 
 
@@ -46,3 +48,22 @@ def test_run_help_names_every_option() -> None:
     ).stdout
     for option in ("--dry-run", "--once", "--file", "--state", "--web", "--trash-days"):
         assert option in out
+
+
+def test_help_is_as_wide_as_with_argparses_own_formatter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line asks the width itself (without shutil, see ``terminal_columns``): the
+    help reads exactly as argparse's own formatter, which asks shutil, lays it out."""
+    import shutil
+
+    from app.cli import terminal_columns
+
+    for columns in ("52", "131", "0", "wide", None):
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        assert terminal_columns() == shutil.get_terminal_size().columns
+        for name, parser in _parsers(build_parser(), "filesync"):
+            ours = parser.format_help()
+            parser.formatter_class = argparse.HelpFormatter
+            assert ours == parser.format_help(), (name, columns)

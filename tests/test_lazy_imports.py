@@ -35,6 +35,7 @@ UNUSED_BY_A_FOLDER_RUN = (
     "socket",  # the instance lock binds with _socket; socket.py builds enums at import
     "calendar",  # only to prune a trash with entries
     "tempfile",  # only to keep a conflict's loser aside through a spool
+    "shutil",  # argparse's formatter asks it the terminal's width: ours asks os (bz2, lzma)
     "app.web.bind",  # only with --web or `filesync service`
     "app.web.control",  # only when serving the dashboard
     "app.ui.form",
