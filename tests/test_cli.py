@@ -252,3 +252,24 @@ def test_a_run_collects_cycles_less_often_than_python_does(two: tuple[Path, Path
     )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) >= 100_000
+
+
+def test_python_m_app_collects_no_cycles_while_its_modules_load() -> None:
+    """With Python's default thresholds, loading FileSync's modules ran ~24 collections."""
+    code = (
+        "import gc, runpy, sys\n"
+        "runs = []\n"
+        "gc.callbacks.append(lambda phase, info: runs.append(phase) if phase == 'start' else 0)\n"
+        "sys.argv = ['app', '--version']\n"
+        "try:\n"
+        "    runpy.run_module('app', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'app.engine.engine' in sys.modules\n"
+        "print(len(runs))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.splitlines()[-1]) <= 2, result.stdout
