@@ -53,6 +53,18 @@ def _noting_groups(location: Location) -> list[int]:
     return sizes
 
 
+def _initial_sync(tmp_path: Path, locations: list[Location]) -> None:
+    """An initial sync of ``locations`` as ``--once`` runs it, which must converge."""
+    index = StateIndex(tmp_path / "state" / "index.sqlite")
+    engine = Engine(locations, index, EngineSettings())
+    try:
+        engine.start(watch=False)
+        assert engine.converged()
+    finally:
+        engine.stop()
+        index.close()
+
+
 def test_s3_keeps_small_groups_in_an_initial_sync_beside_a_folder(
     tmp_path: Path, rclone_s3: S3Server
 ) -> None:
@@ -66,14 +78,7 @@ def test_s3_keeps_small_groups_in_an_initial_sync_beside_a_folder(
         rclone_s3.url(rclone_s3.new_bucket(), "root"), LocationOptions(connect_timeout=5)
     )
     folder_sizes, s3_sizes = _noting_groups(folder_b), _noting_groups(bucket)
-    index = StateIndex(tmp_path / "state" / "index.sqlite")
-    engine = Engine([open_location(f"folder:{a}"), folder_b, bucket], index, EngineSettings())
-    try:
-        engine.start(watch=False)
-        assert engine.converged()
-    finally:
-        engine.stop()
-        index.close()
+    _initial_sync(tmp_path, [open_location(f"folder:{a}"), folder_b, bucket])
     assert tree(b) == files
     assert sum(folder_sizes) == sum(s3_sizes) == FILES
     assert max(folder_sizes) <= copies.GROUP_FILES_WAITED, folder_sizes
@@ -135,14 +140,7 @@ def test_a_folder_takes_small_groups_from_a_server_that_reads_them_ahead(
     folder_b = open_location(f"folder:{b}")
     sizes = _noting_groups(folder_b)
     sftp = open_location(sshd_server.url(), LocationOptions(connect_timeout=5))
-    index = StateIndex(tmp_path / "state" / "index.sqlite")
-    engine = Engine([sftp, folder_b, open_location(f"folder:{c}")], index, EngineSettings())
-    try:
-        engine.start(watch=False)
-        assert engine.converged()
-    finally:
-        engine.stop()
-        index.close()
+    _initial_sync(tmp_path, [sftp, folder_b, open_location(f"folder:{c}")])
     assert tree(b) == files
     assert sum(sizes) == FILES
     assert max(sizes) <= copies.GROUP_FILES, sizes
