@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.errors import InvalidNumber
 
 _WHOLE = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
-class NumberRule:
+class NumberRule(NamedTuple):
     """A range: above ``minimum`` (or from it, if ``inclusive``) up to ``maximum``."""
 
     unit: str

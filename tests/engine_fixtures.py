@@ -46,7 +46,7 @@ class Rig:
     def start(self, watch: bool = True, **settings: object) -> Engine:
         assert self.engine is None, "engine already running"
         if settings:
-            self.settings = EngineSettings(**{**self.settings.__dict__, **settings})
+            self.settings = EngineSettings(**{**self.settings._asdict(), **settings})
         self.index = StateIndex(self.state)
         self.engine = Engine(self.locations(), self.index, self.settings)
         self.engine.start(watch=watch)

@@ -89,7 +89,7 @@ class GatedFolder(FolderLocation):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.capabilities = replace(FolderLocation.capabilities, local_files=False)
+        self.capabilities = FolderLocation.capabilities._replace(local_files=False)
         self.gate = Gate()
 
     @contextlib.contextmanager

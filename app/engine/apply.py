@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, BinaryIO, cast
 
@@ -41,14 +40,16 @@ from app.messages import shown
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class Applied:
     """What :meth:`Applier.apply` did: new paths to sync, and the locations that refused."""
 
-    follow_ups: list[str] = field(default_factory=list)
-    failed: dict[str, FileSyncError] = field(default_factory=dict)
-    #: Copies handed to a location's group (see :mod:`app.engine.copies`), not written yet.
-    deferred: dict[str, PendingCopy] = field(default_factory=dict)
+    __slots__ = ("deferred", "failed", "follow_ups")
+
+    def __init__(self) -> None:
+        self.follow_ups: list[str] = []
+        self.failed: dict[str, FileSyncError] = {}
+        #: Copies handed to a location's group (see :mod:`app.engine.copies`), not written yet.
+        self.deferred: dict[str, PendingCopy] = {}
 
 
 class _SourceStream(io.RawIOBase):

@@ -8,7 +8,6 @@ its :class:`~app.engine.index.StateIndex`, and :meth:`Engine.close` closes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from app.engine.engine import Engine
@@ -42,7 +41,7 @@ def build_engine(
     collect_less_often()
     options = options or LocationOptions()
     if options.cache_dir is None:
-        options = replace(options, cache_dir=state_dir / CACHE_DIR)
+        options = options._replace(cache_dir=state_dir / CACHE_DIR)
     state_dir.mkdir(parents=True, exist_ok=True)
     index = StateIndex(state_dir / INDEX_FILE)
     try:

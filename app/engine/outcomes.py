@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from app.engine.apply import Applier
 from app.engine.copies import CopyFailed
@@ -41,7 +40,6 @@ from app.messages import shown
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
 class Outcomes:
     """Keeps each location's "behind on this path" marks and schedules what to try again.
 
@@ -50,16 +48,29 @@ class Outcomes:
     changed, so ``--once`` must read every location again before saying "in step".
     """
 
-    slots: dict[str, Slot]
-    index: StateIndex
-    record: Recorder
-    applier: Applier
-    retries: RetryTable
-    links: HeldLinks
-    names: NameGate
-    ignore: Callable[[], IgnoreRules]
-    debounce: float
-    disturbed: bool = False
+    def __init__(
+        self,
+        slots: dict[str, Slot],
+        index: StateIndex,
+        record: Recorder,
+        *,
+        applier: Applier,
+        retries: RetryTable,
+        links: HeldLinks,
+        names: NameGate,
+        ignore: Callable[[], IgnoreRules],
+        debounce: float,
+    ) -> None:
+        self.slots = slots
+        self.index = index
+        self.record = record
+        self.applier = applier
+        self.retries = retries
+        self.links = links
+        self.names = names
+        self.ignore = ignore
+        self.debounce = debounce
+        self.disturbed = False
 
     def unlanded(self, slot: Slot, exc: Exception) -> None:
         """``slot``'s batch may not have landed: its rows go back, its paths are synced again.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.engine.workers import DEFAULT_DEADLINE
 
 
-@dataclass(frozen=True)
-class EngineSettings:
+class EngineSettings(NamedTuple):
     """Tunables; the defaults are what a user gets."""
 
     debounce: float = 0.05

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from app.engine.plan import Side, SideState
 from app.engine.slot import Slot
@@ -27,8 +26,7 @@ SETTLE_BOUND = 60.0
 MIN_RECHECK = 0.05
 
 
-@dataclass(frozen=True, slots=True)
-class Parking:
+class Parking(NamedTuple):
     """What to do with a path now: ``hold`` it (no copy), and look again in ``recheck`` s."""
 
     hold: bool

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from app.engine.status import LocationState, LocationStatus, Recorder
@@ -34,44 +33,46 @@ def _not_recorded(action: str, path: str, location: str, detail: str) -> None:
     """The recorder of a slot nobody listens to."""
 
 
-@dataclass
 class Slot:
-    """One location as the engine tracks it. Only the engine thread mutates a slot."""
+    """One location as the engine tracks it. Only the engine thread mutates a slot.
 
-    location: Location
-    #: The last-known meta of every file in this location (its rows of the state index).
-    known: dict[str, FileMeta] = field(default_factory=dict)
-    watcher: Watcher | None = None
-    state: LocationState = LocationState.SYNCING
-    error: str = ""
-    last_sync: float | None = None
-    held_deletes: set[str] = field(default_factory=set)
-    stale: set[str] = field(default_factory=set)
-    writes: int = 0
-    deletes: int = 0
-    renames: int = 0
-    pending: int = 0
-    #: When to try to reopen it while unavailable (monotonic), and the pause after that.
-    next_retry: float = 0.0
-    retry_delay: float = REOPEN_FIRST
-    #: Where its outages and recoveries are recorded (the engine's activity log).
-    record: Recorder = _not_recorded
-    #: Paths this location refused to take (read-only, full, ...), with the attempts so far.
-    failing: dict[str, int] = field(default_factory=dict)
-    #: The thread that runs this location's I/O (see :mod:`app.engine.workers`).
-    worker: Worker = field(init=False)
-    #: Paths to sync again once the stalled location answers; ``needs_full``: rescan it all.
-    parked: set[str] = field(default_factory=set)
-    needs_full: bool = False
-    #: A scan that answered after its deadline, used by the catch-up instead of scanning again.
-    late_listing: Listing | None = None
-    #: Stats that answered after their deadline, likewise.
-    late_stats: dict[str, FileMeta | None] = field(default_factory=dict)
-    #: A scan started ahead of the first full sync (it runs while the index rows load).
-    prefetched: Future[Listing] | None = None
+    A plain class, not a dataclass: it is a service object compared by identity, and every
+    start would pay for a dataclass's generated methods (0.7 ms).
+    """
 
-    def __post_init__(self) -> None:
-        self.worker = Worker(self.location.name)
+    def __init__(self, location: Location, *, record: Recorder = _not_recorded) -> None:
+        self.location = location
+        #: The last-known meta of every file in this location (its rows of the state index).
+        self.known: dict[str, FileMeta] = {}
+        self.watcher: Watcher | None = None
+        self.state = LocationState.SYNCING
+        self.error = ""
+        self.last_sync: float | None = None
+        self.held_deletes: set[str] = set()
+        self.stale: set[str] = set()
+        self.writes = 0
+        self.deletes = 0
+        self.renames = 0
+        self.pending = 0
+        #: When to try to reopen it while unavailable (monotonic), and the pause after that.
+        self.next_retry = 0.0
+        self.retry_delay = REOPEN_FIRST
+        #: Where its outages and recoveries are recorded (the engine's activity log).
+        self.record = record
+        #: Paths this location refused to take (read-only, full, ...), with the attempts so far.
+        self.failing: dict[str, int] = {}
+        #: The thread that runs this location's I/O (see :mod:`app.engine.workers`).
+        self.worker = Worker(location.name)
+        #: Paths to sync again once the stalled location answers; ``needs_full``: rescan it all.
+        self.parked: set[str] = set()
+        self.needs_full = False
+        #: A scan that answered after its deadline, used by the catch-up instead of scanning
+        #: again.
+        self.late_listing: Listing | None = None
+        #: Stats that answered after their deadline, likewise.
+        self.late_stats: dict[str, FileMeta | None] = {}
+        #: A scan started ahead of the first full sync (it runs while the index rows load).
+        self.prefetched: Future[Listing] | None = None
 
     @property
     def key(self) -> str:

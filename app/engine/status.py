@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: Records one line of recent activity: ``(action, path, location, detail)``.
 Recorder = Callable[[str, str, str, str], None]
@@ -23,8 +23,7 @@ class LocationState(enum.Enum):
     ERROR = "error"
 
 
-@dataclass(frozen=True)
-class LocationStatus:
+class LocationStatus(NamedTuple):
     """One location's row in the status window."""
 
     key: str
@@ -37,8 +36,7 @@ class LocationStatus:
     file_count: int = 0
 
 
-@dataclass(frozen=True)
-class Activity:
+class Activity(NamedTuple):
     """One thing the engine did: ``action`` is copied, deleted, renamed, conflict, held, error."""
 
     time: float
@@ -48,12 +46,11 @@ class Activity:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class EngineStatus:
+class EngineStatus(NamedTuple):
     """Everything a front end shows: per-location rows, recent activity, global flags."""
 
     locations: tuple[LocationStatus, ...] = ()
-    activity: tuple[Activity, ...] = field(default_factory=tuple)
+    activity: tuple[Activity, ...] = ()
     paused: bool = False
     syncing: bool = False
     pending: int = 0

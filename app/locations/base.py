@@ -71,8 +71,7 @@ class FileMeta(NamedTuple):
         return other is not None and (self.size, self.mtime_ns) == (other.size, other.mtime_ns)
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     """What a kind of location can do, declared once.
 
     ``mtime_precision_ns`` is the granularity of the times it reports: two times closer than the
@@ -122,8 +121,7 @@ class Capabilities:
 Listing = dict[str, FileMeta]
 
 
-@dataclass(frozen=True, slots=True)
-class LocalRoot:
+class LocalRoot(NamedTuple):
     """A source folder on this computer as a whole, shared by the jobs copying from it.
 
     A target that copies with plain system calls opens each file beneath the root in one call
@@ -401,8 +399,7 @@ class Location(ABC):
         return f"<{type(self).__name__} {self.name}>"
 
 
-@dataclass(frozen=True, slots=True)
-class TrashedVersion:
+class TrashedVersion(NamedTuple):
     """One version a location keeps in its trash: what it was and why it was put there.
 
     ``entry`` names it inside the trash (the store's own address for it), ``path`` is where it
@@ -436,8 +433,7 @@ class VersionStore(ABC):
         """Open a trashed version for reading; :class:`FileVanished` if it was pruned."""
 
 
-@dataclass(frozen=True)
-class LocationKind:
+class LocationKind(NamedTuple):
     """Everything the rest of the program knows about one kind of location.
 
     ``prefixes`` are the short forms it parses (``zip:PATH``), ``url_schemes`` the URL schemes

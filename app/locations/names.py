@@ -17,7 +17,7 @@ can never become a path outside the root.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.errors import UnsafePath
 
@@ -62,8 +62,7 @@ def is_utf8(path: str) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class NamePolicy:
+class NamePolicy(NamedTuple):
     """Which relative paths a kind of location can hold, declared once per kind.
 
     ``utf8_only``: names must be valid UTF-8 (a folder takes any bytes). ``windows_syntax``:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class LocationOptions:
+class LocationOptions(NamedTuple):
     """Settings that apply to every location of a run (from the command line or config)."""
 
     trash_days: float = 30.0

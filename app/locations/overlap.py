@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from app.errors import LocationsOverlap
 from app.locations.base import Location
@@ -28,8 +28,7 @@ STATE = "state"
 LOG = "log"
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """A place on the local disk held by a location (``role`` is its kind) or by FileSync."""
 
     name: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class ChangeKind(enum.Enum):
@@ -28,8 +28,7 @@ class ChangeKind(enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One thing a watcher saw in the location whose key is ``location``.
 
     ``from_scan`` is true when the change was inferred by comparing two listings (polling)

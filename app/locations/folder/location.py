@@ -18,7 +18,6 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -153,7 +152,7 @@ class FolderLocation(Location):
         """Declare ``poll_as_well`` when OS events cannot be trusted alone (see ``mounts``)."""
         if (reason is not None) == self.capabilities.poll_as_well:
             return
-        self.capabilities = replace(FolderLocation.capabilities, poll_as_well=reason is not None)
+        self.capabilities = FolderLocation.capabilities._replace(poll_as_well=reason is not None)
         if reason is not None:
             log.info("%s: polled every %g s as well as watched: %s", self.name,
                      self.poll_interval, reason)  # fmt: skip

@@ -26,7 +26,6 @@ import os
 import stat as stat_mod
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from sys import intern
 
 from app.errors import LinkedPath, LocationUnavailable
@@ -140,24 +139,30 @@ _PEERS = 8
 _RUNNING = _Running()
 
 
-@dataclass
 class Found:
     """What one scan found: files, the links it skipped, files with several names."""
 
-    files: Listing = field(default_factory=dict)
-    links: set[str] = field(default_factory=set)
-    hard_links: dict[str, FileId] = field(default_factory=dict)
+    __slots__ = ("files", "hard_links", "links")
+
+    def __init__(self) -> None:
+        self.files: Listing = {}
+        self.links: set[str] = set()
+        self.hard_links: dict[str, FileId] = {}
 
 
-@dataclass
 class _Frame:
     """A folder being walked: its descriptor (None: open children from the start folder), its
     path parts below the start, its relative path with a trailing slash, its subfolders."""
 
-    fd: int | None
-    parts: list[str]
-    base: str
-    subfolders: Iterator[str]
+    __slots__ = ("base", "fd", "parts", "subfolders")
+
+    def __init__(
+        self, fd: int | None, parts: list[str], base: str, subfolders: Iterator[str]
+    ) -> None:
+        self.fd = fd
+        self.parts = parts
+        self.base = base
+        self.subfolders = subfolders
 
 
 class TreeScan:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from app.locations.base import META_DIR, FileMeta
 
@@ -47,8 +47,7 @@ NOTE_NAME = META_DIR
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
 
 
-@dataclass(frozen=True)
-class TrashNote:
+class TrashNote(NamedTuple):
     """What the note says about one trashed version."""
 
     path: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from app.locations.spec import LocationSpec
@@ -83,8 +83,7 @@ def flag_of(values: FormValues, name: str) -> bool:
     return values.get(name) is True
 
 
-@dataclass(frozen=True)
-class FollowUp:
+class FollowUp(NamedTuple):
     """An action a test offers after its report, shown as a button (``Trust this host``).
 
     ``run`` does it and tests again; it may block on the network, so the dialog calls it
@@ -95,8 +94,7 @@ class FollowUp:
     run: Callable[[], ConnectionReport]
 
 
-@dataclass(frozen=True)
-class ConnectionReport:
+class ConnectionReport(NamedTuple):
     """What "Test connection" found: ``ok`` or not, one line for the user, maybe a follow-up."""
 
     ok: bool
@@ -118,8 +116,7 @@ class FormStyle(enum.Enum):
     SERVER = "server"
 
 
-@dataclass(frozen=True)
-class FormLayout:
+class FormLayout(NamedTuple):
     """How the add-location dialog asks for a location of one kind, and where it lives.
 
     ``fields`` are drawn in order; ``to_spec(values)`` builds the spec from their values or

@@ -10,7 +10,6 @@ the folders known to exist, and what the server turned out to offer.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -148,7 +147,7 @@ class SftpRemote:
         if self.capabilities.can_set_mtime and meta.mtime_ns // NS != wanted_ns // NS:
             log.warning("%s: the server did not keep the time set on %s; its own times are "
                         "recorded instead", self.name, path)  # fmt: skip
-            self.capabilities = dataclasses.replace(self.capabilities, can_set_mtime=False)
+            self.capabilities = self.capabilities._replace(can_set_mtime=False)
 
     def journal_store(self, sftp: paramiko.SFTPClient) -> SftpJournalStore:
         """The hub journal's file operations on the held session ``sftp``."""
