@@ -4,9 +4,9 @@ fallback where the speedups did not build.
 The folder scan's (``app/locations/folder/_scan.c``): both loops run over the same real trees
 (every odd case a folder can hold, then random trees) and must give the same files with the
 same metas in the same order, the same links, the same hard links, and the same error. The
-index load's (``app/engine/_mirror.c``): the same mirror from the same rows. CI must run the C
-code: the first test fails when it did not build, unless ``FILESYNC_PURE_PYTHON=1`` asks for
-the fallback on purpose.
+index load's (``app/engine/_mirror.c``, and ``app/engine/_rows.c``, which reads the rows
+itself): the same mirror from the same rows. CI must run the C code: the first test fails when
+it did not build, unless ``FILESYNC_PURE_PYTHON=1`` asks for the fallback on purpose.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def test_the_speedup_is_built_where_ci_runs() -> None:
     rebuild = "did not build: run `.venv/bin/pip install -e .` (needs gcc and Python's headers)"
     assert scan_module.SPEEDUP, f"app/locations/folder/_scan.c {rebuild}"
     assert index_module.speedup(), f"app/engine/_mirror.c {rebuild}"
+    assert index_module.reads_directly(), f"app/engine/_rows.c {rebuild} (and libsqlite3-dev)"
 
 
 def test_both_loops_list_a_tricky_tree_alike(tmp_path: Path) -> None:
@@ -313,7 +314,9 @@ def indexed(path: Path, rows: dict[str, FileMeta], key: str = "folder:/x") -> St
     return index
 
 
-def test_both_index_loads_build_the_same_mirror(tmp_path: Path) -> None:
+def test_both_index_loads_build_the_same_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = {
         "a.txt": FileMeta(5, 1_700_000_000_123_456_789, 12345),
         "caf\udce9.txt": FileMeta(1, -1_500_000_000_123_456_789, 0),  # stored as a BLOB
@@ -323,7 +326,10 @@ def test_both_index_loads_build_the_same_mirror(tmp_path: Path) -> None:
     index = indexed(tmp_path / "index.sqlite", rows)
     indexed(tmp_path / "index.sqlite", {"other": FileMeta(1, 1, 1)}, "folder:/y").close()
     try:
-        mirror = index.load("folder:/x")
+        mirror = index.load("folder:/x")  # read by _rows.c
+        with monkeypatch.context() as patch:
+            patch.setattr(index_module, "_load_into", None)
+            through_sqlite3 = index.load("folder:/x")  # read by the sqlite3 module, _mirror.c
     finally:
         index.close()
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
@@ -331,10 +337,39 @@ def test_both_index_loads_build_the_same_mirror(tmp_path: Path) -> None:
         reference = load_rows(db.execute(query, ("folder:/x",)))
     db.close()
     assert list(mirror.items()) == list(reference.items())
+    assert list(through_sqlite3.items()) == list(reference.items())
     assert mirror == rows
     for rel, meta in mirror.items():
         assert type(meta) is FileMeta and rel is sys.intern(rel)
     assert not any(map(gc.is_tracked, mirror.values())) or index_module._mirror_into is None
+
+
+def test_a_load_sees_the_writes_not_yet_committed(tmp_path: Path) -> None:
+    rows = {f"f{n}": FileMeta(n, n, n) for n in range(100)}
+    index = indexed(tmp_path / "index.sqlite", rows)
+    try:
+        index.put("folder:/x", "new", FileMeta(1, 2, 3))
+        index.remove("folder:/x", "f0")
+        waiting = index.load("folder:/x")  # the C reader sees only what is committed
+        index.commit()
+        committed = index.load("folder:/x")
+    finally:
+        index.close()
+    expected = {**{p: m for p, m in rows.items() if p != "f0"}, "new": FileMeta(1, 2, 3)}
+    assert waiting == expected
+    assert committed == expected
+
+
+def test_a_load_the_c_reader_cannot_make_is_read_through_sqlite3(tmp_path: Path) -> None:
+    rows = {f"d/f{n}": FileMeta(n, n * 10, n * 100) for n in range(100)}
+    index = indexed(tmp_path / "index.sqlite", rows)
+    try:
+        # The state folder renamed while running: this connection still reads its open file,
+        # a second one cannot open it by its name any more.
+        (tmp_path / "index.sqlite").rename(tmp_path / "moved.sqlite")
+        assert index.load("folder:/x") == rows
+    finally:
+        index.close()
 
 
 def _rss_kib() -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,6 +52,21 @@ except ImportError:  # not built (no compiler at install): the Python loop in lo
     _mirror_into = None
 else:
     _mirror_into = mirror_into
+#: ``_rows.load_into`` (a C speedup of :meth:`StateIndex.load` that reads the rows with a
+#: connection of its own), or None where it did not build or would run another SQLite library
+#: than the sqlite3 module (two copies of SQLite in one process break each other's locks).
+_load_into: Callable[[bytes, str | bytes, dict[str, FileMeta], type[FileMeta]], None] | None
+_load_into = None
+try:
+    if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
+        raise ImportError("FILESYNC_PURE_PYTHON=1")
+    from app.engine._rows import load_into, same_library
+except ImportError:  # not built (no compiler or no SQLite headers at install)
+    pass
+else:
+    _sqlite3_file = getattr(sys.modules.get("_sqlite3"), "__file__", None)
+    if _sqlite3_file is not None and same_library(_sqlite3_file):
+        _load_into = load_into
 
 Params = tuple[str | bytes | int, ...]
 #: Less free space than this on the state disk reads as "full" (SQLite needs whole pages).
@@ -108,7 +124,12 @@ CREATE TABLE IF NOT EXISTS locations (
 
 def speedup() -> bool:
     """True when :meth:`StateIndex.load` builds the mirror in C (``--self-check`` says so)."""
-    return _mirror_into is not None
+    return _mirror_into is not None or _load_into is not None
+
+
+def reads_directly() -> bool:
+    """True when :meth:`StateIndex.load` reads committed rows in C, without the sqlite3 module."""
+    return _load_into is not None
 
 
 def load_rows(rows: Iterable[Row]) -> dict[str, FileMeta]:
@@ -130,6 +151,8 @@ class StateIndex:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: The file as the C reader opens it (:data:`_load_into`), whatever the working folder.
+        self._file = os.fsencode(self.path.absolute())
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -245,16 +268,31 @@ class StateIndex:
         self._write("INSERT OR IGNORE INTO locations(key) VALUES (?)", (_stored(location),))
 
     def load(self, location: str) -> dict[str, FileMeta]:
-        """Every recorded path of ``location`` with its meta."""
+        """Every recorded path of ``location`` with its meta.
+
+        Where nothing written waits for a commit, the C reader (:data:`_load_into`) reads the
+        rows with a connection of its own: it sees what is committed, which is then all there
+        is. The sqlite3 module costs five times what SQLite needs to read a row (a tuple of
+        four new objects, and the interpreter lock given up and taken back at every row): 8 of
+        a 10,000-file restart's 0.1 s. Should the reader fail, this connection reads them.
+        """
         with self._lock:
             self._readable()
+            if _load_into is not None and not self._pending:
+                mirror: dict[str, FileMeta] = {}
+                try:
+                    _load_into(self._file, _stored(location), mirror, FileMeta)
+                except (OSError, ValueError):  # read here: this connection's error, if any
+                    pass
+                else:
+                    return mirror
             rows = self._db.execute(
                 "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?",
                 (_stored(location),),
             )
             # Interned: every location's mirror and listing then shares one string a path.
             if _mirror_into is not None:  # the C speedup (app/engine/_mirror.c)
-                mirror: dict[str, FileMeta] = {}
+                mirror = {}
                 while batch := rows.fetchmany(_LOAD_ROWS):
                     _mirror_into(mirror, batch, FileMeta)
                 return mirror
