@@ -3,9 +3,12 @@
  * Optional speedup of app.locations.folder.batch, whose pure-Python steps stay the reference
  * and the fallback where this module did not build. What is gained: the ~10 system calls of
  * each small copy (open the source, create the temp file, read, write, set the time, close
- * both) and the rename of a new file run with the interpreter lock released, for a run of
- * files at a time, instead of handing the lock back and forth around every call while the
- * engine thread plans the next group.
+ * both) and the rename of a new file run with the interpreter lock released, for many files
+ * a call, instead of handing the lock back and forth around every call while the engine
+ * thread plans the next group. A stage call's files are shared by up to four threads of its
+ * own (pthreads taking the next file in turn), so two copy threads no longer each win the
+ * lock back after every few files: while the engine thread plans, each of those waits could
+ * last its whole switch interval.
  *
  * Nothing here decides anything: a file that fails any step is reported with its errno, its
  * temp file already removed, and the caller does it again on the Python path, which raises the
@@ -16,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +34,26 @@
  * grew past it since it was planned is left to the Python steps, which check for a stop
  * between chunks, where this loop runs with the lock released and cannot be stopped. */
 #define COPY_MAX (1 << 20)
+/* The most threads one stage call copies with (batch.COPY_THREADS asks for two). */
+#define MAX_THREADS 4
 
 typedef struct {
     int src_dir;
-    const char *src_name;
+    PyObject *src_name; /* bytes (PyUnicode_FSConverter's), owned */
     int dst_dir;
-    const char *tmp_name;
+    PyObject *tmp_name; /* likewise */
     long long mtime_ns;
     int error;
 } StageItem;
+
+/* One stage call's work, shared by the threads that do it: each takes the next item. */
+typedef struct {
+    StageItem *items;
+    Py_ssize_t count;
+    Py_ssize_t next; /* taken with __atomic_fetch_add */
+    int durable;
+    int beneath;
+} StageWork;
 
 typedef struct {
     int dir;
@@ -132,10 +147,12 @@ open_beneath(int dir, const char *name, int flags)
 static int
 stage_one(StageItem *item, char *buffer, int durable, int beneath)
 {
+    const char *src_name = PyBytes_AS_STRING(item->src_name);
+    const char *tmp_name = PyBytes_AS_STRING(item->tmp_name);
     /* O_NONBLOCK: a fifo swapped in at that name must not block this thread on its open */
     int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
-    int src = beneath ? open_beneath(item->src_dir, item->src_name, flags)
-                      : openat(item->src_dir, item->src_name, flags);
+    int src = beneath ? open_beneath(item->src_dir, src_name, flags)
+                      : openat(item->src_dir, src_name, flags);
     if (src < 0) {
         return errno;
     }
@@ -149,7 +166,7 @@ stage_one(StageItem *item, char *buffer, int durable, int beneath)
         return err;
     }
     flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    int dst = openat(item->dst_dir, item->tmp_name, flags, 0666);
+    int dst = openat(item->dst_dir, tmp_name, flags, 0666);
     if (dst < 0) {
         err = errno;
         close(src);
@@ -161,9 +178,28 @@ stage_one(StageItem *item, char *buffer, int durable, int beneath)
     }
     close(src);
     if (err) {
-        unlinkat(item->dst_dir, item->tmp_name, 0);
+        unlinkat(item->dst_dir, tmp_name, 0);
     }
     return err;
+}
+
+/* A thread of a stage call: copy the items not yet taken until none is left. */
+static void *
+stage_some(void *arg)
+{
+    StageWork *work = arg;
+    char *buffer = malloc(BUFFER_SIZE);
+    for (;;) {
+        Py_ssize_t i = __atomic_fetch_add(&work->next, 1, __ATOMIC_RELAXED);
+        if (i >= work->count) {
+            break;
+        }
+        work->items[i].error = buffer == NULL ? ENOMEM
+                                              : stage_one(&work->items[i], buffer,
+                                                          work->durable, work->beneath);
+    }
+    free(buffer);
+    return NULL;
 }
 
 /* Take ``seq`` as a tuple (a list another thread could change while the lock is released). */
@@ -183,7 +219,8 @@ stage(PyObject *self, PyObject *args)
     PyObject *seq;
     int durable;
     int beneath = 0;
-    if (!PyArg_ParseTuple(args, "Op|p:stage", &seq, &durable, &beneath)) {
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "Op|pi:stage", &seq, &durable, &beneath, &threads)) {
         return NULL;
     }
     PyObject *items = as_tuple(seq);
@@ -192,23 +229,38 @@ stage(PyObject *self, PyObject *args)
     }
     Py_ssize_t count = PyTuple_GET_SIZE(items);
     StageItem *work = PyMem_Calloc(count ? (size_t)count : 1, sizeof(StageItem));
-    char *buffer = PyMem_Malloc(BUFFER_SIZE);
     PyObject *result = NULL;
-    if (work == NULL || buffer == NULL) {
+    if (work == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         StageItem *w = &work[i];
-        /* The names are borrowed from the bytes in the items tuple, which this call holds. */
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(items, i), "iyiyL:stage item", &w->src_dir,
-                              &w->src_name, &w->dst_dir, &w->tmp_name, &w->mtime_ns)) {
+        /* str names are encoded here as os.fsencode would (no call into Python per name) */
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(items, i), "iO&iO&L:stage item", &w->src_dir,
+                              PyUnicode_FSConverter, &w->src_name, &w->dst_dir,
+                              PyUnicode_FSConverter, &w->tmp_name, &w->mtime_ns)) {
             goto done;
         }
     }
+    StageWork shared = {work, count, 0, durable, beneath};
+    if (threads < 1) {
+        threads = 1;
+    }
+    if (threads > MAX_THREADS) {
+        threads = MAX_THREADS;
+    }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count; i++) {
-        work[i].error = stage_one(&work[i], buffer, durable, beneath);
+    pthread_t helpers[MAX_THREADS];
+    int started = 0;
+    /* a helper that cannot start leaves its share to the others */
+    while (started < threads - 1 && (Py_ssize_t)started + 1 < count
+           && pthread_create(&helpers[started], NULL, stage_some, &shared) == 0) {
+        started++;
+    }
+    stage_some(&shared);
+    for (int t = 0; t < started; t++) {
+        pthread_join(helpers[t], NULL);
     }
     Py_END_ALLOW_THREADS
     result = PyList_New(count);
@@ -224,7 +276,12 @@ stage(PyObject *self, PyObject *args)
         PyList_SET_ITEM(result, i, error);
     }
 done:
-    PyMem_Free(buffer);
+    if (work != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_XDECREF(work[i].src_name);
+            Py_XDECREF(work[i].tmp_name);
+        }
+    }
     PyMem_Free(work);
     Py_DECREF(items);
     return result;
@@ -334,11 +391,12 @@ done:
 
 static PyMethodDef methods[] = {
     {"stage", stage, METH_VARARGS,
-     "stage(items, durable, beneath=False) -> list of errno (0: written).\n\n"
-     "Each item is (source folder fd, source name, target folder fd, temp name, mtime_ns):\n"
-     "copy the source (never through a link) into a new temp file stamped mtime_ns, fsynced\n"
-     "if durable. With beneath, a source name is a relative path beneath its folder, opened\n"
-     "with openat2 (ENOSYS where there is none). A failed item's temp file is removed."},
+     "stage(items, durable, beneath=False, threads=1) -> list of errno (0: written).\n\n"
+     "Each item is (source folder fd, source name, target folder fd, temp name, mtime_ns),\n"
+     "names as str or bytes: copy the source (never through a link) into a new temp file\n"
+     "stamped mtime_ns, fsynced if durable. With beneath, a source name is a relative path\n"
+     "beneath its folder, opened with openat2 (ENOSYS where there is none). A failed item's\n"
+     "temp file is removed. Up to ``threads`` threads (at most 4) share the items."},
     {"land_new", land_new, METH_VARARGS,
      "land_new(items) -> list of (size, mtime_ns, ino, ctime_ns) or errno.\n\n"
      "Each item is (folder fd, temp name, name): rename the temp file to name only if no\n"

@@ -3,6 +3,9 @@
 COPY_MAX: int
 
 def stage(
-    items: list[tuple[int, bytes, int, bytes, int]], durable: bool, beneath: bool = ...
+    items: list[tuple[int, str, int, str, int]],
+    durable: bool,
+    beneath: bool = ...,
+    threads: int = ...,
 ) -> list[int]: ...
 def land_new(items: list[tuple[int, bytes, bytes]]) -> list[tuple[int, int, int, int] | int]: ...

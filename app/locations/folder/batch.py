@@ -3,8 +3,8 @@
 Making each small file durable on its own costs one blocking ``fsync`` per file, one after the
 other, and that was most of an initial sync's time. A batch instead:
 
-1. writes every job's temp file next to its final name, a few at a time on short-lived threads
-   (each source is opened there, copied and stamped with its mtime);
+1. writes every job's temp file next to its final name, on two threads (each source is opened
+   there, copied and stamped with its mtime);
 2. makes them all durable together: one ``syncfs`` per file system, or, for a handful of files,
    an ``fsync`` of each (which does not wait for what other programs wrote);
 3. renames each temp file over its name, re-checking just before that the file there is still
@@ -26,7 +26,8 @@ neither group is recorded.
 
 Steps 1 and 3 have an optional speedup in C, ``_copy.c`` (built by ``pip install``, where a
 compiler is found): a small file whose source is a folder on this computer (``source_at``) is
-copied with plain system calls, a run of files at a time, with the interpreter lock released;
+copied with plain system calls, many files a call, on two threads of its own, with the
+interpreter lock released;
 a new file is renamed into place with ``RENAME_NOREPLACE``, which is its re-check (the rename
 fails if a file appeared there meanwhile). Any file the C code cannot do is done again by the
 Python steps, which raise the error a user sees. ``FILESYNC_PURE_PYTHON=1`` turns it off;
@@ -85,8 +86,10 @@ SYNCFS_FROM = 8
 #: source that grew past it; a bigger one streams in Python, which checks for a stop between
 #: its chunks.
 FAST_COPY_MAX = 1 << 20
-#: Files the C speedup copies in one call (the lock released once for all of them).
-FAST_RUN = 16
+#: The most bytes (as planned) the C speedup copies in one call, with the interpreter lock
+#: released once for all of them: a stop is seen between two calls, so it waits for at most
+#: this much copying (the files of an initial sync of small files fit a group in one call).
+FAST_CALL_BYTES = 16 << 20
 #: The most target folders a group keeps open at once (one descriptor each, until its
 #: renames): two folders written at once stay well under the usual limit of 1,024
 #: descriptors, however the group's files are spread (a group of 1,024 files in as many
@@ -96,7 +99,7 @@ FOLDERS_OPEN = 256
 
 #: ``_copy.stage`` and ``_copy.land_new`` (the C speedup), or None where it did not build or
 #: is turned off.
-_stage_c: Callable[[list[tuple[int, bytes, int, bytes, int]], bool, bool], list[int]] | None
+_stage_c: Callable[[list[tuple[int, str, int, str, int]], bool, bool, int], list[int]] | None
 _land_c: Callable[[list[tuple[int, bytes, bytes]]], list[tuple[int, int, int, int] | int]] | None
 try:
     if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
@@ -284,26 +287,44 @@ def _write_part(
 
 
 def _stage_all(items: list[_Item], folders: _Folders, *, durable: bool, parallel: bool) -> None:
-    """Write every item's temp file; on two threads when the sources allow it.
+    """Write every item's temp file, on two threads when the sources allow it.
+
+    The small files the C speedup can copy go first, in calls of up to
+    :data:`FAST_CALL_BYTES` that two threads of its own share with the interpreter lock
+    released: the copy threads used to take runs of 16 files each and win the lock back after
+    every run, and while the engine thread planned, each of those waits could last its whole
+    switch interval. The rest are copied in Python, as :func:`_stage_each` says.
+    """
+    fast: list[_Item] = []
+    slow: list[_Item] = []
+    for item in items:
+        (fast if _fast(item.job) else slow).append(item)
+    threads = COPY_THREADS if parallel else 1
+    for call in _calls(fast):
+        _stage_fast(call, folders, durable, threads)
+    _stage_each(slow, folders, durable=durable, parallel=parallel)
+
+
+def _stage_each(items: list[_Item], folders: _Folders, *, durable: bool, parallel: bool) -> None:
+    """Write each item's temp file in Python; on two threads when the sources allow it.
 
     The paths come sorted, so neighbours share a folder, and creating a file locks its folder:
     one thread takes the items from the front and the other from the back, so they seldom
     wait for each other's folder, and whichever is faster takes more.
     """
-    runs = _runs(items)
-    if not parallel or len(runs) < 2:
-        for run in runs:
-            _stage_run(run, folders, durable)
+    if not parallel or len(items) < 2:
+        for item in items:
+            _stage(item, folders, durable)
         return
-    todo = deque(runs)
+    todo = deque(items)
 
-    def take_all(take: Callable[[], list[_Item]]) -> None:
+    def take_all(take: Callable[[], _Item]) -> None:
         while todo:
             try:
-                run = take()
+                item = take()
             except IndexError:  # the other thread took the last one
                 return
-            _stage_run(run, folders, durable)
+            _stage(item, folders, durable)
 
     ends = [todo.popleft, todo.pop][:COPY_THREADS]
     with ThreadPoolExecutor(len(ends), "filesync-copy") as pool:
@@ -325,29 +346,26 @@ def _fast(job: WriteJob) -> bool:
     )
 
 
-def _runs(items: list[_Item]) -> list[list[_Item]]:
-    """``items`` cut into what one thread stages at a time: a file on its own, or up to
-    ``FAST_RUN`` neighbours the C speedup copies in one call."""
-    runs: list[list[_Item]] = []
+def _calls(items: list[_Item]) -> list[list[_Item]]:
+    """``items`` cut into the C speedup's calls, each of up to :data:`FAST_CALL_BYTES`."""
+    calls: list[list[_Item]] = []
+    size = FAST_CALL_BYTES
     for item in items:
-        last = runs[-1] if runs else None
-        if _fast(item.job) and last is not None and len(last) < FAST_RUN and _fast(last[0].job):
-            last.append(item)
-        else:
-            runs.append([item])
-    return runs
+        if size + item.job.size > FAST_CALL_BYTES:
+            calls.append([])
+            size = 0
+        calls[-1].append(item)
+        size += item.job.size
+    return calls
 
 
-def _stage_run(run: list[_Item], folders: _Folders, durable: bool) -> None:
-    """Stage ``run``: in C if it can, else (and for every file C could not do) in Python."""
-    if len(run) == 1 and not _fast(run[0].job):
-        _stage(run[0], folders, durable)
-        return
+def _stage_fast(run: list[_Item], folders: _Folders, durable: bool, threads: int) -> None:
+    """Stage ``run`` in C, and in Python every file C could not do."""
     assert _stage_c is not None
     global _beneath  # learnt once: this system has no openat2
     beneath = _beneath and all(item.job.source_root is not None for item in run)
     tried: list[tuple[_Item, str]] = []
-    calls: list[tuple[int, bytes, int, bytes, int]] = []
+    calls: list[tuple[int, str, int, str, int]] = []
     with contextlib.ExitStack() as sources:
         roots: dict[int, int] = {}
         for item in run:
@@ -362,11 +380,9 @@ def _stage_run(run: list[_Item], folders: _Folders, durable: bool) -> None:
                 _stage(item, folders, durable)  # says what went wrong, as without the speedup
                 continue
             tmp = _temp_name()
-            calls.append(
-                (src_fd, os.fsencode(src_name), item.dir_fd, os.fsencode(tmp), item.job.mtime_ns)
-            )
+            calls.append((src_fd, src_name, item.dir_fd, tmp, item.job.mtime_ns))
             tried.append((item, tmp))
-        errors = _stage_c(calls, durable, beneath)
+        errors = _stage_c(calls, durable, beneath, threads)
     if beneath and errno.ENOSYS in errors:
         _beneath = False
     for (item, tmp), error in zip(tried, errors, strict=True):
