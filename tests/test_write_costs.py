@@ -48,6 +48,35 @@ def test_the_rows_of_many_copies_reach_sqlite_in_one_statement(tmp_path: Path) -
     assert rows["not utf-8 \udcff"].size == 502
 
 
+def test_a_group_of_puts_stores_what_one_put_each_would(tmp_path: Path) -> None:
+    """``put_group`` (a copy group's rows at once) keeps the rows, their order and the
+    non-UTF-8 names exactly as one ``put`` per row does."""
+    names = [f"d/f{i}" for i in range(1500)] + ["ü é/😀", "not utf-8 \udcff", "d/f3"]
+    rows = [(name, FileMeta(n, 2**62 + n, n)) for n, name in enumerate(names)]
+    stored = []
+    for way in ("each", "group"):
+        index = StateIndex(tmp_path / f"{way}.sqlite")
+        try:
+            if way == "each":
+                for name, meta in rows:
+                    index.put("folder:/b", name, meta)
+            else:
+                index.put_group("folder:/b", rows[:700])
+                index.put_group("folder:/b", rows[700:])
+            index.remove("folder:/b", "d/f1")
+            index.commit()
+        finally:
+            index.close()
+        reopened = StateIndex(tmp_path / f"{way}.sqlite")
+        try:
+            stored.append(reopened.load("folder:/b"))
+        finally:
+            reopened.close()
+    assert stored[0] == stored[1]
+    assert stored[1]["d/f3"] == FileMeta(1502, 2**62 + 1502, 1502)  # the later row won
+    assert "d/f1" not in stored[1] and stored[1]["not utf-8 \udcff"].size == 1501
+
+
 def test_puts_reach_sqlite_in_batches_as_they_come_and_count_only_once_committed(
     tmp_path: Path,
 ) -> None:

@@ -106,8 +106,9 @@ class _Group:
     large: bool = False
 
 
-#: Records a copy that landed: (target slot, source slot, path, meta the target reported).
-Copied = Callable[[Slot, Slot, str, FileMeta], None]
+#: Records the copies of a group that landed: the target slot, and for each copy its source
+#: slot, its path and the meta the target reported.
+Copied = Callable[[Slot, list[tuple[Slot, str, FileMeta]]], None]
 #: Records a copy that landed after its deadline: the same with the winner it copied.
 LateCopied = Callable[[Slot, Slot, str, FileMeta, FileMeta], None]
 
@@ -269,11 +270,12 @@ class CopyGroups:
         return [CopyFailed(key, c.path, exc, False) for c in unsettled[1]]
 
     def _record(self, slot: Slot, copies: list[PendingCopy], metas: list[FileMeta]) -> None:
-        """Record each copy that landed; its log lines are written together (a group's)."""
-        copied = self._copied
+        """Record the copies that landed, together (a group's rows and log lines at once)."""
         with held_lines():
-            for copy, meta in zip(copies, metas, strict=True):
-                copied(slot, copy.source, copy.path, meta)
+            self._copied(
+                slot, [(c.source, c.path, meta) for c, meta in zip(copies, metas, strict=True)]
+            )
+            for copy in copies:
                 if copy.caught_up is not None:
                     copy.caught_up()
 

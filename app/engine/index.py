@@ -89,6 +89,8 @@ _LOAD_ROWS = 8192
 
 def _stored(name: str) -> str | bytes:
     """How ``name`` is kept in SQLite: TEXT if it is UTF-8, else the bytes it stands for."""
+    if name.isascii():  # most names, checked without encoding them
+        return name
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -311,6 +313,16 @@ class StateIndex:
         with self._lock:
             self._pending.append((_PUT, row))
             self._puts.append(row)
+            if len(self._puts) >= PUT_BATCH:
+                self._flush_puts()
+
+    def put_group(self, location: str, rows: list[tuple[str, FileMeta]]) -> None:
+        """:meth:`put` for many paths of one location (one lock and one call for them all)."""
+        where = _stored(location)
+        stored = [(where, _stored(path), m.size, m.mtime_ns, m.tag) for path, m in rows]
+        with self._lock:
+            self._pending += [(_PUT, row) for row in stored]
+            self._puts += stored
             if len(self._puts) >= PUT_BATCH:
                 self._flush_puts()
 

@@ -34,6 +34,15 @@ class Landing:
         if rows is not None and path not in rows:
             rows[path] = slot.known.get(path)
 
+    def touch_group(self, slot: Slot, paths: list[str]) -> None:
+        """:meth:`touch` for each of ``paths``."""
+        rows = self._before.get(slot.key)
+        if rows is not None:
+            known = slot.known
+            for path in paths:
+                if path not in rows:
+                    rows[path] = known.get(path)
+
     def landed(self, key: str) -> None:
         """``key``'s batch landed: its rows stand."""
         self._before.pop(key, None)

@@ -73,11 +73,9 @@ class Slot:
         self.late_stats: dict[str, FileMeta | None] = {}
         #: A scan started ahead of the first full sync (it runs while the index rows load).
         self.prefetched: Future[Listing] | None = None
-
-    @property
-    def key(self) -> str:
-        """The location's index key."""
-        return self.location.key
+        #: The location's index key: read a dozen times per path, so a plain attribute (a
+        #: property through the location's own property cost two calls each time).
+        self.key: str = location.key
 
     @property
     def available(self) -> bool:
