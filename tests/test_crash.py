@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -9,9 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from app.engine import copies
 from app.locations.base import TEMP_PREFIX
 from tests.helpers import indexed, tree, wait_until, write_file
 
@@ -161,3 +164,108 @@ def test_kill_9_at_random_points_of_batched_copies_never_shows_a_partial_file(
         assert not list(b.rglob("*.sync-conflict-*")), "a restart must not invent conflicts"
         assert _temps(b) == [], "stray temp files after restart"
     assert seen_mid_sync, "no kill landed in the middle of the sync; make the tree bigger"
+
+
+#: A ``filesync run`` whose folders note the groups they write, and which kills itself (-9) in
+#: its large group (more than ``GROUP_FILES`` files) number ``argv[2]``, ``argv[3]`` times as
+#: long after that group began as such a group takes: ``argv[4]`` seconds, or what its first
+#: large group took. Before the kill it notes where the kill landed (JSON, in ``argv[1]``).
+_KILLED_IN_A_LARGE_GROUP = """
+import atexit, json, os, runpy, signal, sys, threading, time
+from app.engine import copies
+from app.locations.folder.location import FolderLocation
+
+note, number, fraction, took = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:5])
+sys.argv = ["filesync", *sys.argv[5:]]
+sizes, large = [], []  # every group's size; [size, began, ended or None] of each large one
+
+def noting(**seen):
+    with open(note, "w") as f:
+        json.dump({"sizes": sizes, **seen}, f)
+
+def kill_later(group, after):
+    time.sleep(after)
+    first = large[0][2] - large[0][1] if large[0][2] is not None else None
+    noting(inside=group[2] is None, size=group[0], first_took=first)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def noted(real):
+    def write(self, jobs, *, parallel_reads=False):
+        sizes.append(len(jobs))
+        if len(jobs) <= copies.GROUP_FILES:
+            return real(self, jobs, parallel_reads=parallel_reads)
+        group = [len(jobs), time.monotonic(), None]
+        large.append(group)
+        if len(large) == number:
+            after = fraction * (took or large[0][2] - large[0][1])
+            threading.Thread(target=kill_later, args=(group, after), daemon=True).start()
+        try:
+            return real(self, jobs, parallel_reads=parallel_reads)
+        finally:
+            group[2] = time.monotonic()
+    return write
+
+atexit.register(noting)  # not killed: the note says which groups there were
+FolderLocation.write_many = noted(FolderLocation.write_many)
+FolderLocation.write_many_unsettled = noted(FolderLocation.write_many_unsettled)
+runpy.run_module("app", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("speedup", [True, False], ids=["c", "python"])
+def test_kill_9_at_random_points_of_groups_of_1024_never_shows_a_partial_file(
+    tmp_path: Path, speedup: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The groups of up to ``GROUP_FILES_WAITED`` (1,024) files a folder takes while the engine
+    waits for every answer (here a ``--once`` sync), killed at random points: every name
+    holds nothing or its whole file, the index holds no row for a file not on disk, and a
+    restart converges with no conflict copy.
+
+    4,000 files go in groups of about 32, 1,024 and 950 (to the end of the first 2,000 paths,
+    whose rows are then committed), then the same again. Three syncs are killed: in the second
+    large group (its renames wait for the next group's pass), in the third (after a commit),
+    and, timed by the first kill, in the first; each at a random moment from the first third,
+    the second, or the rest of up to 1.2 times as long as a large group takes.
+    """
+    if not speedup:
+        monkeypatch.setenv("FILESYNC_PURE_PYTHON", "1")  # the killed processes inherit it
+    a = tmp_path / "a"
+    rng = random.Random(7)
+    files: dict[str, bytes] = {}
+    for i in range(4000):
+        files[f"d{i % 15:02d}/f{i:04d}"] = data = rng.randbytes(rng.randint(1, 8) * 1024)
+        write_file(a / f"d{i % 15:02d}" / f"f{i:04d}", data)
+    assert copies.GROUP_FILES < 900 and copies.GROUP_FILES_WAITED == 1024
+    landed: list[dict[str, Any]] = []
+    took = 0.0
+    for run, (number, third) in enumerate([(2, 0), (3, 1), (1, 2)]):
+        b, state, note = tmp_path / f"b{run}", tmp_path / f"state{run}", tmp_path / f"{run}.json"
+        b.mkdir()
+        fraction = (third + random.random()) * 0.4
+        args = ["run", f"folder:{a}", f"folder:{b}", "--state", str(state), "--once"]
+        killed = [_KILLED_IN_A_LARGE_GROUP, str(note), str(number), str(fraction), str(took)]
+        with open(tmp_path / f"{run}.log", "wb") as log:
+            child = subprocess.run(
+                [sys.executable, "-c", *killed, *args],
+                stdout=log,
+                stderr=log,
+                timeout=300,
+                check=False,
+            )
+        seen = json.loads(note.read_text())
+        assert child.returncode == -signal.SIGKILL, f"no large group {number}: {seen['sizes']}"
+        landed.append({"group": number, "fraction": fraction, **seen})
+        took = took or landed[0]["first_took"]
+        on_disk, saved = tree(b), indexed(state, b)
+        assert 0 < len(on_disk) < len(files), f"kill {landed[-1]} was not mid-sync"
+        for rel, data in on_disk.items():
+            assert data == files[rel], f"{rel} is partial after kill {landed[-1]}"
+        assert saved <= set(on_disk), f"rows for copies not on disk after kill {landed[-1]}"
+        assert saved or number < 3, f"nothing committed before kill {landed[-1]}"
+        restart_once(a, b, state)
+        assert tree(b) == files
+        assert indexed(state, b) == set(files)
+        assert not list(b.rglob("*.sync-conflict-*")), "a restart must not invent conflicts"
+        assert _temps(b) == [], "stray temp files after restart"
+    assert all(kill["size"] > copies.GROUP_FILES for kill in landed), landed
+    assert any(kill["inside"] for kill in landed), f"no kill landed inside its group: {landed}"
