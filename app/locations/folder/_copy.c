@@ -57,8 +57,8 @@ typedef struct {
 
 typedef struct {
     int dir;
-    const char *tmp_name;
-    const char *name;
+    PyObject *tmp_name; /* bytes (PyUnicode_FSConverter's), owned */
+    PyObject *name;     /* likewise */
     int error;
     struct stat st;
 } LandItem;
@@ -298,19 +298,20 @@ done:
 static int
 land_one(LandItem *item)
 {
+    const char *tmp_name = PyBytes_AS_STRING(item->tmp_name);
+    const char *name = PyBytes_AS_STRING(item->name);
     struct stat written;
-    if (fstatat(item->dir, item->tmp_name, &written, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat(item->dir, tmp_name, &written, AT_SYMLINK_NOFOLLOW) != 0) {
         return errno;
     }
 #if defined(__linux__) && defined(SYS_renameat2)
-    if (syscall(SYS_renameat2, item->dir, item->tmp_name, item->dir, item->name, 1 /* NOREPLACE */)
-        != 0) {
+    if (syscall(SYS_renameat2, item->dir, tmp_name, item->dir, name, 1 /* NOREPLACE */) != 0) {
         return errno;
     }
 #else
     return ENOSYS;
 #endif
-    if (fstatat(item->dir, item->name, &item->st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat(item->dir, name, &item->st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno != ENOENT) {
             return -errno;
         }
@@ -360,8 +361,9 @@ land_new(PyObject *self, PyObject *args)
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         LandItem *w = &work[i];
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(items, i), "iyy:land_new item", &w->dir,
-                              &w->tmp_name, &w->name)) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(items, i), "iO&O&:land_new item", &w->dir,
+                              PyUnicode_FSConverter, &w->tmp_name, PyUnicode_FSConverter,
+                              &w->name)) {
             goto done;
         }
     }
@@ -384,6 +386,12 @@ land_new(PyObject *self, PyObject *args)
         PyList_SET_ITEM(result, i, outcome);
     }
 done:
+    if (work != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_XDECREF(work[i].tmp_name);
+            Py_XDECREF(work[i].name);
+        }
+    }
     PyMem_Free(work);
     Py_DECREF(items);
     return result;
@@ -399,8 +407,9 @@ static PyMethodDef methods[] = {
      "temp file is removed. Up to ``threads`` threads (at most 4) share the items."},
     {"land_new", land_new, METH_VARARGS,
      "land_new(items) -> list of (size, mtime_ns, ino, ctime_ns) or errno.\n\n"
-     "Each item is (folder fd, temp name, name): rename the temp file to name only if no\n"
-     "file is there (EEXIST otherwise; ENOSYS where the system cannot), then lstat it.\n"
+     "Each item is (folder fd, temp name, name), names as str or bytes: rename the temp\n"
+     "file to name only if no file is there (EEXIST otherwise; ENOSYS where the system\n"
+     "cannot), then lstat it.\n"
      "If the name no longer shows the renamed file (deleted or saved over meanwhile), the\n"
      "temp file's stat from just before the rename. A negative errno: renamed, but the\n"
      "lstat failed."},

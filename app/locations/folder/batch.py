@@ -45,12 +45,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple, Protocol, cast
+from typing import BinaryIO, Protocol, cast
 
 from app.errors import FileSyncError
 from app.locations.base import CHUNK_SIZE, TEMP_PREFIX, FileMeta, WriteJob, WriteOutcome
 from app.locations.folder.durability import SYNCFS, Unsettled, fsync_folders, syncfs_each
-from app.locations.folder.scan import file_meta
+from app.locations.folder.scan import meta_of
 from app.locations.names import check_posix_relpath
 
 
@@ -77,6 +77,9 @@ class FolderTarget(Protocol):
     def wrote(self, path: str, meta: FileMeta) -> None:
         """``path`` now holds the copy just renamed there, which reports ``meta``."""
 
+    def wrote_group(self, copies: list[tuple[str, FileMeta]]) -> None:
+        """:meth:`wrote` for each of ``copies``, renamed there together."""
+
 
 #: Threads writing one batch's temp files (at most two: one from each end of the group).
 COPY_THREADS = 2
@@ -100,7 +103,7 @@ FOLDERS_OPEN = 256
 #: ``_copy.stage`` and ``_copy.land_new`` (the C speedup), or None where it did not build or
 #: is turned off.
 _stage_c: Callable[[list[tuple[int, str, int, str, int]], bool, bool, int], list[int]] | None
-_land_c: Callable[[list[tuple[int, bytes, bytes]]], list[tuple[int, int, int, int] | int]] | None
+_land_c: Callable[[list[tuple[int, str, str]]], list[tuple[int, int, int, int] | int]] | None
 try:
     if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
         raise ImportError("FILESYNC_PURE_PYTHON=1")
@@ -439,15 +442,6 @@ def _land(location: FolderTarget, item: _Item) -> bool:
     return True
 
 
-class _Stat(NamedTuple):
-    """What :func:`file_meta` reads of a stat result, as the C speedup returns it."""
-
-    st_size: int
-    st_mtime_ns: int
-    st_ino: int
-    st_ctime_ns: int
-
-
 def _land_new(location: FolderTarget, staged: list[_Item]) -> list[_Item]:
     """Rename in C the temp files of new files (nothing planned to be there); the landed ones.
 
@@ -459,8 +453,9 @@ def _land_new(location: FolderTarget, staged: list[_Item]) -> list[_Item]:
     new = [i for i in staged if i.outcome is None and i.tmp is not None and i.job.expected is None]
     if not new:
         return []
-    calls = [(i.dir_fd, os.fsencode(cast(str, i.tmp)), os.fsencode(i.name)) for i in new]
+    calls = [(i.dir_fd, cast(str, i.tmp), i.name) for i in new]
     landed = []
+    wrote: list[tuple[str, FileMeta]] = []
     for item, outcome in zip(new, _land_c(calls), strict=True):
         if isinstance(outcome, int) and outcome > 0:
             continue  # not renamed
@@ -468,9 +463,10 @@ def _land_new(location: FolderTarget, staged: list[_Item]) -> list[_Item]:
         if isinstance(outcome, int):  # renamed, but its lstat failed (not for a delete)
             item.outcome = OSError(-outcome, os.strerror(-outcome))
         else:  # the stat of the file renamed, even if a save replaced it since (see _copy.c)
-            item.outcome = file_meta(cast(os.stat_result, _Stat._make(outcome)))
-            location.wrote(item.job.path, item.outcome)
+            item.outcome = meta_of(*outcome)
+            wrote.append((item.job.path, item.outcome))
         landed.append(item)
+    location.wrote_group(wrote)
     return landed
 
 

@@ -357,6 +357,10 @@ class FolderLocation(Location):
         """A batch renamed its copy of ``path`` into place (see :meth:`replace_temp`)."""
         self._trash.wrote(path, meta)
 
+    def wrote_group(self, copies: list[tuple[str, FileMeta]]) -> None:
+        """A batch renamed these copies into place together."""
+        self._trash.wrote_group(copies)
+
     @contextlib.contextmanager
     def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:
         """Like ``at``, creating missing folders; a file in the way is a clear error."""

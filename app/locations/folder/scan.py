@@ -77,9 +77,15 @@ def file_meta(st: os.stat_result) -> FileMeta:
 
     :meth:`TreeScan._list` computes the same inline; the two must stay equal.
     """
-    return FileMeta(
-        st.st_size, st.st_mtime_ns, (st.st_ino * 1_000_003 ^ st.st_ctime_ns) & _TAG_MASK
-    )
+    return meta_of(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def meta_of(size: int, mtime_ns: int, ino: int, ctime_ns: int) -> FileMeta:
+    """:func:`file_meta` of these four fields of a stat (as the C copy reports a landed file).
+
+    ``tuple.__new__`` builds the FileMeta in C (``FileMeta(...)`` runs a Python ``__new__``).
+    """
+    return _new_meta(FileMeta, (size, mtime_ns, (ino * 1_000_003 ^ ctime_ns) & _TAG_MASK))
 
 
 def renamed_stat(written: os.stat_result, landed: os.stat_result) -> os.stat_result:

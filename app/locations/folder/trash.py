@@ -118,6 +118,18 @@ class TrashPolicy:
         now = time.monotonic()
         self._fresh.pop(path, None)
         self._fresh[path] = (meta, now if at is None else at)
+        self._forget_stale(now)
+
+    def wrote_group(self, copies: list[tuple[str, FileMeta]]) -> None:
+        """:meth:`wrote` for each of ``copies``, renamed into place together."""
+        now = time.monotonic()
+        fresh = self._fresh
+        for path, meta in copies:
+            fresh.pop(path, None)
+            fresh[path] = (meta, now)
+        self._forget_stale(now)
+
+    def _forget_stale(self, now: float) -> None:
         while self._fresh:  # forget what is no longer fresh, oldest first
             oldest = next(iter(self._fresh))
             if now - self._fresh[oldest][1] < FRESH_COPY_SECONDS:
