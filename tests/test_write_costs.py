@@ -22,19 +22,42 @@ from app.locations.folder import nofollow
 from tests.helpers import write_file
 
 
-def test_the_rows_of_many_copies_reach_sqlite_in_one_statement(tmp_path: Path) -> None:
+class _CountingDb:
+    """The index's connection, counting the calls the index makes into SQLite."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.calls: list[str] = []
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        self.calls.append(sql)
+        return self._db.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: list[object]) -> sqlite3.Cursor:
+        self.calls.append(sql)
+        return self._db.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def _count_calls(index: StateIndex) -> _CountingDb:
+    counting = _CountingDb(index._db)
+    index._db = counting
+    return counting
+
+
+def test_the_rows_of_many_copies_reach_sqlite_in_one_call(tmp_path: Path) -> None:
     index = StateIndex(tmp_path / "index.sqlite")
-    statements: list[str] = []
-    index._db.set_trace_callback(statements.append)
+    db = _count_calls(index)
     names = [f"d/f{i}" for i in range(500)] + ["ü é/😀", 'q"\\\n\t', "not utf-8 \udcff"]
     for n, name in enumerate(names):
         index.put("b", name, FileMeta(n, 2**62 + n, 2**63 - 1 - n))
     index.put("b", "d/f0", FileMeta(7, 7, 7))  # a later put of the same path wins
     index.remove("b", "d/f1")  # and a remove after a put comes after it
     index.commit()
-    inserts = [s for s in statements if s.startswith("INSERT")]
-    # the text names before the non-UTF-8 one, that one alone, then the rest
-    assert len(inserts) == 3, f"{len(inserts)} INSERT statements for {len(names) + 1} rows"
+    inserts = [s for s in db.calls if s.startswith("INSERT")]
+    assert len(inserts) == 1, f"{len(inserts)} calls into SQLite for {len(names) + 1} rows"
     index.close()
 
     reopened = StateIndex(tmp_path / "index.sqlite")
@@ -83,12 +106,11 @@ def test_puts_reach_sqlite_in_batches_as_they_come_and_count_only_once_committed
     """A long sync's rows go to SQLite while it copies (not all at its commit), but another
     reader of the index, or the next run after a crash, sees none of them before the commit."""
     index = StateIndex(tmp_path / "index.sqlite")
-    statements: list[str] = []
-    index._db.set_trace_callback(statements.append)
+    db = _count_calls(index)
     try:
         for n in range(2 * index_module.PUT_BATCH + 5):
             index.put("b", f"d/f{n}", FileMeta(n, n, n))
-        inserts = [s for s in statements if s.startswith("INSERT")]
+        inserts = [s for s in db.calls if s.startswith("INSERT")]
         assert len(inserts) == 2, "the puts waited for the commit"
         other = sqlite3.connect(tmp_path / "index.sqlite")
         try:

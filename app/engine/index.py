@@ -74,14 +74,8 @@ _FULL_BELOW = 64 * 1024
 #: The state index's file name in the state folder (the CLI and the desktop app share it).
 INDEX_FILE = "index.sqlite"
 _PUT = "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)"
-#: The rows of many puts in one statement: one call into SQLite instead of one a row.
-#: Puts that wait for their statement at most (see :meth:`StateIndex.put`).
+#: Puts that wait at most for their call into SQLite (see :meth:`StateIndex.put`).
 PUT_BATCH = 1024
-_PUT_MANY = (
-    "INSERT OR REPLACE INTO files SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]')"
-    " FROM json_each(?)"
-)
 _new_meta = tuple.__new__
 #: Rows a fetch while loading: few enough that they cost little memory beside the mirror.
 _LOAD_ROWS = 8192
@@ -212,33 +206,19 @@ class StateIndex:
     def _flush_puts(self) -> None:
         """Run the puts recorded so far, in order, before anything else reaches SQLite.
 
-        Each call into SQLite gives up the interpreter lock and must win it back from the
-        threads copying files meanwhile; an initial sync records a row for every copy, so one
-        statement for the puts of a whole group (their rows as one JSON array) saves most of
-        that wait. Names that are not UTF-8 (stored as bytes) go one by one.
+        One ``executemany`` for them all. Rows once went as one JSON array in one statement,
+        because ``executemany`` gives up the interpreter lock at every row and the copy threads
+        held it often; they no longer do (their copies run in C), and encoding and parsing the
+        JSON cost more than the rows' own inserts: 10,000 new files into two folders, 8 rounds
+        interleaved, engine thread 0.29 -> 0.26 s of CPU.
         """
         puts, self._puts = self._puts, []
         if not puts or self._broken:
             return  # a broken transaction is replayed from _pending
         try:
-            text: list[Params] = []
-            for row in puts:
-                if row[0].__class__ is str and row[1].__class__ is str:
-                    text.append(row)
-                    continue
-                self._put_text(text)
-                self._db.execute(_PUT, row)
-            self._put_text(text)
+            self._db.executemany(_PUT, puts)
         except sqlite3.Error:
             self._broken = True
-
-    def _put_text(self, rows: list[Params]) -> None:
-        """Run ``rows`` (names all text) as one statement, and empty the list."""
-        if rows:
-            import json  # loaded by the first write: a restart with nothing changed has none
-
-            self._db.execute(_PUT_MANY, (json.dumps(rows, ensure_ascii=False),))
-            rows.clear()
 
     def _replay(self) -> None:
         """Start a fresh transaction holding every pending write (raises sqlite3.Error)."""
