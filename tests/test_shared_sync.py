@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.engine import copies
+from app.engine import copies, sync
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
@@ -53,6 +53,7 @@ class NotingFolder(FolderLocation):
         self.index = index
         self.waiting: set[str] = set()  # renamed, no pass since
         self.unsettled_calls = 0
+        self.settled_calls = 0  # write_many and settle_writes: a pass of their own
         self.recorded_too_early: set[str] = set()
         self.fail_settle = False
         self.lost: set[str] = set()
@@ -67,6 +68,7 @@ class NotingFolder(FolderLocation):
     ) -> list[WriteOutcome]:
         self._check()
         self._fail_last_pass()
+        self.settled_calls += 1
         outcomes = super().write_many(jobs, parallel_reads=parallel_reads)
         self.waiting.clear()
         return outcomes
@@ -87,6 +89,7 @@ class NotingFolder(FolderLocation):
     def settle_writes(self) -> None:
         self._check()
         self._fail_last_pass()
+        self.settled_calls += 1
         super().settle_writes()
         self.waiting.clear()
 
@@ -122,6 +125,25 @@ def test_a_groups_rows_are_recorded_only_after_a_later_pass_made_it_durable(
     target, engine = _sync(a, b, state)
     _finish(engine)
     assert target.unsettled_calls >= 2, "the groups did not share their passes"
+    assert not target.recorded_too_early, sorted(target.recorded_too_early)[:5]
+    assert tree(b) == files
+    assert indexed(state, b) == set(files)
+
+
+def test_chunks_of_paths_share_passes_too_and_only_the_last_settles_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last group of a chunk of paths waits for the next chunk's first pass instead of
+    a pass of its own (which each chunk paid, with its wait): one pass of its own in all,
+    no row before its pass, every row in the index at the end."""
+    monkeypatch.setattr(sync, "COMMIT_EVERY", 200)  # 700 paths: four chunks
+    a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state"
+    files = _source(a)
+    b.mkdir()
+    target, engine = _sync(a, b, state)
+    _finish(engine)
+    assert target.settled_calls == 1, f"{target.settled_calls} passes of their own"
+    assert target.unsettled_calls >= 4
     assert not target.recorded_too_early, sorted(target.recorded_too_early)[:5]
     assert tree(b) == files
     assert indexed(state, b) == set(files)
@@ -195,7 +217,7 @@ class Killed(FolderLocation):
         self._last(super().settle_writes())
     def _last(self, result):
         Killed.settling += 1
-        if point == "after-last-pass" and Killed.settling == 2:
+        if point == "after-last-pass" and Killed.settling == 1:  # only the last chunk settles
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
@@ -207,8 +229,9 @@ Engine([FolderLocation(a), Killed(b)], index, EngineSettings()).start(watch=Fals
 def test_a_kill_between_a_shared_pass_and_the_commit_loses_nothing(tmp_path: Path) -> None:
     """Killed right after a pass that covered a group whose rows were not committed yet (and,
     second run, right after the last pass of the second chunk of paths, the first one
-    committed): every name holds its whole file, the index holds no row for a file not on
-    disk, and a restart converges with no conflict copy."""
+    committed but for its last group, which waited for the second chunk's first pass): every
+    name holds its whole file, the index holds no row for a file not on disk, and a restart
+    converges with no conflict copy."""
     a = tmp_path / "a"
     files = _source(a, 3000)  # two chunks of paths: the first is committed on its own
     for point in ("after-shared-pass", "after-last-pass"):

@@ -172,17 +172,29 @@ class CopyGroups:
         sent = self._sent.get(key)
         return sent is None or sent[1].done()
 
-    def finish(self, slots: dict[str, Slot]) -> list[CopyFailed]:
+    def finish(self, slots: dict[str, Slot], *, settle: bool = True) -> list[CopyFailed]:
         """Send what waits and wait for every group: all copies so far have an outcome, and
-        every copy that landed is durable and recorded."""
+        every copy that landed is durable and recorded.
+
+        Without ``settle`` (more groups follow: the engine's next chunk of paths), each
+        location's last group is left unsettled instead, for the next group's first pass to
+        make durable: settling it on its own cost every chunk another pass per location, and
+        its wait.
+        """
         failed: list[CopyFailed] = []
         for key in list(self._waiting):
-            failed += self._send(slots[key], last=True)
+            failed += self._send(slots[key], last=settle)
         for key in list(self._sent):
             failed += self._collect(key)
-        for key in list(self._unsettled):
-            failed += self._settle(key)
+        if settle:
+            for key in list(self._unsettled):
+                failed += self._settle(key)
         return failed
+
+    @property
+    def unsettled(self) -> bool:
+        """True while some copies that landed wait for a durability pass to be recorded."""
+        return bool(self._unsettled)
 
     def abandon(self) -> None:
         """A stop or an unexpected error: forget what waits; record what already landed."""

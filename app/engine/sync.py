@@ -298,52 +298,78 @@ class Syncer:
             return
         follow_ups: list[str] = []
         slots = [self.slots[key] for key in listings]
-        for start in range(0, len(paths), COMMIT_EVERY):
-            end = min(start + COMMIT_EVERY, len(paths))
-            if all_in_step(paths[start:end], listings, self.slots):  # no planning, no batch
-                self._check_stop()
-                self.settle.forget(paths[start:end])
+        groups = self.applier.groups
+        try:
+            for start in range(0, len(paths), COMMIT_EVERY):
+                end = min(start + COMMIT_EVERY, len(paths))
+                follow_ups += self._apply_chunk(paths, start, end, listings, progress)
+            if groups.unsettled:  # chunks in step followed the last that copied
+                self.outcomes.copies_failed(groups.finish(self.slots), listings)
                 if progress is not None:
-                    progress.step(end, self.applier.files_copied, self.applier.bytes_copied)
-                continue
-            # Each chunk is its own batch, committed only after the batch has landed: a ZIP
-            # archive writes its staged members at batch exit, and an index row saved before
-            # its file would make a crash look like a delete.
-            self.applier.landing.begin(list(listings))
-            with contextlib.ExitStack() as stack:
-                for key in listings:
-                    slot = self.slots[key]
-                    unlanded = partial(self.outcomes.unlanded, slot)
-                    stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
-                groups = self.applier.groups
-                try:
-                    for n in range(start, end):
-                        self._check_stop()  # what landed so far is recorded; stop() commits it
-                        if n % 100 == 0:
-                            for slot in slots:
-                                slot.pending = len(paths) - n
-                        if in_step(paths[n], listings, self.slots):
-                            self.settle.forget((paths[n],))  # all the planner would have done
-                        else:
-                            follow_ups += self._apply_one(paths[n], listings)
-                        if groups.due:
-                            self.outcomes.copies_failed(groups.send_due(self.slots), listings)
-                        if progress is not None:
-                            copied = self.applier.files_copied
-                            progress.step(n + 1, copied, self.applier.bytes_copied)
-                    # Every copy of the chunk is on disk (or failed) before its rows count.
-                    self.outcomes.copies_failed(groups.finish(self.slots), listings)
-                except BaseException:
-                    groups.abandon()
-                    raise
-            for key in listings:
-                self.applier.landing.landed(key)
-            if progress is not None:
-                self.index.commit()
+                    self.index.commit()
+        except BaseException:
+            groups.abandon()  # a stop between chunks: record what landed
+            raise
         for slot in slots:
             slot.pending = 0
         if follow_ups:
             self.sync_paths(set(follow_ups), "conflict copies")
+
+    def _apply_chunk(
+        self,
+        paths: list[str],
+        start: int,
+        end: int,
+        listings: dict[str, Listing],
+        progress: Progress | None,
+    ) -> list[str]:
+        """Plan and apply ``paths[start:end]``; the follow-ups (conflict copies) to sync."""
+        follow_ups: list[str] = []
+        if all_in_step(paths[start:end], listings, self.slots):  # no planning, no batch
+            self._check_stop()
+            self.settle.forget(paths[start:end])
+            if progress is not None:
+                progress.step(end, self.applier.files_copied, self.applier.bytes_copied)
+            return follow_ups
+        slots = [self.slots[key] for key in listings]
+        # Each chunk is its own batch, committed only after the batch has landed: a ZIP
+        # archive writes its staged members at batch exit, and an index row saved before
+        # its file would make a crash look like a delete.
+        self.applier.landing.begin(list(listings))
+        with contextlib.ExitStack() as stack:
+            for key in listings:
+                slot = self.slots[key]
+                unlanded = partial(self.outcomes.unlanded, slot)
+                stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
+            groups = self.applier.groups
+            try:
+                for n in range(start, end):
+                    self._check_stop()  # what landed so far is recorded; stop() commits it
+                    if n % 100 == 0:
+                        for slot in slots:
+                            slot.pending = len(paths) - n
+                    if in_step(paths[n], listings, self.slots):
+                        self.settle.forget((paths[n],))  # all the planner would have done
+                    else:
+                        follow_ups += self._apply_one(paths[n], listings)
+                    if groups.due:
+                        self.outcomes.copies_failed(groups.send_due(self.slots), listings)
+                    if progress is not None:
+                        copied = self.applier.files_copied
+                        progress.step(n + 1, copied, self.applier.bytes_copied)
+                # Every copy of the chunk is on disk (or failed) before its rows count. The
+                # last group of a chunk that more chunks follow becomes durable with the next
+                # chunk's first pass, and is recorded (and committed) then.
+                more = end < len(paths)
+                self.outcomes.copies_failed(groups.finish(self.slots, settle=not more), listings)
+            except BaseException:
+                groups.abandon()
+                raise
+        for key in listings:
+            self.applier.landing.landed(key)
+        if progress is not None:
+            self.index.commit()
+        return follow_ups
 
     def _check_stop(self) -> None:
         if self.stopping.is_set():
