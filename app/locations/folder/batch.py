@@ -91,8 +91,11 @@ SYNCFS_FROM = 8
 FAST_COPY_MAX = 1 << 20
 #: The most bytes (as planned) the C speedup copies in one call, with the interpreter lock
 #: released once for all of them: a stop is seen between two calls, so it waits for at most
-#: this much copying (the files of an initial sync of small files fit a group in one call).
+#: this much copying...
 FAST_CALL_BYTES = 16 << 20
+#: ... and at most this many files: each costs a few system calls (round trips, on a network
+#: folder), so a stop waits for at most this many files' copies, not a whole group's.
+FAST_CALL_FILES = 128
 #: The most target folders a group keeps open at once (one descriptor each, until its
 #: renames): two folders written at once stay well under the usual limit of 1,024
 #: descriptors, however the group's files are spread (a group of 1,024 files in as many
@@ -350,11 +353,12 @@ def _fast(job: WriteJob) -> bool:
 
 
 def _calls(items: list[_Item]) -> list[list[_Item]]:
-    """``items`` cut into the C speedup's calls, each of up to :data:`FAST_CALL_BYTES`."""
+    """``items`` cut into the C speedup's calls, each of up to :data:`FAST_CALL_BYTES` and
+    :data:`FAST_CALL_FILES`."""
     calls: list[list[_Item]] = []
-    size = FAST_CALL_BYTES
+    size = 0
     for item in items:
-        if size + item.job.size > FAST_CALL_BYTES:
+        if not calls or len(calls[-1]) == FAST_CALL_FILES or size + item.job.size > FAST_CALL_BYTES:
             calls.append([])
             size = 0
         calls[-1].append(item)
