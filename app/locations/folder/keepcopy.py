@@ -24,7 +24,7 @@ import os
 import stat as stat_mod
 
 from app.locations.base import TEMP_PREFIX, FileMeta
-from app.locations.folder.scan import file_meta
+from app.locations.folder.scan import file_meta, renamed_stat
 
 #: Errors saying this file system takes no hard links (the temp file cannot be given its name
 #: without the risk of replacing one): the caller copies another way.
@@ -51,6 +51,10 @@ def copy_checked(
     """Copy ``src`` (in folder ``src_fd``) to the new name ``dst`` (in ``dst_fd``) if it is the
     regular file ``expected`` and stays so during the copy; return the copy's ``stat``.
 
+    That stat is the name's after the link only if it still shows the copy: a user who saves
+    over or deletes the new name at once made a change of their own, which the next look at
+    the name must see (as for a landing, :func:`~app.locations.folder.scan.renamed_stat`).
+
     Raises :class:`NotThatFile` when the file is another one or was written during the copy
     (nothing is left behind), FileNotFoundError when it is gone, FileExistsError when ``dst``
     exists, an OSError with an errno in :data:`NO_LINKS` when the file system cannot name the
@@ -76,6 +80,7 @@ def copy_checked(
                     raise NotThatFile(after)
                 os.utime(out, ns=(st.st_atime_ns, expected.mtime_ns))
                 os.fsync(out)
+                written = os.fstat(out)
             finally:
                 os.close(out)
             os.link(tmp, dst, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
@@ -84,7 +89,11 @@ def copy_checked(
                 os.unlink(tmp, dir_fd=dst_fd)
     finally:
         os.close(fd)
-    return os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+    try:
+        landed = os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+    except FileNotFoundError:  # the user deleted the copy already: it was made all the same
+        return written
+    return renamed_stat(written, landed)
 
 
 def _new_temp(dir_fd: int, mode: int) -> tuple[str, int]:
