@@ -403,7 +403,8 @@ def test_status_activity_pause_and_resume(rig: Rig) -> None:
     assert engine.status().paused
     engine.resume()
     converge(rig)
-    assert "copied while-paused.txt" in seen
+    # the copy is recorded once its group's durability pass is done, just after it shows
+    wait_until(lambda: "copied while-paused.txt" in seen, message="the copy's activity record")
     assert any(act.path == "while-paused.txt" for act in engine.status().activity)
     assert engine.status().last_sync is not None
 
