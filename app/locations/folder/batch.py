@@ -94,8 +94,11 @@ FAST_COPY_MAX = 1 << 20
 #: this much copying...
 FAST_CALL_BYTES = 16 << 20
 #: ... and at most this many files: each costs a few system calls (round trips, on a network
-#: folder), so a stop waits for at most this many files' copies, not a whole group's.
+#: folder), so a stop waits for at most this many files' copies, not a whole group's...
 FAST_CALL_FILES = 128
+#: ... and this many where the system has no ``openat2``: then each file of a call holds its
+#: source folder's descriptor until the call ends (a call of 1,024 files ran out of them).
+FAST_CALL_FILES_HELD = 16
 #: The most target folders a group keeps open at once (one descriptor each, until its
 #: renames): two folders written at once stay well under the usual limit of 1,024
 #: descriptors, however the group's files are spread (a group of 1,024 files in as many
@@ -353,12 +356,12 @@ def _fast(job: WriteJob) -> bool:
 
 
 def _calls(items: list[_Item]) -> list[list[_Item]]:
-    """``items`` cut into the C speedup's calls, each of up to :data:`FAST_CALL_BYTES` and
-    :data:`FAST_CALL_FILES`."""
+    """``items`` cut into the C speedup's calls (see :data:`FAST_CALL_BYTES`)."""
+    most = FAST_CALL_FILES if _beneath else FAST_CALL_FILES_HELD
     calls: list[list[_Item]] = []
     size = 0
     for item in items:
-        if not calls or len(calls[-1]) == FAST_CALL_FILES or size + item.job.size > FAST_CALL_BYTES:
+        if not calls or len(calls[-1]) >= most or size + item.job.size > FAST_CALL_BYTES:
             calls.append([])
             size = 0
         calls[-1].append(item)
@@ -392,13 +395,16 @@ def _stage_fast(run: list[_Item], folders: _Folders, durable: bool, threads: int
         errors = _stage_c(calls, durable, beneath, threads)
     if beneath and errno.ENOSYS in errors:
         _beneath = False
+    again: list[_Item] = []
     for (item, tmp), error in zip(tried, errors, strict=True):
-        if error == 0:
+        if error == 0:  # every temp file written is the item's before anything may raise
             item.tmp = tmp
             if beneath and item.job.source_read is not None:
                 item.job.source_read()  # as entering source_at would have said
         else:  # its temp file is gone: the Python steps try again and raise what a user sees
-            _stage(item, folders, durable)
+            again.append(item)
+    for item in again:
+        _stage(item, folders, durable)
 
 
 def _root_of(job: WriteJob, roots: dict[int, int], sources: contextlib.ExitStack) -> int:
