@@ -3,7 +3,7 @@
 A location that declares ``batched_writes`` (a folder) gets its copies through
 :meth:`~app.locations.base.Location.write_many`: the applier adds each planned copy here
 instead of writing it at once, and the syncer sends a group to the location's worker once it
-is big enough, at the end of each chunk of paths, and before anything is committed. While one
+is big enough, and at the end of each chunk of paths, before its rows are committed. While one
 group is being written, the engine thread plans the next one (at most one group per location
 is under way, so the worker's queue stays short and its deadline meaningful).
 
@@ -17,7 +17,10 @@ group of the same location follows is written with ``write_many_unsettled``: its
 durable with the next group's first durability pass, so a folder syncs once per group instead
 of twice. Its outcomes wait here (unsettled) and are recorded only once that next group came
 back, or once ``settle_writes`` did for the last group; if either failed, the waiting copies
-fail too, and nothing was recorded for them.
+fail too, and nothing was recorded for them. That holds across the syncer's chunks of paths:
+a chunk's last group of new files waits for the next chunk's first pass, and is recorded (and
+committed) with that chunk. A group that replaced files settles before its chunk's commit,
+since that commit holds its source's new rows.
 """
 
 from __future__ import annotations
@@ -174,20 +177,23 @@ class CopyGroups:
 
     def finish(self, slots: dict[str, Slot], *, settle: bool = True) -> list[CopyFailed]:
         """Send what waits and wait for every group: all copies so far have an outcome, and
-        every copy that landed is durable and recorded.
+        (with ``settle``) every copy that landed is durable and recorded.
 
-        Without ``settle`` (more groups follow: the engine's next chunk of paths), each
-        location's last group is left unsettled instead, for the next group's first pass to
-        make durable: settling it on its own cost every chunk another pass per location, and
-        its wait.
+        Without ``settle`` (more groups follow: the engine's next chunk of paths), a
+        location's last group of new files is left unsettled instead, unrecorded, for the next
+        group's first pass to make durable: settling it on its own cost every chunk another
+        pass per location, and its wait. A group that replaced files settles all the same.
         """
         failed: list[CopyFailed] = []
         for key in list(self._waiting):
             failed += self._send(slots[key], last=settle)
         for key in list(self._sent):
             failed += self._collect(key)
-        if settle:
-            for key in list(self._unsettled):
+        for key, (_, copies, _) in list(self._unsettled.items()):
+            # A replaced file's new row must not be committed before its rename is durable:
+            # the source's row is, and a rename lost at a power cut would leave both rows
+            # agreeing with both files, the target's old version never updated.
+            if settle or any(copy.job.expected is not None for copy in copies):
                 failed += self._settle(key)
         return failed
 

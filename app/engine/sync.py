@@ -358,8 +358,8 @@ class Syncer:
                         copied = self.applier.files_copied
                         progress.step(n + 1, copied, self.applier.bytes_copied)
                 # Every copy of the chunk is on disk (or failed) before its rows count. The
-                # last group of a chunk that more chunks follow becomes durable with the next
-                # chunk's first pass, and is recorded (and committed) then.
+                # last group of new files of a chunk that more chunks follow becomes durable
+                # with the next chunk's first pass, and is recorded (and committed) then.
                 more = end < len(paths)
                 self.outcomes.copies_failed(groups.finish(self.slots, settle=not more), listings)
             except BaseException:
