@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,63 @@ def test_a_group_of_puts_stores_what_one_put_each_would(tmp_path: Path) -> None:
     assert stored[0] == stored[1]
     assert stored[1]["d/f3"] == FileMeta(1502, 2**62 + 1502, 1502)  # the later row won
     assert "d/f1" not in stored[1] and stored[1]["not utf-8 \udcff"].size == 1501
+
+
+FAR = [2**63 + 5, 2**64 * 3 + 1, -(2**63) - 7, 2**63 - 1, -(2**63)]  # ns: 2262+, 1677-
+
+
+@pytest.mark.parametrize("c_reader", [True, False])
+def test_mtimes_beyond_64_bits_are_kept_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_reader: bool
+) -> None:
+    """A file dated after 2262 or before 1677 has an mtime in ns that SQLite's integers
+    cannot hold: its row is kept all the same, exactly, beside the others (a put of one
+    made every commit fail)."""
+    if not c_reader:
+        monkeypatch.setattr(index_module, "_load_into", None)
+    index = StateIndex(tmp_path / "index.sqlite")
+    try:
+        index.put("b", "before", FileMeta(1, 1, 1))
+        for n, mtime in enumerate(FAR):
+            index.put("b", f"one/{n}", FileMeta(n, mtime, n))
+        index.put_group("b", [(f"group/{n}", FileMeta(n, mtime, n)) for n, mtime in enumerate(FAR)])
+        index.put("b", "after", FileMeta(2, 2, 2))
+        index.commit()
+    finally:
+        index.close()
+    reopened = StateIndex(tmp_path / "index.sqlite")
+    try:
+        rows = reopened.load("b")
+    finally:
+        reopened.close()
+    assert rows["before"] == FileMeta(1, 1, 1) and rows["after"] == FileMeta(2, 2, 2)
+    for n, mtime in enumerate(FAR):
+        assert rows[f"one/{n}"] == FileMeta(n, mtime, n)
+        assert rows[f"group/{n}"] == FileMeta(n, mtime, n)
+        assert type(rows[f"group/{n}"].mtime_ns) is int
+
+
+def test_a_file_dated_after_2262_syncs_and_then_stays_in_step(tmp_path: Path) -> None:
+    """``touch -d 2300-01-01``: copied once, and a second run has nothing to do."""
+    a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state"
+    write_file(a / "future.txt", "from the future")
+    write_file(a / "now.txt", "from now")
+    far = (2300 - 1970) * 365 * 86400 * 10**9  # beyond 2**63 ns
+    os.utime(a / "future.txt", ns=(far, far))
+    b.mkdir()
+    args = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(state)]
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (b / "future.txt").read_text() == "from the future"
+        assert (b / "future.txt").stat().st_mtime_ns == far
+    assert "copied" not in done.stderr, done.stderr  # the second run copied nothing
 
 
 def test_puts_reach_sqlite_in_batches_as_they_come_and_count_only_once_committed(

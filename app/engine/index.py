@@ -77,6 +77,10 @@ _PUT = "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)"
 #: Puts that wait at most for their call into SQLite (see :meth:`StateIndex.put`).
 PUT_BATCH = 1024
 _new_meta = tuple.__new__
+#: SQLite's integers are 64-bit: an mtime outside them (a file dated after 2262 or before
+#: 1677, in ns) is stored as its decimal digits in a BLOB (text or a too-large integer would
+#: become an inexact REAL in an INTEGER column), and read back as the same integer.
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 #: Rows a fetch while loading: few enough that they cost little memory beside the mirror.
 _LOAD_ROWS = 8192
 
@@ -268,17 +272,25 @@ class StateIndex:
                     pass
                 else:
                     return mirror
+            where = (_stored(location),)
             rows = self._db.execute(
-                "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?",
-                (_stored(location),),
+                "SELECT path, size, mtime_ns, tag FROM files WHERE location = ?", where
             )
             # Interned: every location's mirror and listing then shares one string a path.
             if _mirror_into is not None:  # the C speedup (app/engine/_mirror.c)
                 mirror = {}
                 while batch := rows.fetchmany(_LOAD_ROWS):
                     _mirror_into(mirror, batch, FileMeta)
-                return mirror
-            return load_rows(rows)
+            else:
+                mirror = load_rows(rows)
+            odd = self._db.execute(  # the mtimes stored as digits (see _INT_MAX), if any
+                "SELECT path, size, mtime_ns, tag FROM files"
+                " WHERE location = ? AND typeof(mtime_ns) <> 'integer'",
+                where,
+            )
+            for path, size, mtime, tag in odd:
+                mirror[intern(_loaded(path))] = FileMeta(size, int(mtime), tag)
+            return mirror
 
     def put(self, location: str, path: str, meta: FileMeta) -> None:
         """Record that ``path`` in ``location`` is in sync with this meta.
@@ -289,7 +301,9 @@ class StateIndex:
         an initial sync); run as they come, they overlap the workers' copies (SQLite gives up
         the interpreter lock while it works). Either way they count only once committed.
         """
-        row = (_stored(location), _stored(path), meta.size, meta.mtime_ns, meta.tag)
+        mtime = meta.mtime_ns
+        stored = mtime if _INT_MIN <= mtime <= _INT_MAX else b"%d" % mtime
+        row = (_stored(location), _stored(path), meta.size, stored, meta.tag)
         with self._lock:
             self._pending.append((_PUT, row))
             self._puts.append(row)
@@ -299,7 +313,16 @@ class StateIndex:
     def put_group(self, location: str, rows: list[tuple[str, FileMeta]]) -> None:
         """:meth:`put` for many paths of one location (one lock and one call for them all)."""
         where = _stored(location)
-        stored = [(where, _stored(path), m.size, m.mtime_ns, m.tag) for path, m in rows]
+        stored = [
+            (
+                where,
+                _stored(path),
+                m.size,
+                m.mtime_ns if _INT_MIN <= m.mtime_ns <= _INT_MAX else b"%d" % m.mtime_ns,
+                m.tag,
+            )
+            for path, m in rows
+        ]
         with self._lock:
             self._pending += [(_PUT, row) for row in stored]
             self._puts += stored
