@@ -116,8 +116,31 @@ Copied = Callable[[Slot, list[tuple[Slot, str, FileMeta]]], None]
 LateCopied = Callable[[Slot, Slot, str, FileMeta, FileMeta], None]
 
 
-#: A group under way: its slot, its future, its copies, and whether it settles (see module).
-_Sent = tuple[Slot, Future[list[WriteOutcome]], list[PendingCopy], bool]
+class _Sent:
+    """A group under way: its slot, its future, its copies, and whether it settles (see module).
+
+    ``ended`` is set by the worker as the group ends: whether the location is free again is
+    asked once a path while a group waits, and the future's own ``done()`` takes its lock
+    (that polling was a tenth of an initial sync's engine thread).
+    """
+
+    __slots__ = ("copies", "ended", "future", "settles", "slot")
+
+    def __init__(
+        self,
+        slot: Slot,
+        future: Future[list[WriteOutcome]],
+        copies: list[PendingCopy],
+        settles: bool,
+    ) -> None:
+        self.slot, self.future, self.copies, self.settles = slot, future, copies, settles
+        self.ended = False
+        future.add_done_callback(self._end)
+
+    def _end(self, _: Future[list[WriteOutcome]]) -> None:
+        self.ended = True
+
+
 #: A group written whose renames wait for a later durability pass: its copies and outcomes.
 _Unsettled = tuple[Slot, list[PendingCopy], list[FileMeta]]
 
@@ -173,7 +196,7 @@ class CopyGroups:
         if len(group.copies) < GROUP_FILES_IDLE:
             return False
         sent = self._sent.get(key)
-        return sent is None or sent[1].done()
+        return sent is None or sent.ended
 
     def finish(self, slots: dict[str, Slot], *, settle: bool = True) -> list[CopyFailed]:
         """Send what waits and wait for every group: all copies so far have an outcome, and
@@ -227,7 +250,7 @@ class CopyGroups:
             slot.mark_stalled(exc)
             failed += self._lose_unsettled(slot.key, exc)
             return failed + [CopyFailed(slot.key, c.path, exc, False) for c in group.copies]
-        self._sent[slot.key] = (slot, future, group.copies, settle)
+        self._sent[slot.key] = _Sent(slot, future, group.copies, settle)
         return failed
 
     def _collect(self, key: str) -> list[CopyFailed]:
@@ -236,7 +259,7 @@ class CopyGroups:
         sent = self._sent.pop(key, None)
         if sent is None:
             return []
-        slot, future, copies, settles = sent
+        slot, future, copies, settles = sent.slot, sent.future, sent.copies, sent.settles
         try:
             late = partial(self._late, slot, copies, settles)
             outcomes = slot.worker.finish(future, self.io.deadline, late)
