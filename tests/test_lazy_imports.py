@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.locations.folder.scan import SPEEDUP as SCAN_IN_C
 from tests.helpers import tree, write_file
 
 #: Loaded only when a location of their kind is opened, the dashboard served, or a folder
@@ -44,8 +45,18 @@ UNUSED_BY_A_FOLDER_RUN = (
     "app.watch.poller",
     "app.watch.writes",
 )
-#: Nor by a restart that finds nothing to do: the index writes its rows as one JSON array.
-UNUSED_BY_A_RESTART = (*UNUSED_BY_A_FOLDER_RUN, "json")
+#: Nor by a restart that finds nothing to do: the index writes its rows as one JSON array, the
+#: groups of copies (with their three dataclasses) are made for the first copy, and a folder
+#: loads its write modules (``ctypes`` for ``syncfs``) for its first group.
+UNUSED_BY_A_RESTART = (
+    *UNUSED_BY_A_FOLDER_RUN,
+    "json",
+    "app.engine.copies",
+    "app.locations.folder.batch",
+    "app.locations.folder.durability",
+    # A folder's statfs is the folder scan's C module's (else it goes through ctypes).
+    *(("ctypes",) if SCAN_IN_C else ()),
+)
 
 
 def _loaded_after(script: str, tmp_path: Path, names: tuple[str, ...] = HEAVY) -> list[str]:

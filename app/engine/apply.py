@@ -14,10 +14,9 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from functools import partial
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from app.engine.conflicts import conflict_name
-from app.engine.copies import CopyGroups, PendingCopy
 from app.engine.failures import target_failed
 from app.engine.index import StateIndex
 from app.engine.keepaside import KeptAside, keep_aside, streams_equal
@@ -36,6 +35,9 @@ from app.errors import (
 )
 from app.locations.base import FileMeta, LocalRoot, Location, WriteJob
 from app.messages import shown
+
+if TYPE_CHECKING:
+    from app.engine.copies import CopyGroups, PendingCopy
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,18 @@ class Applier:
         self.bytes_copied = 0
         self.files_copied = 0
         self.landing = Landing()
-        self.groups = CopyGroups(io, self._copied_group, self._late_copied)
+        self._groups: CopyGroups | None = None
         self._roots: dict[Location, LocalRoot] = {}
+
+    @property
+    def groups(self) -> CopyGroups:
+        """The locations' groups of copies, made (and :mod:`app.engine.copies` loaded) when
+        first asked for: a restart that copies nothing never loads it."""
+        if self._groups is None:
+            from app.engine.copies import CopyGroups
+
+            self._groups = CopyGroups(self.io, self._copied_group, self._late_copied)
+        return self._groups
 
     def same_content(self, slots: dict[str, Slot], path: str) -> Callable[[str, str], bool]:
         """A content comparer for :func:`plan_path` bound to one path (run on ``a``'s worker)."""
@@ -197,6 +209,8 @@ class Applier:
                     root,
                     copy.source_read if root is not None else None,
                 )
+                from app.engine.copies import PendingCopy
+
                 pending = PendingCopy(source, path, winner, job, copy.source_failed)
                 self.groups.add(slot, pending)
                 done.deferred[key] = pending

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from app.engine.apply import Applier
-from app.engine.copies import CopyFailed
 from app.engine.failures import retry_delay, target_failed
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
@@ -36,6 +36,9 @@ from app.errors import (
 )
 from app.locations.base import Listing
 from app.messages import shown
+
+if TYPE_CHECKING:
+    from app.engine.copies import CopyFailed
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "_timens.h"
@@ -519,8 +520,33 @@ configure(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(file_system_type_doc,
+"file_system_type(path) -> int | None\n\n"
+"``statfs(path).f_type`` (its low 32 bits, as linux/magic.h lists them), or None if statfs\n"
+"fails. What app.locations.folder.mounts asks of every folder it opens, without ctypes.");
+
+static PyObject *
+file_system_type(PyObject *module, PyObject *arg)
+{
+    PyObject *path;
+    if (!PyUnicode_FSConverter(arg, &path)) {
+        return NULL;
+    }
+    struct statfs st;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = statfs(PyBytes_AS_STRING(path), &st);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (rc != 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong((unsigned long)st.f_type & 0xFFFFFFFFUL);
+}
+
 static PyMethodDef methods[] = {
     {"list_folder", list_folder, METH_VARARGS, list_folder_doc},
+    {"file_system_type", file_system_type, METH_O, file_system_type_doc},
     {"configure", configure, METH_VARARGS, configure_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -40,8 +40,6 @@ from app.locations.base import (
     WriteOutcome,
     is_internal,
 )
-from app.locations.folder.batch import write_batch, write_temp
-from app.locations.folder.durability import Unsettled
 from app.locations.folder.hardlinks import HardLinkNames
 from app.locations.folder.keepcopy import NO_LINKS, NotThatFile, copy_checked
 from app.locations.folder.mounts import poll_reason
@@ -61,6 +59,7 @@ from app.locations.names import POSIX_NAMES, check_posix_relpath, safe_label
 from app.locations.spec import poll_option
 
 if TYPE_CHECKING:
+    from app.locations.folder.durability import Unsettled
     from app.locations.options import LocationOptions
     from app.locations.spec import LocationSpec
 
@@ -111,7 +110,10 @@ class FolderLocation(Location):
         self._clean_temps = not read_only
         self._hard_links = HardLinkNames()
         self._prune: Callable[[str], bool] | None = None
-        self._unsettled = Unsettled()
+        #: Renames no durability pass covered yet; made (and the write modules, with
+        #: ``ctypes``, loaded) by the first group written: a restart that copies nothing
+        #: never loads them.
+        self._unsettled: Unsettled | None = None
 
     @classmethod
     def from_spec(cls, spec: LocationSpec, options: LocationOptions) -> FolderLocation:
@@ -290,6 +292,8 @@ class FolderLocation(Location):
     def _write(
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
     ) -> FileMeta:
+        from app.locations.folder.batch import write_temp
+
         with self._parent_for_writing(path) as (dir_fd, name):
             tmp = write_temp(dir_fd, source, mtime_ns, durable=True)
             try:
@@ -303,23 +307,37 @@ class FolderLocation(Location):
         self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
     ) -> list[WriteOutcome]:
         """Land the group durably (see :mod:`app.locations.folder.batch`)."""
-        return write_batch(self, jobs, parallel_reads=parallel_reads, unsettled=self._unsettled)
+        from app.locations.folder.batch import write_batch
+
+        return write_batch(self, jobs, parallel_reads=parallel_reads, unsettled=self._renames())
 
     def write_many_unsettled(
         self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
     ) -> list[WriteOutcome]:
         """Land the group; its renames share the next group's durability pass."""
+        from app.locations.folder.batch import write_batch
+
         return write_batch(
-            self, jobs, parallel_reads=parallel_reads, unsettled=self._unsettled, settle=False
+            self, jobs, parallel_reads=parallel_reads, unsettled=self._renames(), settle=False
         )
+
+    def _renames(self) -> Unsettled:
+        """The renames waiting for a durability pass (made at the first group)."""
+        if self._unsettled is None:
+            from app.locations.folder.durability import Unsettled
+
+            self._unsettled = Unsettled()
+        return self._unsettled
 
     def settle_writes(self) -> None:
         """One ``syncfs`` for what :meth:`write_many_unsettled` left pending."""
-        self._unsettled.settle()
+        if self._unsettled is not None:
+            self._unsettled.settle()
 
     def close(self) -> None:
         """Drop unsettled renames: their rows were never recorded, and never will be."""
-        self._unsettled.drop()
+        if self._unsettled is not None:
+            self._unsettled.drop()
 
     def replace_temp(
         self,

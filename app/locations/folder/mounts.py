@@ -10,9 +10,9 @@ None is returned.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 #: ``f_type`` magic numbers (linux/magic.h) of file systems that do not report other
@@ -33,33 +33,50 @@ REMOTE_FILE_SYSTEMS: dict[int, str] = {
 }
 
 
-class _StatFs(ctypes.Structure):
-    """The head of ``struct statfs``: ``f_type`` is its first field (a ``long`` on Linux);
-    the rest is room for the kernel to fill (the struct is 120 bytes on 64-bit systems)."""
-
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 256)]
-
-
-def _libc() -> ctypes.CDLL | None:
+def _statfs_type() -> Callable[[Path], int | None] | None:
+    """What asks ``statfs`` for a folder's ``f_type``: the folder scan's C module where it was
+    built, else libc through ``ctypes`` (loading ``ctypes`` took 1.5 ms of every start); None
+    where that cannot be asked (not Linux, no C library)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True)  # this process's libc
+        if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
+            raise ImportError("FILESYNC_PURE_PYTHON=1")
+        from app.locations.folder._scan import file_system_type as ask_in_c
+    except ImportError:
+        return _statfs_type_through_ctypes()
+    return ask_in_c
+
+
+def _statfs_type_through_ctypes() -> Callable[[Path], int | None] | None:
+    import ctypes
+
+    class StatFs(ctypes.Structure):
+        """The head of ``struct statfs``: ``f_type`` is its first field (a ``long`` on Linux);
+        the rest is room for the kernel to fill (the struct is 120 bytes on 64-bit systems)."""
+
+        _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 256)]
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # this process's libc
     except OSError:
         return None
 
+    def ask(path: Path) -> int | None:
+        buf = StatFs()
+        if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+            return None
+        return int(buf.f_type) & 0xFFFFFFFF
 
-_LIBC = _libc()
+    return ask
+
+
+_STATFS_TYPE = _statfs_type()
 
 
 def file_system_type(path: Path) -> int | None:
     """``statfs(path).f_type``, or None where it cannot be asked (not Linux, an error)."""
-    if _LIBC is None:
-        return None
-    buf = _StatFs()
-    if _LIBC.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-        return None
-    return int(buf.f_type) & 0xFFFFFFFF
+    return None if _STATFS_TYPE is None else _STATFS_TYPE(path)
 
 
 def remote_file_system(path: Path) -> str | None:
