@@ -109,6 +109,11 @@ class Applier:
         self._roots: dict[Location, LocalRoot] = {}
 
     @property
+    def made_groups(self) -> CopyGroups | None:
+        """The groups of copies if :attr:`groups` made them, else None (nothing to finish)."""
+        return self._groups
+
+    @property
     def groups(self) -> CopyGroups:
         """The locations' groups of copies, made (and :mod:`app.engine.copies` loaded) when
         first asked for: a restart that copies nothing never loads it."""

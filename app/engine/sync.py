@@ -298,17 +298,18 @@ class Syncer:
             return
         follow_ups: list[str] = []
         slots = [self.slots[key] for key in listings]
-        groups = self.applier.groups
         try:
             for start in range(0, len(paths), COMMIT_EVERY):
                 end = min(start + COMMIT_EVERY, len(paths))
                 follow_ups += self._apply_chunk(paths, start, end, listings, progress)
-            if groups.unsettled:  # chunks in step followed the last that copied
+            groups = self.applier.made_groups  # None: nothing was copied in a group
+            if groups is not None and groups.unsettled:  # chunks in step followed the last
                 self.outcomes.copies_failed(groups.finish(self.slots), listings)
                 if progress is not None:
                     self.index.commit()
         except BaseException:
-            groups.abandon()  # a stop between chunks: record what landed
+            if (groups := self.applier.made_groups) is not None:
+                groups.abandon()  # a stop between chunks: record what landed
             raise
         for slot in slots:
             slot.pending = 0
