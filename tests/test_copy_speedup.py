@@ -29,7 +29,7 @@ import pytest
 from app.engine.engine import Engine
 from app.locations import LocationOptions, open_location
 from app.locations.base import TEMP_PREFIX, FileMeta, LocalRoot, Location, WriteJob
-from app.locations.folder import batch
+from app.locations.folder import fastcopy
 from tests.engine_fixtures import Rig
 from tests.helpers import tree, write_file
 
@@ -67,12 +67,12 @@ def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """``use_speedup(mode)`` makes this test's groups take the steps of ``mode`` (BOTH_WAYS)."""
 
     def choose(mode: str) -> None:
-        if mode != "python" and not batch.SPEEDUP:
+        if mode != "python" and not fastcopy.SPEEDUP:
             pytest.skip("the C speedup is not built here")
         if mode == "python":
-            monkeypatch.setattr(batch, "_stage_c", None)
-            monkeypatch.setattr(batch, "_land_c", None)
-        monkeypatch.setattr(batch, "_beneath", mode == "c")
+            monkeypatch.setattr(fastcopy, "_stage_c", None)
+            monkeypatch.setattr(fastcopy, "_land_c", None)
+        monkeypatch.setattr(fastcopy, "_beneath", mode == "c")
 
     return choose
 
@@ -80,7 +80,7 @@ def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 def test_the_speedup_is_built_where_ci_runs() -> None:
     if os.environ.get("FILESYNC_PURE_PYTHON") == "1":
         pytest.skip("FILESYNC_PURE_PYTHON=1: the pure-Python copies on purpose")
-    assert batch.SPEEDUP, "app/locations/folder/_copy.c did not build (see pip's output)"
+    assert fastcopy.SPEEDUP, "app/locations/folder/_copy.c did not build (see pip's output)"
 
 
 def _odd_source(root: Path) -> dict[str, bytes]:
@@ -90,7 +90,7 @@ def _odd_source(root: Path) -> dict[str, bytes]:
         "d/one.bin": os.urandom(1),
         "d/sub/small.bin": os.urandom(5000),
         "d/sub/chunky.bin": os.urandom(300 * 1024),
-        "big.bin": os.urandom(batch.FAST_COPY_MAX + 1),  # streams in Python
+        "big.bin": os.urandom(fastcopy.FAST_COPY_MAX + 1),  # streams in Python
         "caf\udce9 \udcff.txt": b"a name that is not UTF-8",
         "deep/a/b/c/d/e.txt": b"deep",
     }
@@ -245,11 +245,11 @@ def test_each_odd_case_fails_alone_with_the_same_error_both_ways(
 
 
 def test_the_c_limit_is_the_planned_size_limit() -> None:
-    if not batch.SPEEDUP:
+    if not fastcopy.SPEEDUP:
         pytest.skip("the C speedup is not built here")
     from app.locations.folder import _copy
 
-    assert _copy.COPY_MAX == batch.FAST_COPY_MAX
+    assert _copy.COPY_MAX == fastcopy.FAST_COPY_MAX
 
 
 @BOTH_WAYS
@@ -269,7 +269,7 @@ def test_a_source_that_grew_or_turned_into_a_fifo_after_planning_is_handled_both
         _job(source, p)
         for p in ["ok0", "grows.log", "ok1", "pipe", *[f"ok{i}" for i in range(2, 8)]]
     ]
-    grown = os.urandom(batch.FAST_COPY_MAX + 4096)
+    grown = os.urandom(fastcopy.FAST_COPY_MAX + 4096)
     write_file(a / "grows.log", grown)
     (a / "pipe").unlink()
     os.mkfifo(a / "pipe")
@@ -363,7 +363,7 @@ def test_an_initial_sync_copies_everything_alike_both_ways(
 
 def test_many_groups_leak_no_memory_and_no_descriptor(tmp_path: Path) -> None:
     """The C code's buffers and references are freed: RSS and open descriptors stay flat."""
-    if not batch.SPEEDUP:
+    if not fastcopy.SPEEDUP:
         pytest.skip("the C speedup is not built here")
     script = textwrap.dedent(
         """
@@ -411,7 +411,7 @@ def test_many_groups_leak_no_memory_and_no_descriptor(tmp_path: Path) -> None:
 def test_two_threads_of_the_c_copy_answer_for_each_file_in_order(tmp_path: Path) -> None:
     """A stage call shared by two threads still reports each file's own outcome in its place,
     and each temp file holds its own source's bytes and time."""
-    if not batch.SPEEDUP:
+    if not fastcopy.SPEEDUP:
         pytest.skip("the C speedup is not built here")
     from app.locations.folder import _copy
 

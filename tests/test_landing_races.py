@@ -25,7 +25,7 @@ import pytest
 
 from app.locations import LocationOptions, open_location
 from app.locations.base import FileMeta, LocalRoot, Location, WriteJob
-from app.locations.folder import batch
+from app.locations.folder import fastcopy
 from tests.helpers import write_file
 
 #: Right after a successful rename onto ``saved-*`` the user renames ``user-saved-*`` over it,
@@ -130,7 +130,7 @@ def test_a_save_or_delete_right_after_the_rename_is_not_taken_for_the_copy(
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler to build the preloaded library")
-    if speedup == "c" and not batch.SPEEDUP:
+    if speedup == "c" and not fastcopy.SPEEDUP:
         pytest.skip("the C speedup is not built here")
     shim = tmp_path / "user_at_the_rename.so"
     (tmp_path / "user_at_the_rename.c").write_text(USER_AT_THE_RENAME)

@@ -141,7 +141,7 @@ DATACLASSES_OF_A_FOLDER_RUN = {
     "app.engine.plan.Decision",
     "app.engine.plan.Side",
     "app.locations.base.WriteJob",
-    "app.locations.folder.batch._Item",
+    "app.locations.folder.staging._Item",
     "app.locations.form.fields.Field",
     "app.locations.spec.LocationSpec",
 }

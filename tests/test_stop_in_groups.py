@@ -2,7 +2,7 @@
 
 A folder takes an initial sync's small files in groups of up to 1,024, which the C speedup
 copies many files a call with the interpreter lock released; the engine's stop is checked
-between two calls (``batch._root_of``). A real ``filesync run`` gets a real SIGTERM while such
+between two calls (``fastcopy._root_of``). A real ``filesync run`` gets a real SIGTERM while such
 a group is being copied, each file's copy slowed down (a preloaded library makes every
 ``futimens`` wait 4 ms, as on a slow or network folder, and counts them): the group must end
 with the call under way (not after the rest of its files), rename none of its files, leave no
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from app.locations.base import TEMP_PREFIX
-from app.locations.folder import batch
+from app.locations.folder import fastcopy
 from tests.helpers import indexed, tree, write_file
 
 #: "Within a few seconds", with room for a loaded 2-core machine (as ``test_stop_signals``).
@@ -106,7 +106,7 @@ runpy.run_module("app", run_name="__main__")
 """
 
 
-@pytest.mark.skipif(not batch.SPEEDUP, reason="the C speedup is not built here")
+@pytest.mark.skipif(not fastcopy.SPEEDUP, reason="the C speedup is not built here")
 def test_a_stop_during_a_group_of_small_files_ends_it_within_a_call(tmp_path: Path) -> None:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
@@ -144,7 +144,7 @@ def test_a_stop_during_a_group_of_small_files_ends_it_within_a_call(tmp_path: Pa
     assert seen["ended"] == "SyncStopped", seen
     # What was under way when the stop was set may finish: at most one call's files.
     after = seen["copied_at_end"] - seen["copied_at_stop"]
-    assert after <= batch.FAST_CALL_FILES, f"{after} files copied after the stop: {seen}"
+    assert after <= fastcopy.FAST_CALL_FILES, f"{after} files copied after the stop: {seen}"
     assert ended - seen["signalled"] < STOP_WITHIN, f"{ended - seen['signalled']:.1f} s"
     on_disk = tree(b)
     assert len(on_disk) == seen["written_before"], "files of the stopped group were renamed"

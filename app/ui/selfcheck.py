@@ -112,7 +112,7 @@ def _index_load() -> str:
 
 def _folder_copies() -> str:
     """How a folder's groups of small copies run (the C code is optional; see ``batch``)."""
-    from app.locations.folder.batch import SPEEDUP
+    from app.locations.folder.fastcopy import SPEEDUP
 
     return "C speedup" if SPEEDUP else "pure Python (the C speedup is not in this build)"
 

@@ -30,7 +30,7 @@
 #include "_timens.h"
 
 #define BUFFER_SIZE (256 * 1024)
-/* The most a copy here takes (batch.FAST_COPY_MAX is this module's COPY_MAX): a source that
+/* The most a copy here takes (fastcopy.FAST_COPY_MAX is this module's COPY_MAX): a source that
  * grew past it since it was planned is left to the Python steps, which check for a stop
  * between chunks, where this loop runs with the lock released and cannot be stopped. */
 #define COPY_MAX (1 << 20)

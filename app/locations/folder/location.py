@@ -292,7 +292,7 @@ class FolderLocation(Location):
     def _write(
         self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
     ) -> FileMeta:
-        from app.locations.folder.batch import write_temp
+        from app.locations.folder.staging import write_temp
 
         with self._parent_for_writing(path) as (dir_fd, name):
             tmp = write_temp(dir_fd, source, mtime_ns, durable=True)
