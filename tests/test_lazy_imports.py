@@ -140,7 +140,7 @@ DATACLASSES_OF_A_FOLDER_RUN = {
     "app.engine.copies._Group",
     "app.engine.plan.Decision",
     "app.engine.plan.Side",
-    "app.locations.base.WriteJob",
+    "app.locations.records.WriteJob",
     "app.locations.folder.staging._Item",
     "app.locations.form.fields.Field",
     "app.locations.spec.LocationSpec",
