@@ -6,56 +6,33 @@ any moment leaves a stray temp file at worst (removed at the next start). Every 
 engine overwrites or deletes is moved to ``.filesync/trash/`` first, so each automatic decision
 can be undone by hand, except its own fresh copies that a newer version replaces; the trash
 is capped in size and pruned after ``trash_days`` (:mod:`app.locations.folder.trash`).
+
+This module opens, lists and reads the folder; the steps that change it (writes, deletes,
+renames, the trash) are :class:`~app.locations.folder.writes.FolderWrites`, its base class.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import logging
 import os
 import stat as stat_mod
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app.errors import (
-    FileChanged,
-    FileSyncError,
-    FileVanished,
-    LinkedPath,
-    LocationUnavailable,
-    NotSupported,
-)
-from app.locations.base import (
-    META_DIR,
-    Capabilities,
-    FileMeta,
-    Listing,
-    Location,
-    VersionStore,
-    WriteJob,
-    WriteOutcome,
-    is_internal,
-)
+from app.errors import FileSyncError, FileVanished, LinkedPath, LocationUnavailable
+from app.locations.base import META_DIR, Capabilities, FileMeta, Listing, VersionStore, is_internal
 from app.locations.folder.hardlinks import HardLinkNames
-from app.locations.folder.keepcopy import NO_LINKS, NotThatFile, copy_checked
 from app.locations.folder.mounts import poll_reason
-from app.locations.folder.nofollow import LinkFreeTree, copy_at, is_link_at, lstat_at, open_root
-from app.locations.folder.scan import TreeScan, renamed_stat
+from app.locations.folder.nofollow import LinkFreeTree, is_link_at, lstat_at, open_root
+from app.locations.folder.scan import TreeScan
 from app.locations.folder.scan import file_meta as _meta
-from app.locations.folder.trash import (
-    DEFAULT_TRASH_MAX_BYTES,
-    DELETED,
-    OVERWRITTEN,
-    STAMP_FORMAT,
-    TrashPolicy,
-    note_trashed,
-)
+from app.locations.folder.trash import DEFAULT_TRASH_MAX_BYTES, TrashPolicy
 from app.locations.folder.versions import FolderVersions
-from app.locations.names import POSIX_NAMES, check_posix_relpath, safe_label
+from app.locations.folder.writes import TRASH_DIR, FolderWrites
+from app.locations.names import POSIX_NAMES, safe_label
 from app.locations.spec import poll_option
 
 if TYPE_CHECKING:
@@ -65,13 +42,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRASH_DIR = f"{META_DIR}/trash"
 #: How a source is opened: never through a link, and without blocking should a fifo have
 #: taken the file's place since it was listed (the read then fails as not a regular file).
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-class FolderLocation(Location):
+class FolderLocation(FolderWrites):
     """A local folder, watched with OS events (inotify on Linux)."""
 
     kind = "folder"
@@ -278,273 +254,6 @@ class FolderLocation(Location):
         """While the engine's batch lasts, reads keep the folders they open (``read_at``)."""
         with self._tree.keeping_folders():
             yield
-
-    def write(self, path: str, source: BinaryIO, mtime_ns: int) -> FileMeta:
-        """Temp file, fsync, set mtime, keep the old version in the trash, replace."""
-        return self._write(path, source, mtime_ns, check=False, expected=None)
-
-    def guarded_write(
-        self, path: str, source: BinaryIO, mtime_ns: int, expected: FileMeta | None
-    ) -> FileMeta:
-        """Write, checking ``expected`` after the (possibly long) copy, just before replacing."""
-        return self._write(path, source, mtime_ns, check=True, expected=expected)
-
-    def _write(
-        self, path: str, source: BinaryIO, mtime_ns: int, check: bool, expected: FileMeta | None
-    ) -> FileMeta:
-        from app.locations.folder.staging import write_temp
-
-        with self._parent_for_writing(path) as (dir_fd, name):
-            tmp = write_temp(dir_fd, source, mtime_ns, durable=True)
-            try:
-                return self.replace_temp(dir_fd, name, path, tmp, check=check, expected=expected)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=dir_fd)
-                raise
-
-    def write_many(
-        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
-    ) -> list[WriteOutcome]:
-        """Land the group durably (see :mod:`app.locations.folder.batch`)."""
-        from app.locations.folder.batch import write_batch
-
-        return write_batch(self, jobs, parallel_reads=parallel_reads, unsettled=self._renames())
-
-    def write_many_unsettled(
-        self, jobs: Sequence[WriteJob], *, parallel_reads: bool = False
-    ) -> list[WriteOutcome]:
-        """Land the group; its renames share the next group's durability pass."""
-        from app.locations.folder.batch import write_batch
-
-        return write_batch(
-            self, jobs, parallel_reads=parallel_reads, unsettled=self._renames(), settle=False
-        )
-
-    def _renames(self) -> Unsettled:
-        """The renames waiting for a durability pass (made at the first group)."""
-        if self._unsettled is None:
-            from app.locations.folder.durability import Unsettled
-
-            self._unsettled = Unsettled()
-        return self._unsettled
-
-    def settle_writes(self) -> None:
-        """One ``syncfs`` for what :meth:`write_many_unsettled` left pending."""
-        if self._unsettled is not None:
-            self._unsettled.settle()
-
-    def close(self) -> None:
-        """Drop unsettled renames: their rows were never recorded, and never will be."""
-        if self._unsettled is not None:
-            self._unsettled.drop()
-
-    def replace_temp(
-        self,
-        dir_fd: int,
-        name: str,
-        path: str,
-        tmp: str,
-        *,
-        check: bool,
-        expected: FileMeta | None,
-    ) -> FileMeta:
-        """Rename the temp file ``tmp`` over ``name``, the old version kept in the trash.
-
-        With ``check``, the file there must still be ``expected`` (checked right before the
-        rename), else :class:`FileChanged`. The caller removes ``tmp`` if this raises.
-        """
-        old = self._existing_file(dir_fd, name, path)
-        current = _meta(old) if old is not None else None
-        if check and current != expected:
-            raise FileChanged("changed while syncing; will retry", location=self.name, path=path)
-        self._to_trash(dir_fd, name, path, old, keep=True, reason=OVERWRITTEN)
-        written = os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False)
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        try:
-            landed = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            # Deleted the moment it landed (by a user who saw it arrive): it was written all
-            # the same, so that delete removes this version and must reach the others.
-            landed = written
-        meta = _meta(renamed_stat(written, landed))
-        self._trash.wrote(path, meta)
-        return meta
-
-    def wrote(self, path: str, meta: FileMeta) -> None:
-        """A batch renamed its copy of ``path`` into place (see :meth:`replace_temp`)."""
-        self._trash.wrote(path, meta)
-
-    def wrote_group(self, copies: list[tuple[str, FileMeta]]) -> None:
-        """A batch renamed these copies into place together."""
-        self._trash.wrote_group(copies)
-
-    @contextlib.contextmanager
-    def _parent_for_writing(self, path: str) -> Iterator[tuple[int, str]]:
-        """Like ``at``, creating missing folders; a file in the way is a clear error."""
-        parts = check_posix_relpath(path).split("/")
-        with self.folder_for_writing(parts[:-1], path) as fd:
-            yield fd, parts[-1]
-
-    @contextlib.contextmanager
-    def folder_for_writing(self, folders: list[str], path: str) -> Iterator[int]:
-        """The folder ``folders`` to write ``path`` into, made if missing (see ``batch``)."""
-        with contextlib.ExitStack() as stack:
-            try:
-                fd = stack.enter_context(self._tree.folder(folders, path, create=True))
-            except (FileExistsError, NotADirectoryError):
-                raise FileSyncError(
-                    "a file stands where a folder is needed", location=self.name, path=path
-                ) from None
-            yield fd
-
-    def _existing_file(self, dir_fd: int, name: str, path: str) -> os.stat_result | None:
-        """The regular file at ``name`` (None if none); a folder or a link there is refused."""
-        st = lstat_at(dir_fd, name)
-        if st is None:
-            return None
-        if stat_mod.S_ISLNK(st.st_mode):
-            raise self._tree.linked(path, path)
-        if stat_mod.S_ISDIR(st.st_mode):
-            raise FileSyncError(
-                "a folder stands where the file should go", location=self.name, path=path
-            )
-        return st if stat_mod.S_ISREG(st.st_mode) else None
-
-    def delete(self, path: str) -> None:
-        """Move the file to the trash and remove folders it leaves empty."""
-        try:
-            with self._tree.at(path) as (dir_fd, name):
-                st = lstat_at(dir_fd, name)
-                if st is not None and stat_mod.S_ISLNK(st.st_mode):
-                    raise self._tree.linked(path, path)
-                if st is not None and stat_mod.S_ISREG(st.st_mode):
-                    self._to_trash(dir_fd, name, path, st, keep=False, reason=DELETED)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        self._remove_empty_parents(path)
-
-    def rename(self, src: str, dst: str) -> FileMeta:
-        """``renameat`` within the root; an existing target goes to the trash first."""
-        vanished = FileVanished("file vanished before rename", location=self.name, path=src)
-        try:
-            with self._tree.at(src) as (src_fd, src_name):
-                moving = self._existing_file(src_fd, src_name, src)
-                if moving is None:
-                    raise vanished
-                with self._parent_for_writing(dst) as (dst_fd, dst_name):
-                    old = self._existing_file(dst_fd, dst_name, dst)
-                    self._to_trash(dst_fd, dst_name, dst, old, keep=False, reason=OVERWRITTEN)
-                    fresh = self._trash.fresh_since(src, _meta(moving))
-                    os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-                    st = os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            raise vanished from None
-        self._remove_empty_parents(src)
-        meta = _meta(st)
-        if fresh is not None:  # still the engine's fresh copy, under its new name
-            self._trash.wrote(dst, meta, at=fresh)
-        return meta
-
-    def copy_aside(self, src: str, dst: str, expected: FileMeta) -> FileMeta:
-        """A copy ``dst`` of exactly the file ``expected`` at ``src`` (see ``keepcopy``)."""
-        try:
-            with (
-                self._tree.at(src) as (src_fd, src_name),
-                self._parent_for_writing(dst) as (dst_fd, dst_name),
-            ):
-                st = copy_checked(src_fd, src_name, dst_fd, dst_name, expected)
-        except NotThatFile as exc:
-            if stat_mod.S_ISLNK(exc.st.st_mode):
-                raise self._tree.linked(src, src) from None
-            raise FileChanged(
-                "changed while syncing; will retry", location=self.name, path=src
-            ) from None
-        except (FileNotFoundError, NotADirectoryError):
-            raise FileVanished(
-                "file vanished before its conflict copy was made", location=self.name, path=src
-            ) from None
-        except OSError as exc:
-            if exc.errno not in NO_LINKS:
-                raise
-            raise NotSupported(
-                f"cannot name a copy here without replacing ({exc.strerror})",
-                location=self.name,
-                path=src,
-            ) from None
-        self._hard_links.saw(dst, st)
-        return _meta(st)
-
-    def _to_trash(
-        self,
-        dir_fd: int,
-        name: str,
-        path: str,
-        st: os.stat_result | None,
-        *,
-        keep: bool,
-        reason: str,
-    ) -> None:
-        """Put the regular file ``name`` (``st``) in the trash (a hard link if ``keep``), and
-        note there why (``reason``) and when, for the trash view.
-
-        The engine's own fresh copy is not kept when a newer version replaces it (a passing
-        state); deleted, it is kept like any version, since a delete may leave it the last copy.
-        """
-        if st is None or not stat_mod.S_ISREG(st.st_mode):
-            return
-        if reason == OVERWRITTEN and self._trash.fresh_since(path, _meta(st)) is not None:
-            if not keep:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name, dir_fd=dir_fd)
-            return
-        stamp = time.strftime(STAMP_FORMAT, time.gmtime())
-        parts = f"{TRASH_DIR}/{stamp}/{path}".split("/")
-        with self._trash_folder(parts[:-1], path) as trash_fd:
-            target = parts[-1]
-            if lstat_at(trash_fd, target) is not None:
-                target = f"{target}.{os.urandom(3).hex()}"
-            try:
-                if keep:
-                    os.link(name, target, src_dir_fd=dir_fd, dst_dir_fd=trash_fd)
-                else:
-                    os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=trash_fd)
-            except FileNotFoundError:
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
-                    raise
-                copy_at(dir_fd, name, trash_fd, target)
-                if not keep:
-                    os.unlink(name, dir_fd=dir_fd)
-        entry = "/".join([*parts[3:-1], target])
-        with self._trash_folder(parts[:3], path) as stamp_fd:
-            note_trashed(stamp_fd, entry, path, reason)
-        self._trash.kept(st.st_size)
-
-    @contextlib.contextmanager
-    def _trash_folder(self, folders: list[str], path: str) -> Iterator[int]:
-        with contextlib.ExitStack() as stack:
-            try:
-                fd = stack.enter_context(self._tree.folder(folders, path, create=True))
-            except LinkedPath as exc:
-                raise FileSyncError(
-                    f"{exc.link} is a symbolic link; FileSync keeps its trash only in a real "
-                    "folder: remove the link",
-                    location=self.name,
-                    path=path,
-                ) from None
-            yield fd
-
-    def _remove_empty_parents(self, path: str) -> None:
-        folders = path.split("/")[:-1]
-        while folders:
-            try:
-                with self._tree.folder(folders[:-1], path) as fd:
-                    os.rmdir(folders[-1], dir_fd=fd)
-            except (OSError, FileSyncError):
-                return
-            folders.pop()
 
     def version_store(self) -> VersionStore:
         """This folder's trash, with a second instance of the folder to restore through.
