@@ -49,6 +49,15 @@ def _count_calls(index: StateIndex) -> _CountingDb:
     return counting
 
 
+def _reloaded(path: Path, location: str) -> dict[str, FileMeta]:
+    """``location``'s rows as a new run reads them from the index file ``path``."""
+    reopened = StateIndex(path)
+    try:
+        return reopened.load(location)
+    finally:
+        reopened.close()
+
+
 def test_the_rows_of_many_copies_reach_sqlite_in_one_call(tmp_path: Path) -> None:
     index = StateIndex(tmp_path / "index.sqlite")
     db = _count_calls(index)
@@ -62,11 +71,7 @@ def test_the_rows_of_many_copies_reach_sqlite_in_one_call(tmp_path: Path) -> Non
     assert len(inserts) == 1, f"{len(inserts)} calls into SQLite for {len(names) + 1} rows"
     index.close()
 
-    reopened = StateIndex(tmp_path / "index.sqlite")
-    try:
-        rows = reopened.load("b")
-    finally:
-        reopened.close()
+    rows = _reloaded(tmp_path / "index.sqlite", "b")
     assert set(rows) == set(names) - {"d/f1"}
     assert rows["d/f0"] == FileMeta(7, 7, 7)
     assert rows["ü é/😀"] == FileMeta(500, 2**62 + 500, 2**63 - 1 - 500)
@@ -92,11 +97,7 @@ def test_a_group_of_puts_stores_what_one_put_each_would(tmp_path: Path) -> None:
             index.commit()
         finally:
             index.close()
-        reopened = StateIndex(tmp_path / f"{way}.sqlite")
-        try:
-            stored.append(reopened.load("folder:/b"))
-        finally:
-            reopened.close()
+        stored.append(_reloaded(tmp_path / f"{way}.sqlite", "folder:/b"))
     assert stored[0] == stored[1]
     assert stored[1]["d/f3"] == FileMeta(1502, 2**62 + 1502, 1502)  # the later row won
     assert "d/f1" not in stored[1] and stored[1]["not utf-8 \udcff"].size == 1501
@@ -124,11 +125,7 @@ def test_mtimes_beyond_64_bits_are_kept_exactly(
         index.commit()
     finally:
         index.close()
-    reopened = StateIndex(tmp_path / "index.sqlite")
-    try:
-        rows = reopened.load("b")
-    finally:
-        reopened.close()
+    rows = _reloaded(tmp_path / "index.sqlite", "b")
     assert rows["before"] == FileMeta(1, 1, 1) and rows["after"] == FileMeta(2, 2, 2)
     for n, mtime in enumerate(FAR):
         assert rows[f"one/{n}"] == FileMeta(n, mtime, n)
