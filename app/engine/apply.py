@@ -201,7 +201,7 @@ class Applier:
                 expected,
                 stopping=self.stopping,
             )
-            if self.groups.takes(slot):
+            if slot.location.capabilities.batched_writes:  # the location takes groups
                 root = self._local_root(source.location)
                 at = copy.source_at if root is not None else None
                 job = WriteJob(
@@ -214,11 +214,10 @@ class Applier:
                     root,
                     copy.source_read if root is not None else None,
                 )
-                from app.engine.copies import PendingCopy
-
-                pending = PendingCopy(source, path, winner, job, copy.source_failed)
-                self.groups.add(slot, pending)
-                done.deferred[key] = pending
+                groups = self.groups
+                done.deferred[key] = groups.add(
+                    slot, source, path, winner, job=job, source_failed=copy.source_failed
+                )
                 continue
             with self._per_target(done, key, "write", path, slot, copy=copy):
                 late = partial(self._late_copy, slot, source, path, winner)
