@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import shutil
 import statistics
@@ -106,7 +107,8 @@ def bench_initial(work: Path, files: int, rounds: int) -> list[Row]:
         durable = lambda: t_durable.append(timed(lambda: rsync_durable(src, d1, d2)))  # noqa: B023, E731
         steps = [ours, ref, durable]
         for step in steps[r % 3 :] + steps[: r % 3]:
-            os.sync()  # no step pays for the previous one's writes
+            os.sync()  # no step pays for the previous one's writes...
+            gc.collect()  # ... nor for its garbage: the engine's cycles wait for a full pass
             step()
         for folder in (b, c, r1, r2, d1, d2):
             found = count_files(folder)
