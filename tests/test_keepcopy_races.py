@@ -13,44 +13,36 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import write_file
+from tests.preload import USER_ACTS_ON_NAME, preload_library
 from tests.test_landing_races import _folder
 
 #: Right after a successful link onto ``saved-*`` the user renames ``user-saved-*`` over it,
 #: after one onto ``deleted-*`` deletes it, after one onto ``rewritten-*`` appends to it.
-USER_AT_THE_LINK = r"""
+USER_AT_THE_LINK = (
+    r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
+"""
+    + USER_ACTS_ON_NAME
+    + r"""
 int linkat(int src_dir, const char *src, int dst_dir, const char *dst, int flags) {
     static int (*real)(int, const char *, int, const char *, int);
     if (real == NULL) real = dlsym(RTLD_NEXT, "linkat");
     int result = real(src_dir, src, dst_dir, dst, flags);
-    if (result != 0) return result;
-    if (strncmp(dst, "saved-", 6) == 0) {
-        char theirs[4096];
-        snprintf(theirs, sizeof theirs, "user-%s", dst);
-        renameat(dst_dir, theirs, dst_dir, dst);
-    } else if (strncmp(dst, "deleted-", 8) == 0) {
-        unlinkat(dst_dir, dst, 0);
-    } else if (strncmp(dst, "rewritten-", 10) == 0) {
-        int fd = openat(dst_dir, dst, O_WRONLY | O_APPEND | O_CLOEXEC);
-        if (fd >= 0) { (void)!write(fd, "!", 1); close(fd); }
-    }
+    if (result == 0) user(dst_dir, dst);
     return result;
 }
 """
+)
 
 KEPT = ["plain-1", "saved-1", "deleted-1", "rewritten-1"]
 LOSER = b"the losing version"
@@ -80,16 +72,7 @@ def keep_and_report(root: str) -> None:
 def test_a_save_or_delete_right_after_the_link_is_not_taken_for_the_conflict_copy(
     tmp_path: Path,
 ) -> None:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the preloaded library")
-    shim = tmp_path / "user_at_the_link.so"
-    (tmp_path / "user_at_the_link.c").write_text(USER_AT_THE_LINK)
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-O1", "-o", shim, tmp_path / "user_at_the_link.c", "-ldl"],
-        check=True,
-        timeout=60,
-    )
+    shim = preload_library(tmp_path, "user_at_the_link", USER_AT_THE_LINK)
     root = tmp_path / "folder"
     write_file(root / "loser", LOSER, mtime=MTIME_NS / 1e9)
     write_file(root / "user-saved-1", "the user's save")

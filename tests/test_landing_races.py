@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from functools import partial
@@ -27,10 +26,12 @@ from app.locations import LocationOptions, open_location
 from app.locations.base import FileMeta, LocalRoot, Location, WriteJob
 from app.locations.folder import fastcopy
 from tests.helpers import write_file
+from tests.preload import USER_ACTS_ON_NAME, preload_library
 
 #: Right after a successful rename onto ``saved-*`` the user renames ``user-saved-*`` over it,
 #: after one onto ``deleted-*`` deletes it, after one onto ``rewritten-*`` appends to it.
-USER_AT_THE_RENAME = r"""
+USER_AT_THE_RENAME = (
+    r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -40,21 +41,9 @@ USER_AT_THE_RENAME = r"""
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void user(int dir, const char *name) {
-    static int (*real_renameat)(int, const char *, int, const char *);
-    if (real_renameat == NULL) real_renameat = dlsym(RTLD_NEXT, "renameat");
-    if (strncmp(name, "saved-", 6) == 0) {
-        char theirs[4096];
-        snprintf(theirs, sizeof theirs, "user-%s", name);
-        real_renameat(dir, theirs, dir, name);
-    } else if (strncmp(name, "deleted-", 8) == 0) {
-        unlinkat(dir, name, 0);
-    } else if (strncmp(name, "rewritten-", 10) == 0) {
-        int fd = openat(dir, name, O_WRONLY | O_APPEND | O_CLOEXEC);
-        if (fd >= 0) { (void)!write(fd, "!", 1); close(fd); }
-    }
-}
-
+"""
+    + USER_ACTS_ON_NAME
+    + r"""
 int renameat(int src_dir, const char *src, int dst_dir, const char *dst) {
     static int (*real)(int, const char *, int, const char *);
     if (real == NULL) real = dlsym(RTLD_NEXT, "renameat");
@@ -76,6 +65,7 @@ long syscall(long number, ...) {
     return result;
 }
 """
+)
 
 NAMES = ["plain-1", "saved-1", "deleted-1", "rewritten-1"]
 MTIME_NS = 1_600_000_000 * 1_000_000_000
@@ -127,18 +117,9 @@ def land_and_report(a: str, b: str) -> None:
 def test_a_save_or_delete_right_after_the_rename_is_not_taken_for_the_copy(
     tmp_path: Path, speedup: str
 ) -> None:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the preloaded library")
     if speedup == "c" and not fastcopy.SPEEDUP:
         pytest.skip("the C speedup is not built here")
-    shim = tmp_path / "user_at_the_rename.so"
-    (tmp_path / "user_at_the_rename.c").write_text(USER_AT_THE_RENAME)
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-O1", "-o", shim, tmp_path / "user_at_the_rename.c", "-ldl"],
-        check=True,
-        timeout=60,
-    )
+    shim = preload_library(tmp_path, "user_at_the_rename", USER_AT_THE_RENAME)
     a, b = tmp_path / "a", tmp_path / "b"
     for name in NAMES:
         write_file(a / name, name)

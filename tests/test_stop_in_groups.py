@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from app.locations.base import TEMP_PREFIX
 from app.locations.folder import fastcopy
 from tests.helpers import indexed, tree, write_file
+from tests.preload import preload_library
 
 #: "Within a few seconds", with room for a loaded 2-core machine (as ``test_stop_signals``).
 STOP_WITHIN = 8.0
@@ -108,16 +108,7 @@ runpy.run_module("app", run_name="__main__")
 
 @pytest.mark.skipif(not fastcopy.SPEEDUP, reason="the C speedup is not built here")
 def test_a_stop_during_a_group_of_small_files_ends_it_within_a_call(tmp_path: Path) -> None:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the preloaded library")
-    shim = tmp_path / "slow_stamps.so"
-    (tmp_path / "slow_stamps.c").write_text(SLOW_STAMPS)
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-O1", "-o", shim, tmp_path / "slow_stamps.c", "-ldl"],
-        check=True,
-        timeout=60,
-    )
+    shim = preload_library(tmp_path, "slow_stamps", SLOW_STAMPS)
     a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state"
     rng = random.Random(3)
     files: dict[str, bytes] = {}
