@@ -168,7 +168,7 @@ def _with_options(spec: LocationSpec, table: dict[str, Any], where: str) -> Loca
     options = table.get("options", {})
     if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
         raise ConfigError(f"{where}: options must be a table of strings")
-    spec = replace(spec, options=tuple(sorted(options.items())))
+    spec = spec.replace(options=tuple(sorted(options.items())))
     poll_option(spec)
     return spec
 
@@ -195,7 +195,7 @@ def _server_from_table(
         password = _keyring_password(spec, secrets)
     else:
         password = str(table.get("password", ""))
-    return replace(spec, password=password)
+    return spec.replace(password=password)
 
 
 def _keyring_password(spec: LocationSpec, secrets: Secrets) -> str:

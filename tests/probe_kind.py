@@ -4,7 +4,6 @@ its spec and back. Its locations are folders (``probe:/path?…``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,7 @@ def to_spec(values: FormValues) -> LocationSpec:
     options = (*texts, ("verbose", "yes" if flag_of(values, "verbose") else "no"))
     spec = local_spec("probe", f"probe:{root}", root)
     secret = values.get("secret", "")
-    return replace(spec, options=options, password=secret if isinstance(secret, str) else "")
+    return spec.replace(options=options, password=secret if isinstance(secret, str) else "")
 
 
 def to_values(spec: LocationSpec) -> dict[str, FieldValue]:

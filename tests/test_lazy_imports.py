@@ -131,20 +131,18 @@ def test_building_a_location_loads_its_library(tmp_path: Path) -> None:
 
 #: The dataclasses a folder run still builds. Building one generates and compiles its methods
 #: (0.2-0.8 ms each; 32 of them took 13 ms of every start), so a record is a NamedTuple or a
-#: plain class instead. These stay: ``LocationSpec`` hides its password from ``repr`` and
-#: leaves ``default_port`` out of ``==``, ``Field`` checks itself after ``__init__``, and the
-#: rest are built per path or copy, where a dataclass's ``__init__`` is the cheapest.
+#: plain class instead (``LocationSpec``, ``Field``, and ``Side``, ``Decision`` and ``WriteJob``,
+#: built per path or copy, are slotted classes with their own ``__init__``: as cheap to build).
+#: These stay, built only once a run copies a file: a restart with nothing to copy does not
+#: load ``dataclasses`` (and ``inspect`` with it) at all.
 DATACLASSES_OF_A_FOLDER_RUN = {
     "app.engine.copies.CopyFailed",
     "app.engine.copies.PendingCopy",
     "app.engine.copies._Group",
-    "app.engine.plan.Decision",
-    "app.engine.plan.Side",
-    "app.locations.records.WriteJob",
     "app.locations.folder.staging._Item",
-    "app.locations.form.fields.Field",
-    "app.locations.spec.LocationSpec",
 }
+#: Loaded to build dataclasses, and for nothing else a restart over folders does.
+DATACLASS_MODULES = ("dataclasses", "inspect")
 
 
 def test_once_over_two_folders_builds_few_dataclasses(tmp_path: Path) -> None:
@@ -155,6 +153,7 @@ def test_once_over_two_folders_builds_few_dataclasses(tmp_path: Path) -> None:
     report = tmp_path / "dataclasses.txt"
     script = (
         f"from app.cli import main\nassert main({argv!r}) == 0\n"
+        "import app.config  # its Config: a dataclass the report must see\n"
         "import dataclasses, sys\n"
         "built = sorted(f'{name}.{cls.__qualname__}'\n"
         "    for name, module in list(sys.modules.items()) if name.startswith('app.')\n"
@@ -168,5 +167,20 @@ def test_once_over_two_folders_builds_few_dataclasses(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     built = set(report.read_text().split())
-    assert "app.engine.plan.Side" in built  # the report sees dataclasses at all
+    assert "app.config.Config" in built  # the report sees dataclasses at all
+    built.remove("app.config.Config")
     assert built - DATACLASSES_OF_A_FOLDER_RUN == set(), "make these NamedTuples or plain classes"
+
+
+def test_a_restart_over_folders_that_copies_nothing_loads_no_dataclasses(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_file(a / "x/y.txt", "hello")
+    b.mkdir()
+    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
+    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    assert _loaded_after(script, tmp_path, DATACLASS_MODULES) == list(DATACLASS_MODULES)  # copies
+    assert tree(b) == {"x/y.txt": b"hello"}
+    assert _loaded_after(script, tmp_path, DATACLASS_MODULES) == []  # the restart
+    write_file(a / "x/y.txt", "changed")  # and the next run that copies loads them again
+    assert _loaded_after(script, tmp_path, DATACLASS_MODULES) == list(DATACLASS_MODULES)
+    assert tree(b) == {"x/y.txt": b"changed"}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from app.locations.base import FileMeta
 
@@ -39,21 +38,37 @@ class SideState(enum.Enum):
     DELETED = "deleted"
 
 
-@dataclass(slots=True)
 class Side:
     """One location's view of a path: what it holds now and what the index says it held.
 
-    Treated as immutable, but not ``frozen``: a frozen dataclass sets each field through
-    ``object.__setattr__``, five times slower to build, and a sync builds one per location for
-    every path (with :class:`Decision` and ``WriteJob``, a tenth of an initial sync's engine
-    thread).
+    Treated as immutable, not made so: a sync builds one per location for every path, and a
+    slotted class with its own ``__init__`` is the cheapest to build (an enforced immutable
+    one sets each field through ``object.__setattr__``, five times slower). Not a dataclass:
+    generating a dataclass's methods, with ``dataclasses`` and ``inspect`` to load, cost
+    every start a few milliseconds.
     """
+
+    __slots__ = ("comparable", "current", "indexed", "key", "precision_ns")
 
     key: str
     current: FileMeta | None
     indexed: FileMeta | None
-    precision_ns: int = 1
-    comparable: bool = True
+    precision_ns: int
+    comparable: bool
+
+    def __init__(
+        self,
+        key: str,
+        current: FileMeta | None,
+        indexed: FileMeta | None,
+        precision_ns: int = 1,
+        comparable: bool = True,
+    ) -> None:
+        self.key = key
+        self.current = current
+        self.indexed = indexed
+        self.precision_ns = precision_ns
+        self.comparable = comparable
 
     @property
     def state(self) -> SideState:
@@ -75,7 +90,6 @@ class Side:
         return SideState.EDITED
 
 
-@dataclass(slots=True)
 class Decision:
     """What to do for one path.
 
@@ -83,15 +97,55 @@ class Decision:
     ``conflicts`` are locations whose own version must first be kept as a conflict copy,
     ``copy_to`` receive the winner, ``delete_in`` lose the file, ``record`` already hold the
     winning version (their current meta goes to the index), and ``forget`` drop their row.
-    Treated as immutable (see :class:`Side` for why it is not ``frozen``).
+    Treated as immutable (see :class:`Side`); equal when every part is, and so unhashable.
     """
 
-    source: str | None = None
-    copy_to: tuple[str, ...] = ()
-    delete_in: tuple[str, ...] = ()
-    conflicts: tuple[str, ...] = ()
-    record: tuple[str, ...] = ()
-    forget: tuple[str, ...] = field(default=())
+    __slots__ = ("conflicts", "copy_to", "delete_in", "forget", "record", "source")
+
+    source: str | None
+    copy_to: tuple[str, ...]
+    delete_in: tuple[str, ...]
+    conflicts: tuple[str, ...]
+    record: tuple[str, ...]
+    forget: tuple[str, ...]
+
+    def __init__(  # noqa: PLR0917 - its fields in order, as callers pass them
+        self,
+        source: str | None = None,
+        copy_to: tuple[str, ...] = (),
+        delete_in: tuple[str, ...] = (),
+        conflicts: tuple[str, ...] = (),
+        record: tuple[str, ...] = (),
+        forget: tuple[str, ...] = (),
+    ) -> None:
+        self.source = source
+        self.copy_to = copy_to
+        self.delete_in = delete_in
+        self.conflicts = conflicts
+        self.record = record
+        self.forget = forget
+
+    def _parts(self) -> tuple[object, ...]:
+        return (
+            self.source,
+            self.copy_to,
+            self.delete_in,
+            self.conflicts,
+            self.record,
+            self.forget,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return self._parts() == other._parts()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, yet not immutable
+
+    def __repr__(self) -> str:
+        names = ("source", "copy_to", "delete_in", "conflicts", "record", "forget")
+        parts = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._parts(), strict=True))
+        return f"Decision({parts})"
 
     @property
     def is_noop(self) -> bool:

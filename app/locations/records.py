@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
 from app.errors import FileSyncError
@@ -113,10 +112,9 @@ class LocalRoot(NamedTuple):
     check_stop: Callable[[], None]
 
 
-@dataclass(slots=True)
 class WriteJob:
-    """One file of :meth:`Location.write_many` (treated as immutable; not ``frozen``, which
-    is five times slower to build, for one job per copy; see ``app.engine.plan.Side``).
+    """One file of :meth:`Location.write_many` (treated as immutable, not made so: one is built
+    per copy; a plain slotted class for the reason ``app.engine.plan.Side`` is one).
 
     ``open_source`` opens the bytes to write (it runs on whatever thread copies them);
     ``expected`` is the version the engine planned to replace (None: no file), as for
@@ -126,17 +124,48 @@ class WriteJob:
     (-1: unknown).
     """
 
+    __slots__ = (
+        "expected",
+        "mtime_ns",
+        "open_source",
+        "path",
+        "size",
+        "source_at",
+        "source_read",
+        "source_root",
+    )
+
     path: str
     open_source: Callable[[], contextlib.AbstractContextManager[BinaryIO]]
     mtime_ns: int
     expected: FileMeta | None
-    source_at: Callable[[], contextlib.AbstractContextManager[tuple[int, str]]] | None = None
-    size: int = -1
+    source_at: Callable[[], contextlib.AbstractContextManager[tuple[int, str]]] | None
+    size: int
     #: The source folder's root, where ``source_at`` is set: the file is ``path`` beneath it.
-    source_root: LocalRoot | None = None
+    source_root: LocalRoot | None
     #: Called once a copy through ``source_root`` read the source whole, as entering
     #: ``source_at`` tells the engine: a failure after it is the target's, not the source's.
-    source_read: Callable[[], None] | None = None
+    source_read: Callable[[], None] | None
+
+    def __init__(  # noqa: PLR0917 - its fields in order, as callers pass them
+        self,
+        path: str,
+        open_source: Callable[[], contextlib.AbstractContextManager[BinaryIO]],
+        mtime_ns: int,
+        expected: FileMeta | None,
+        source_at: Callable[[], contextlib.AbstractContextManager[tuple[int, str]]] | None = None,
+        size: int = -1,
+        source_root: LocalRoot | None = None,
+        source_read: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.open_source = open_source
+        self.mtime_ns = mtime_ns
+        self.expected = expected
+        self.source_at = source_at
+        self.size = size
+        self.source_root = source_root
+        self.source_read = source_read
 
 
 #: What one job of :meth:`Location.write_many` came to: the file's meta, or why it failed.

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -45,24 +44,114 @@ def expected_forms() -> str:
     return "expected " + ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]
 
 
-@dataclass(frozen=True)
 class LocationSpec:
     """A parsed location spec: ``kind`` is a registered kind's name (``tls`` for its TLS variant).
 
     A spec with a ``host`` is a server's; its URL scheme is the kind's name, with an ``s``
     appended for TLS, and its port is left out of the redacted form when it is
-    ``default_port``.
+    ``default_port``. Immutable (change it with :meth:`replace`), equal and hashed by every
+    part but ``default_port``; its ``repr`` leaves the password out.
+
+    A plain slotted class rather than a dataclass: generating a dataclass's methods, with
+    ``dataclasses`` and ``inspect`` to load, cost every start a few milliseconds.
     """
+
+    __slots__ = (
+        "default_port",
+        "host",
+        "kind",
+        "options",
+        "password",
+        "path",
+        "port",
+        "tls",
+        "user",
+    )
 
     kind: str
     path: str
-    host: str = ""
-    port: int = 0
-    user: str = ""
-    password: str = field(default="", repr=False)
-    tls: bool = False
-    options: tuple[tuple[str, str], ...] = ()
-    default_port: int = field(default=0, repr=False, compare=False)
+    host: str
+    port: int
+    user: str
+    password: str
+    tls: bool
+    options: tuple[tuple[str, str], ...]
+    default_port: int
+
+    def __init__(  # noqa: PLR0917 - its fields in order, as callers pass them
+        self,
+        kind: str,
+        path: str,
+        host: str = "",
+        port: int = 0,
+        user: str = "",
+        password: str = "",
+        tls: bool = False,
+        options: tuple[tuple[str, str], ...] = (),
+        default_port: int = 0,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "kind", kind)
+        init(self, "path", path)
+        init(self, "host", host)
+        init(self, "port", port)
+        init(self, "user", user)
+        init(self, "password", password)
+        init(self, "tls", tls)
+        init(self, "options", options)
+        init(self, "default_port", default_port)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a LocationSpec is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a LocationSpec is immutable: cannot delete {name!r}")
+
+    def _compared(self) -> tuple[object, ...]:
+        return (
+            self.kind,
+            self.path,
+            self.host,
+            self.port,
+            self.user,
+            self.password,
+            self.tls,
+            self.options,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocationSpec):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        return (
+            f"LocationSpec(kind={self.kind!r}, path={self.path!r}, host={self.host!r}, "
+            f"port={self.port!r}, user={self.user!r}, tls={self.tls!r}, "
+            f"options={self.options!r})"
+        )
+
+    def replace(
+        self,
+        *,
+        password: str | None = None,
+        options: tuple[tuple[str, str], ...] | None = None,
+    ) -> LocationSpec:
+        """A copy with another password or options: what a spec gets after it is parsed."""
+        return LocationSpec(
+            self.kind,
+            self.path,
+            self.host,
+            self.port,
+            self.user,
+            self.password if password is None else password,
+            self.tls,
+            self.options if options is None else options,
+            self.default_port,
+        )
 
     def option(self, name: str, default: str = "") -> str:
         """Return a URL query option (``verify``, ``cafile``), or ``default``."""
@@ -241,4 +330,4 @@ def server_spec(
     remote = quote("/" + path.strip().lstrip("/"), safe="/")
     spec = server_url(kind, f"{scheme}://{cred}{netloc}:{port}{remote}", default_port)
     register_secret(password)
-    return replace(spec, password=password, options=options)
+    return spec.replace(password=password, options=options)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ class Widget(enum.Enum):
     CHOICE = "choice"
 
 
-@dataclass(frozen=True)
 class Field:
     """One field of a kind's form.
 
@@ -52,24 +50,69 @@ class Field:
     says what is missing. ``help`` is one short line shown under the field. ``choices`` are a
     CHOICE field's values. A FILE field's Browse offers names ending in ``suffix`` under the
     filter name ``file_types``; with ``new_file`` it may name a file that does not exist yet.
+
+    Immutable: every form of a kind shares its fields. A plain slotted class rather than a
+    dataclass, for the reason :class:`~app.locations.spec.LocationSpec` is one.
     """
+
+    __slots__ = (
+        "choices",
+        "default",
+        "file_types",
+        "help",
+        "label",
+        "name",
+        "new_file",
+        "required",
+        "suffix",
+        "widget",
+    )
 
     name: str
     label: str
-    widget: Widget = Widget.TEXT
-    default: FieldValue = ""
-    required: bool = False
-    help: str = ""
-    choices: tuple[str, ...] = ()
-    suffix: str = ""
-    file_types: str = ""
-    new_file: bool = False
+    widget: Widget
+    default: FieldValue
+    required: bool
+    help: str
+    choices: tuple[str, ...]
+    suffix: str
+    file_types: str
+    new_file: bool
 
-    def __post_init__(self) -> None:
-        if (self.widget is Widget.CHECKBOX) != isinstance(self.default, bool):
-            raise TypeError(f"field {self.name}: a checkbox, and only a checkbox, has a bool")
-        if self.widget is Widget.CHOICE and self.default not in self.choices:
-            raise ValueError(f"field {self.name}: default {self.default!r} is not a choice")
+    def __init__(  # noqa: PLR0917 - its fields in order, as callers pass them
+        self,
+        name: str,
+        label: str,
+        widget: Widget = Widget.TEXT,
+        default: FieldValue = "",
+        required: bool = False,
+        help: str = "",
+        choices: tuple[str, ...] = (),
+        suffix: str = "",
+        file_types: str = "",
+        new_file: bool = False,
+    ) -> None:
+        if (widget is Widget.CHECKBOX) != isinstance(default, bool):
+            raise TypeError(f"field {name}: a checkbox, and only a checkbox, has a bool")
+        if widget is Widget.CHOICE and default not in choices:
+            raise ValueError(f"field {name}: default {default!r} is not a choice")
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "label", label)
+        init(self, "widget", widget)
+        init(self, "default", default)
+        init(self, "required", required)
+        init(self, "help", help)
+        init(self, "choices", choices)
+        init(self, "suffix", suffix)
+        init(self, "file_types", file_types)
+        init(self, "new_file", new_file)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Field is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Field is immutable: cannot delete {name!r}")
 
 
 def text_of(values: FormValues, name: str) -> str:
