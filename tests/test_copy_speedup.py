@@ -63,18 +63,48 @@ def _go_on() -> None:
 
 
 @pytest.fixture
-def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """``use_speedup(mode)`` makes this test's groups take the steps of ``mode`` (BOTH_WAYS)."""
+def use_speedup(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """``use_speedup(mode)`` makes this test's groups take the steps of ``mode`` (BOTH_WAYS).
+
+    Both ways give the same results, so the results cannot tell which way ran: the C entry
+    points are counted, and once the test is done the fixture checks that "python" never
+    called them and that a C mode did, each stage call the way ``mode`` opens sources.
+    """
+    stages: list[bool] = []  # the ``beneath`` of each C stage call
+    lands: list[int] = []  # the number of files of each C rename call
+    stage_c, land_c = fastcopy._stage_c, fastcopy._land_c
+    if stage_c is not None and land_c is not None:
+
+        def stage(
+            items: list[tuple[int, str, int, str, int]], durable: bool, beneath: bool, threads: int
+        ) -> list[int]:
+            stages.append(beneath)
+            return stage_c(items, durable, beneath, threads)
+
+        def land_new(items: list[tuple[int, str, str]]) -> list[tuple[int, int, int, int] | int]:
+            lands.append(len(items))
+            return land_c(items)
+
+        monkeypatch.setattr(fastcopy, "_stage_c", stage)
+        monkeypatch.setattr(fastcopy, "_land_c", land_new)
+    chosen: list[str] = []
 
     def choose(mode: str) -> None:
         if mode != "python" and not fastcopy.SPEEDUP:
             pytest.skip("the C speedup is not built here")
+        chosen.append(mode)
         if mode == "python":
             monkeypatch.setattr(fastcopy, "_stage_c", None)
             monkeypatch.setattr(fastcopy, "_land_c", None)
         monkeypatch.setattr(fastcopy, "_beneath", mode == "c")
 
-    return choose
+    yield choose
+    for mode in chosen:
+        if mode == "python":
+            assert not stages and not lands, f"the C speedup ran: {len(stages)} stage calls"
+        else:
+            assert stages, f"{mode}: the C speedup copied nothing"
+            assert set(stages) == {mode == "c"}, f"{mode}: stage calls beneath: {stages}"
 
 
 def test_the_speedup_is_built_where_ci_runs() -> None:
@@ -319,18 +349,25 @@ def _interrupt() -> None:
 def test_a_group_ended_by_a_stop_renames_nothing_and_leaves_no_temp_file(
     tmp_path: Path, speedup: str, use_speedup: Callable[[str], None]
 ) -> None:
+    """The stop comes once the C speedup has written a call's temp files (in every mode that
+    has it), and those go too."""
     use_speedup(speedup)
     a, b = tmp_path / "a", tmp_path / "b"
     source, target = _folder(a), _folder(b)
-    for i in range(60):
-        write_file(a / f"f{i:02d}", f"data {i}")
-    jobs = [_job(source, f"f{i:02d}") for i in range(60)]
-    stop = jobs[40]
+    count, at_stop = fastcopy.FAST_CALL_FILES + 72, fastcopy.FAST_CALL_FILES + 40
+    for i in range(count):
+        write_file(a / f"f{i:03d}", f"data {i}")
+    jobs = [_job(source, f"f{i:03d}") for i in range(count)]
+    stop = jobs[at_stop]
     stopped = LocalRoot(source.local_root, _interrupt)
     at = _interrupted
-    jobs[40] = WriteJob(stop.path, stop.open_source, stop.mtime_ns, None, at, stop.size, stopped)
+    jobs[at_stop] = WriteJob(
+        stop.path, stop.open_source, stop.mtime_ns, None, at, stop.size, stopped
+    )
     if speedup == "python":
-        jobs[40] = WriteJob(stop.path, _interrupted_stream, stop.mtime_ns, None, None, stop.size)
+        jobs[at_stop] = WriteJob(
+            stop.path, _interrupted_stream, stop.mtime_ns, None, None, stop.size
+        )
     with contextlib.suppress(KeyboardInterrupt), source.batch(), target.batch():
         target.write_many(jobs, parallel_reads=True)
     assert tree(b) == {}
