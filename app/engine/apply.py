@@ -8,28 +8,27 @@ return value), which is what keeps the engine's own writes from coming back as e
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from functools import partial
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING
 
 from app.engine.conflicts import conflict_name
+from app.engine.copyjob import Copy, same_bytes
 from app.engine.failures import target_failed
 from app.engine.index import StateIndex
-from app.engine.keepaside import KeptAside, keep_aside, streams_equal
+from app.engine.keepaside import KeptAside, keep_aside
 from app.engine.landing import Landing
 from app.engine.plan import Decision, Side
 from app.engine.slot import Slot
 from app.engine.status import Recorder
-from app.engine.stopping import SyncStopped, stop_aware
+from app.engine.stopping import SyncStopped
 from app.engine.workers import SlotIo
 from app.errors import (
     FileChanged,
     FileSyncError,
-    FileVanished,
     LocationBusy,
     LocationUnavailable,
 )
@@ -52,36 +51,6 @@ class Applied:
         self.failed: dict[str, FileSyncError] = {}
         #: Copies handed to a location's group (see :mod:`app.engine.copies`), not written yet.
         self.deferred: dict[str, PendingCopy] = {}
-
-
-class _SourceStream(io.RawIOBase):
-    """The source's stream, remembering whether reading it failed (rather than the target)."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        super().__init__()
-        self._inner = inner
-        self.failed: BaseException | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return self._inner.seekable()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._inner.seek(offset, whence)
-
-    def read(self, size: int | None = -1) -> bytes:
-        try:
-            return self._inner.read(-1 if size is None else size)
-        except BaseException as exc:
-            self.failed = exc
-            raise
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 class Applier:
@@ -128,7 +97,7 @@ class Applier:
 
         def compare(a: str, b: str) -> bool:
             return slots[a].run(
-                partial(_compare, slots[a].location, slots[b].location, path, self.stopping),
+                partial(same_bytes, slots[a].location, slots[b].location, path, self.stopping),
                 self.io.deadline,
             )
 
@@ -193,7 +162,7 @@ class Applier:
                 continue
             slot = slots[key]
             expected = sides[key].current  # a kept loser is still there, untouched
-            copy = _Copy(
+            copy = Copy(
                 source.location,
                 slot.location,
                 path,
@@ -299,7 +268,7 @@ class Applier:
         path: str,
         slot: Slot,
         *,
-        copy: _Copy | None = None,
+        copy: Copy | None = None,
     ) -> Iterator[None]:
         """Catch what only ``slot`` refused into ``done.failed``; let the rest through."""
         try:
@@ -337,96 +306,3 @@ class Applier:
     def _late_conflict(self, slot: Slot, path: str, future: Future[KeptAside]) -> None:
         if future.exception() is None:
             self._conflict_kept(slot, path, future.result())
-
-
-class _Copy:
-    """One copy of ``path`` from a source into a target, run on the target's worker.
-
-    The source is opened there too, so the engine thread never blocks on either side; whether
-    the source (rather than the target) failed is remembered, since that concerns every target.
-    """
-
-    def __init__(
-        self,
-        source: Location,
-        target: Location,
-        path: str,
-        mtime_ns: int,
-        expected: FileMeta | None,
-        *,
-        stopping: threading.Event | None,
-    ) -> None:
-        self.source, self.target, self.path = source, target, path
-        self.mtime_ns, self.expected = mtime_ns, expected
-        self.stopping = stopping
-        self.opened = False
-        self.stream: _SourceStream | None = None
-
-    def source_failed(self) -> bool:
-        """True when opening or reading the source raised."""
-        return not self.opened or (self.stream is not None and self.stream.failed is not None)
-
-    @contextlib.contextmanager
-    def open_source(self) -> Iterator[BinaryIO]:
-        """The source's stream, watched for failures and for a stop (on the copying thread).
-
-        An error while the source fails is the source's (its key), though the target's
-        thread runs the copy.
-        """
-        self.opened, self.stream = False, None  # a retry after source_at: this one counts
-        try:
-            with self.source.open_read(self.path) as raw:
-                self.opened = True
-                self.stream = _SourceStream(stop_aware(raw, self.stopping))
-                yield cast(BinaryIO, self.stream)
-        except FileSyncError as exc:
-            if self.source_failed():
-                _blame(exc, self.source)
-            raise
-
-    def source_read(self) -> None:
-        """The target read the source whole beneath its root (``WriteJob.source_read``)."""
-        self.opened, self.stream = True, None
-
-    @contextlib.contextmanager
-    def source_at(self) -> Iterator[tuple[int, str]]:
-        """The source's folder and name (see ``WriteJob.source_at``), with the stop check its
-        stream would make, and the same blame."""
-        if self.stopping is not None and self.stopping.is_set():
-            raise SyncStopped("stopping")
-        try:
-            with self.source.local_file(self.path) as at:
-                self.opened, self.stream = True, None
-                yield at
-        except FileSyncError as exc:
-            if self.source_failed():
-                _blame(exc, self.source)
-            raise
-
-    def run(self) -> FileMeta:
-        with self.open_source() as data:
-            return self.target.guarded_write(self.path, data, self.mtime_ns, self.expected)
-
-
-def _blame(exc: FileSyncError, location: Location) -> None:
-    """Say which location ``exc`` concerns (its key), unless that is known already."""
-    exc.key = exc.key or location.key
-
-
-def _compare(a: Location, b: Location, path: str, stopping: threading.Event | None) -> bool:
-    """Whether ``path`` holds the same bytes in ``a`` and ``b``; an error names its side."""
-    side = a
-    try:
-        with a.open_read(path) as fa:
-            side = b
-            with b.open_read(path) as fb:
-                stream_a = _SourceStream(stop_aware(fa, stopping))
-                try:
-                    return streams_equal(cast(BinaryIO, stream_a), fb)
-                finally:
-                    side = a if stream_a.failed is not None else b
-    except FileVanished:
-        return False
-    except FileSyncError as exc:
-        _blame(exc, side)
-        raise
