@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.engine import copies, sync
+from app.engine import chunks, copies
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
@@ -136,7 +136,7 @@ def test_chunks_of_paths_share_passes_too_and_only_the_last_settles_on_its_own(
     """The last group of a chunk of paths waits for the next chunk's first pass instead of
     a pass of its own (which each chunk paid, with its wait): one pass of its own in all,
     no row before its pass, every row in the index at the end."""
-    monkeypatch.setattr(sync, "COMMIT_EVERY", 200)  # 700 paths: four chunks
+    monkeypatch.setattr(chunks, "COMMIT_EVERY", 200)  # 700 paths: four chunks
     a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state"
     files = _source(a)
     b.mkdir()
@@ -156,7 +156,7 @@ def test_a_chunks_replaced_files_are_durable_before_its_commit(
     their renames must be durable by then: a rename lost at a power cut would leave both
     locations' rows agreeing with both files, the old version never updated. (New files may
     wait for the next chunk's pass: their loss is seen as a file missing.)"""
-    monkeypatch.setattr(sync, "COMMIT_EVERY", 200)  # 700 paths: four chunks
+    monkeypatch.setattr(chunks, "COMMIT_EVERY", 200)  # 700 paths: four chunks
     a, b, state = tmp_path / "a", tmp_path / "b", tmp_path / "state"
     _source(a)
     b.mkdir()

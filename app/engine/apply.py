@@ -32,7 +32,7 @@ from app.errors import (
     LocationBusy,
     LocationUnavailable,
 )
-from app.locations.base import FileMeta, LocalRoot, Location, WriteJob
+from app.locations.base import FileMeta, LocalRoot, Location
 from app.messages import shown
 
 if TYPE_CHECKING:
@@ -171,20 +171,8 @@ class Applier:
                 stopping=self.stopping,
             )
             if slot.location.capabilities.batched_writes:  # the location takes groups
-                root = self._local_root(source.location)
-                at = copy.source_at if root is not None else None
-                job = WriteJob(
-                    path,
-                    copy.open_source,
-                    winner.mtime_ns,
-                    expected,
-                    at,
-                    winner.size,
-                    root,
-                    copy.source_read if root is not None else None,
-                )
-                groups = self.groups
-                done.deferred[key] = groups.add(
+                job = copy.job(winner.size, self._local_root(source.location))
+                done.deferred[key] = self.groups.add(
                     slot, source, path, winner, job=job, source_failed=copy.source_failed
                 )
                 continue
@@ -198,6 +186,22 @@ class Applier:
         if decision.copy_to and source.key not in decision.record:
             self.put(source, path, winner)
         return done
+
+    def copy_new(self, source: Slot, targets: list[Slot], rows: list[tuple[str, FileMeta]]) -> None:
+        """:meth:`apply` for paths that only ``source`` has and no location has a row for
+        (:mod:`app.engine.newfiles`): each goes to every target's group, and its row in
+        ``source`` is recorded, as :func:`~app.engine.sides.new_in_one` decides. Every target
+        declares ``batched_writes``; what a copy came to is the groups' to report.
+        """
+        root = self._local_root(source.location)
+        add, stopping, where = self.groups.add, self.stopping, source.location
+        for slot in targets:
+            to = slot.location
+            for path, winner in rows:
+                copy = Copy(where, to, path, winner.mtime_ns, None, stopping=stopping)
+                job = copy.job(winner.size, root)
+                add(slot, source, path, winner, job=job, source_failed=copy.source_failed)
+        self._put_group(source, rows)
 
     def _local_root(self, source: Location) -> LocalRoot | None:
         """``source``'s root for the jobs copying from it, if it is a folder on this computer

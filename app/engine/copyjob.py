@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, cast
 from app.engine.keepaside import streams_equal
 from app.engine.stopping import SyncStopped, stop_aware
 from app.errors import FileSyncError, FileVanished
-from app.locations.base import FileMeta, Location
+from app.locations.base import FileMeta, LocalRoot, Location, WriteJob
 
 
 class SourceStream(io.RawIOBase):
@@ -113,6 +113,21 @@ class Copy:
             if self.source_failed():
                 blame(exc, self.source)
             raise
+
+    def job(self, size: int, root: LocalRoot | None) -> WriteJob:
+        """This copy as one job of the target's ``write_many``; ``root``: the source's, if it
+        is a folder on this computer (then the target may read it without a stream)."""
+        local = root is not None
+        return WriteJob(
+            self.path,
+            self.open_source,
+            self.mtime_ns,
+            self.expected,
+            self.source_at if local else None,
+            size,
+            root,
+            self.source_read if local else None,
+        )
 
     def run(self) -> FileMeta:
         with self.open_source() as data:

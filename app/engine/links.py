@@ -53,6 +53,10 @@ class HeldLinks:
             log.warning("%s: %s", slot.location.name, message)
             self.record("held", link, slot.location.name, message)
 
+    def has_any(self, key: str) -> bool:
+        """True when location ``key`` has a link anywhere (:meth:`holds` may say yes)."""
+        return bool(self._links.get(key))
+
     def holds(self, key: str, path: str) -> bool:
         """True when location ``key`` has a link at ``path`` or at one of its folders."""
         links = self._links.get(key)

@@ -3,21 +3,20 @@
 The engine thread owns a :class:`Syncer` and calls it for the initial and periodic full syncs
 and for every batch of changes; nothing here runs on another thread. Reading is
 :mod:`app.engine.reading`, deciding :mod:`app.engine.plan`, doing :mod:`app.engine.apply`,
-renames :mod:`app.engine.renames`; this module runs them in order, and
-:mod:`app.engine.outcomes` decides what to try again when a path or a location fails.
+renames :mod:`app.engine.renames`, planning and applying a list of paths chunk by chunk
+:mod:`app.engine.chunks`; this module runs them in order, and :mod:`app.engine.outcomes` decides
+what to try again when a path or a location fails.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Iterable
-from functools import partial
 
-from app.engine import calls
-from app.engine.apply import Applied, Applier
+from app.engine.apply import Applier
+from app.engine.chunks import Chunks
 from app.engine.fastpath import all_in_step, every_location_in_step, in_step
 from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
@@ -25,7 +24,7 @@ from app.engine.links import HeldLinks
 from app.engine.massdelete import guard_mass_delete
 from app.engine.namegate import NameGate
 from app.engine.outcomes import Outcomes
-from app.engine.plan import Decision, Side, SideState
+from app.engine.plan import Decision
 from app.engine.progress import Progress
 from app.engine.reading import Reader
 from app.engine.renames import Renamer
@@ -36,15 +35,10 @@ from app.engine.slot import Slot
 from app.engine.status import LocationState, Recorder
 from app.engine.stopping import SyncStopped
 from app.engine.workers import SlotIo
-from app.errors import FileSyncError
 from app.locations.base import Listing
 from app.watch.change import Change, ChangeKind
 
 log = logging.getLogger(__name__)
-UNCHANGED = SideState.UNCHANGED
-
-#: A full sync commits the index after every this many paths (each chunk is one batch).
-COMMIT_EVERY = 2000
 
 
 class Syncer:
@@ -95,6 +89,19 @@ class Syncer:
             names=self.names,
             ignore=lambda: self.ignore,
             debounce=debounce,
+        )
+        self.chunks = Chunks(
+            slots,
+            index,
+            self.io,
+            applier=self.applier,
+            sides=self.sides,
+            outcomes=self.outcomes,
+            settle=self.settle,
+            retries=self.retries,
+            links=self.links,
+            names=self.names,
+            stopping=self.stopping,
         )
         #: The last full sync's listings, kept while nothing it did could have changed a
         #: location (no write, delete or conflict copy was tried, nothing failed or waited):
@@ -291,130 +298,13 @@ class Syncer:
     def _plan(self, path: str, listings: dict[str, Listing]) -> Decision:
         return self.sides.decide(path, self.sides.of(path, listings))
 
-    def _apply_all(
-        self, paths: list[str], listings: dict[str, Listing], progress: Progress | None
-    ) -> None:
-        if len(listings) < 1:
-            return
-        follow_ups: list[str] = []
-        slots = [self.slots[key] for key in listings]
-        try:
-            for start in range(0, len(paths), COMMIT_EVERY):
-                end = min(start + COMMIT_EVERY, len(paths))
-                follow_ups += self._apply_chunk(paths, start, end, listings, progress)
-            groups = self.applier.made_groups  # None: nothing was copied in a group
-            if groups is not None and groups.unsettled:  # chunks in step followed the last
-                self.outcomes.copies_failed(groups.finish(self.slots), listings)
-                if progress is not None:
-                    self.index.commit()
-        except BaseException:
-            if (groups := self.applier.made_groups) is not None:
-                groups.abandon()  # a stop between chunks: record what landed
-            raise
-        for slot in slots:
-            slot.pending = 0
-        if follow_ups:
-            self.sync_paths(set(follow_ups), "conflict copies")
-
-    def _apply_chunk(
-        self,
-        paths: list[str],
-        start: int,
-        end: int,
-        listings: dict[str, Listing],
-        progress: Progress | None,
-    ) -> list[str]:
-        """Plan and apply ``paths[start:end]``; the follow-ups (conflict copies) to sync."""
-        follow_ups: list[str] = []
-        if all_in_step(paths[start:end], listings, self.slots):  # no planning, no batch
-            self._check_stop()
-            self.settle.forget(paths[start:end])
-            if progress is not None:
-                progress.step(end, self.applier.files_copied, self.applier.bytes_copied)
-            return follow_ups
-        slots = [self.slots[key] for key in listings]
-        # Each chunk is its own batch, committed only after the batch has landed: a ZIP
-        # archive writes its staged members at batch exit, and an index row saved before
-        # its file would make a crash look like a delete.
-        self.applier.landing.begin(list(listings))
-        with contextlib.ExitStack() as stack:
-            for key in listings:
-                slot = self.slots[key]
-                unlanded = partial(self.outcomes.unlanded, slot)
-                stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
-            groups = self.applier.groups
-            try:
-                for n in range(start, end):
-                    self._check_stop()  # what landed so far is recorded; stop() commits it
-                    if n % 100 == 0:
-                        for slot in slots:
-                            slot.pending = len(paths) - n
-                    if in_step(paths[n], listings, self.slots):
-                        self.settle.forget((paths[n],))  # all the planner would have done
-                    else:
-                        follow_ups += self._apply_one(paths[n], listings)
-                    if groups.due:
-                        self.outcomes.copies_failed(groups.send_due(self.slots), listings)
-                    if progress is not None:
-                        copied = self.applier.files_copied
-                        progress.step(n + 1, copied, self.applier.bytes_copied)
-                # Every copy of the chunk is on disk (or failed) before its rows count. The
-                # last group of new files of a chunk that more chunks follow becomes durable
-                # with the next chunk's first pass, and is recorded (and committed) then.
-                more = end < len(paths)
-                self.outcomes.copies_failed(groups.finish(self.slots, settle=not more), listings)
-            except BaseException:
-                groups.abandon()
-                raise
-        for key in listings:
-            self.applier.landing.landed(key)
-        if progress is not None:
-            self.index.commit()
-        return follow_ups
-
     def _check_stop(self) -> None:
         if self.stopping.is_set():
             raise SyncStopped("stopping")
 
-    def _apply_one(self, path: str, listings: dict[str, Listing]) -> list[str]:
-        sides = self.sides.of(path, listings)
-        try:
-            if self._still_written(path, sides):
-                self.outcomes.disturbed = True
-                return []
-            decision = self.sides.decide(path, sides)
-            if decision.copy_to or decision.delete_in or decision.conflicts:
-                # a location may change: --once reads them all again
-                self.outcomes.disturbed = True
-            for key, side in sides.items():  # learn a tag the index did not have yet
-                current = side.current
-                if current is not None and current != side.indexed and side.state is UNCHANGED:
-                    self.applier.put(self.slots[key], path, current)
-            applied = Applied()
-            if not decision.is_noop:
-                applied = self.applier.apply(path, decision, self.slots, sides)
-                self.outcomes.remember_missed(path, sides)
-            for key, exc in applied.failed.items():
-                self.outcomes.target_missed(key, path, exc, listings)
-            # Every location in this decision has caught up on the path, unless all of them
-            # were behind on it (the ones that knew better were not part of it).
-            informed = any(path not in self.slots[k].stale for k in sides)
-            for key in sides:
-                if key in applied.failed or not informed:
-                    continue
-                pending = applied.deferred.get(key)
-                if pending is not None:  # caught up once its copy landed
-                    pending.caught_up = partial(self.outcomes.caught_up, key, path)
-                else:
-                    self.outcomes.caught_up(key, path)
-            return applied.follow_ups
-        except (FileSyncError, OSError) as exc:
-            self.outcomes.path_failed(path, exc, listings)
-        return []
-
-    def _still_written(self, path: str, sides: dict[str, Side]) -> bool:
-        """True when a copy of ``path`` is still being written: plan it again later instead."""
-        parking = self.settle.check(path, sides, self.slots)
-        if parking.recheck is not None and sides:
-            self.retries.later([next(iter(sides))], path, parking.recheck)
-        return parking.hold
+    def _apply_all(
+        self, paths: list[str], listings: dict[str, Listing], progress: Progress | None
+    ) -> None:
+        follow_ups = self.chunks.apply(paths, listings, progress)
+        if follow_ups:
+            self.sync_paths(set(follow_ups), "conflict copies")

@@ -95,6 +95,24 @@ class NamePolicy(NamedTuple):
         return None
 
 
+#: A name part that is empty, ``.`` or ``..`` (or a name that starts with ``/``), a drive letter
+#: at a name's start, or a character some kind refuses: in a ``\x00``-joined list of names.
+_ODD = re.compile(r"(?:^|[/\x00])\.{0,2}(?=[/\x00]|$)|(?:^|\x00)[A-Za-z]:|[\\\n\r]")
+
+
+def plain_names(paths: list[str]) -> bool:
+    """True when every kind of location can hold every one of ``paths`` (see
+    :meth:`NamePolicy.refusal`): ASCII relative paths with no odd part or character.
+
+    One search over all of them, for the engine's bulk planning: asking each location's policy
+    about each path of an initial sync cost a call per path.
+    """
+    joined = "\x00".join(paths)
+    return (
+        joined.isascii() and joined.count("\x00") == len(paths) - 1 and _ODD.search(joined) is None
+    )
+
+
 #: A POSIX folder: any bytes but NUL and ``/`` in a name.
 POSIX_NAMES = NamePolicy(utf8_only=False, windows_syntax=False, line_breaks=True)
 #: A ZIP archive: UTF-8 names (the format's flag says so), no Windows path syntax.
