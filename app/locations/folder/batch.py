@@ -16,6 +16,10 @@ Only then are the outcomes returned, so the engine records (and commits) a row o
 that is on disk. A kill at any moment leaves temp files at worst, which the next start removes:
 no name ever shows an empty or partial file.
 
+A large group goes in parts of :data:`PART_FILES`: while one part's steps 2-4 run on a thread of
+their own, the next part's step 1 runs, so the copies do not stop while a pass waits for the
+disk; a part's renames become durable with the next part's step 2.
+
 Groups that follow each other may share step 4 with the next group's step 2 instead
 (``settle=False``; :mod:`~app.locations.folder.durability` keeps what waits): the ``syncfs``
 that makes group N+1's temp files durable makes group N's renames durable too, so a group
@@ -36,8 +40,8 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import cast
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import NamedTuple, cast
 
 from app.errors import FileSyncError
 from app.locations.base import WriteJob, WriteOutcome
@@ -49,11 +53,14 @@ from app.locations.folder.staging import FolderTarget, _Folders, _Item, _stage
 COPY_THREADS = 2
 #: From this many files on, one ``syncfs`` is cheaper than an ``fsync`` per file.
 SYNCFS_FROM = 8
-#: The most target folders a group keeps open at once (one descriptor each, until its
-#: renames): two folders written at once stay well under the usual limit of 1,024
-#: descriptors, however the group's files are spread (a group of 1,024 files in as many
-#: folders ran out of them).
-FOLDERS_OPEN = 256
+#: The most target folders a part of a group keeps open (one descriptor each, until its
+#: renames; two parts are open at once, one written while the other lands): two folders
+#: written at once stay well under the usual limit of 1,024 descriptors, however the group's
+#: files are spread (a group of 1,024 files in as many folders ran out of them).
+FOLDERS_OPEN = 128
+#: The most files a part of a group holds (see :func:`write_batch`): a group of 1,024 is written
+#: as two parts, the second part's copies overlapping the first part's durability pass.
+PART_FILES = 512
 
 
 def write_batch(
@@ -66,31 +73,60 @@ def write_batch(
 ) -> list[WriteOutcome]:
     """Write ``jobs`` into ``location`` as the module describes; one outcome per job.
 
-    A group spread over more than :data:`FOLDERS_OPEN` folders is written as consecutive
-    parts, each keeping its folders open until its renames: the parts' passes are shared as
-    between groups (each part's renames become durable with the next part's first pass).
+    A group is written in parts (:func:`_parts`), each keeping its folders open until its
+    renames. While one part's temp files are made durable and renamed (steps 2-4, on a thread
+    of their own), the next part's temp files are written (step 1): a durability pass waits
+    for the disk, and the copies it waited for used to stop meanwhile. Each part's renames
+    become durable with the next part's first pass, as between groups. A stop or an error
+    while a part is written waits for the part being landed, then ends the group (what that
+    part landed is found again, identical, by the next sync).
     """
-    parts = _by_folders(jobs)
+    parts = _parts(jobs)
+    use_syncfs = SYNCFS and (len(jobs) >= SYNCFS_FROM or bool(unsettled))
+    durable = not use_syncfs  # no syncfs: each temp file is fsynced as it is written
+    if len(parts) == 1:
+        staged = _stage_part(location, jobs, durable=durable, parallel=parallel_reads)
+        return _land_part(location, staged, use_syncfs, unsettled=unsettled, settle=settle)
     outcomes: list[WriteOutcome] = []
-    for number, part in enumerate(parts):
-        last = number == len(parts) - 1
-        outcomes += _write_part(
-            location,
-            part,
-            parallel_reads=parallel_reads,
-            unsettled=unsettled,
-            settle=settle if last else False,
-        )
+    with ThreadPoolExecutor(1, "filesync-land") as lander:
+        landing: Future[list[WriteOutcome]] | None = None
+        try:
+            for number, part in enumerate(parts):
+                staged = _stage_part(
+                    location, part, durable=not use_syncfs, parallel=parallel_reads
+                )
+                try:
+                    if landing is not None:
+                        outcomes += landing.result()
+                except BaseException:
+                    _remove_temps(staged)
+                    raise
+                last = number == len(parts) - 1
+                landing = lander.submit(
+                    _land_part,
+                    location,
+                    staged,
+                    use_syncfs,
+                    unsettled=unsettled,
+                    settle=settle and last,
+                )
+        except BaseException:
+            if landing is not None:
+                wait([landing])  # its temp files are its own to remove
+            raise
+        assert landing is not None
+        outcomes += landing.result()
     return outcomes
 
 
-def _by_folders(jobs: Sequence[WriteJob]) -> list[Sequence[WriteJob]]:
-    """``jobs`` cut where a part would need more than :data:`FOLDERS_OPEN` folders."""
+def _parts(jobs: Sequence[WriteJob]) -> list[Sequence[WriteJob]]:
+    """``jobs`` cut into parts of at most :data:`PART_FILES` files, and where a part would
+    need more than :data:`FOLDERS_OPEN` folders."""
     parts: list[Sequence[WriteJob]] = []
     start, folders = 0, set[str]()
     for n, job in enumerate(jobs):
         folder = job.path.rpartition("/")[0]
-        if folder not in folders and len(folders) >= FOLDERS_OPEN:
+        if n - start >= PART_FILES or (folder not in folders and len(folders) >= FOLDERS_OPEN):
             parts.append(jobs[start:n])
             start, folders = n, set[str]()
         folders.add(folder)
@@ -98,35 +134,61 @@ def _by_folders(jobs: Sequence[WriteJob]) -> list[Sequence[WriteJob]]:
     return parts
 
 
-def _write_part(
+class _Staged(NamedTuple):
+    """A part whose temp files are written: its items, and the folders they are in."""
+
+    items: list[_Item]
+    folders: _Folders
+
+
+def _stage_part(
+    location: FolderTarget, jobs: Sequence[WriteJob], *, durable: bool, parallel: bool
+) -> _Staged:
+    """Step 1 for a part: every job's temp file (or its failure); on a stop, none is left."""
+    staged = _Staged([_Item(job) for job in jobs], _Folders(location))
+    try:
+        _stage_all(staged.items, staged.folders, durable=durable, parallel=parallel)
+    except BaseException:
+        _remove_temps(staged)
+        raise
+    return staged
+
+
+def _remove_temps(staged: _Staged) -> None:
+    """Remove the temp files still there (not renamed) and close the part's folders."""
+    for item in staged.items:
+        if item.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(item.tmp, dir_fd=item.dir_fd)
+    staged.folders.close()
+
+
+def _land_part(
     location: FolderTarget,
-    jobs: Sequence[WriteJob],
+    staged: _Staged,
+    use_syncfs: bool,
     *,
-    parallel_reads: bool,
     unsettled: Unsettled,
     settle: bool,
 ) -> list[WriteOutcome]:
-    """:func:`write_batch` for jobs in at most :data:`FOLDERS_OPEN` folders.
+    """Steps 2-4 for a part whose temp files are written; one outcome per item.
 
-    The first durability pass also covers what ``unsettled`` holds from earlier groups; if it
-    fails, that error is raised (the earlier groups are not durable, nor is any of these).
-    With ``settle`` the renames are durable when this returns; without, they join
+    The first durability pass also covers what ``unsettled`` holds from earlier parts and
+    groups; if it fails, that error is raised (the earlier ones are not durable, nor is any of
+    these). With ``settle`` the renames are durable when this returns; without, they join
     ``unsettled`` (where ``syncfs`` exists; else they are made durable at once).
     """
-    items = [_Item(job) for job in jobs]
-    use_syncfs = SYNCFS and (len(items) >= SYNCFS_FROM or bool(unsettled))
-    folders = _Folders(location)
+    items = staged.items
     try:
-        _stage_all(items, folders, durable=not use_syncfs, parallel=parallel_reads)
-        staged = [item for item in items if item.tmp is not None]
+        written = [item for item in items if item.tmp is not None]
         if unsettled:
-            error = unsettled.sync_with(_folders_of(staged))
+            error = unsettled.sync_with(_folders_of(written))
             if error is not None:
                 raise error
-        elif use_syncfs and staged:
-            _fail_all(staged, syncfs_each(_folders_of(staged)))
-        landed = _land_new(location, staged)
-        for item in staged:
+        elif use_syncfs and written:
+            _fail_all(written, syncfs_each(_folders_of(written)))
+        landed = _land_new(location, written)
+        for item in written:
             if item.outcome is None and item.tmp is not None and _land(location, item):
                 landed.append(item)
         if landed and use_syncfs and not settle:
@@ -136,11 +198,7 @@ def _write_part(
         elif landed:
             _fail_all(landed, fsync_folders(_folders_of(landed)))
     finally:
-        for item in items:
-            if item.tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(item.tmp, dir_fd=item.dir_fd)
-        folders.close()
+        _remove_temps(staged)
     outcomes = [item.outcome for item in items]
     assert all(outcome is not None for outcome in outcomes)
     return cast(list[WriteOutcome], outcomes)

@@ -1,0 +1,92 @@
+"""A folder writes a large group in parts, one part's copies overlapping the last one's pass.
+
+While a part's temp files are made durable and renamed (on a thread of its own), the next
+part's temp files are written. Each part must still be renamed only after a durability pass
+that began once all of its temp files were written, and a stop must leave no temp file and
+no partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from app.locations.base import FileMeta, Location, WriteJob
+from app.locations.folder import batch
+from app.locations.folder.durability import Unsettled
+from tests.helpers import tree
+from tests.writes import job
+
+SECOND = 1_000_000_000
+#: Three parts: two full ones and the rest.
+FILES = 2 * batch.PART_FILES + 76
+#: The first durability pass is this slow (a slow disk), so the overlap shows whatever the load.
+SLOW_PASS = 0.5
+
+
+def _noting(
+    events: list[tuple[str, float, float]], name: str, real: Callable[..., Any], slow: bool = False
+) -> Callable[..., Any]:
+    """``real``, noting when each call began and ended (and the first one slowed down)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        began = time.monotonic()
+        try:
+            if slow and not any(e[0] == name for e in events):
+                time.sleep(SLOW_PASS)
+            return real(*args, **kwargs)
+        finally:
+            events.append((name, began, time.monotonic()))
+
+    return call
+
+
+def test_each_part_is_renamed_after_a_pass_that_followed_its_copies(
+    folder_location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(folder_location.local_paths()[0])
+    files = {f"d{i % 9}/f{i:04d}.bin": bytes([i % 251]) * (i % 300) for i in range(FILES)}
+    jobs = [job(p, data, 1_600_000_000 + i) for i, (p, data) in enumerate(files.items())]
+    events: list[tuple[str, float, float]] = []
+    monkeypatch.setattr(batch, "_stage_all", _noting(events, "stage", batch._stage_all))
+    monkeypatch.setattr(batch, "_land_new", _noting(events, "land", batch._land_new))
+    monkeypatch.setattr(batch, "syncfs_each", _noting(events, "pass", batch.syncfs_each, True))
+    sync_with = _noting(events, "pass", Unsettled.sync_with, slow=True)
+    monkeypatch.setattr(Unsettled, "sync_with", sync_with)
+    outcomes = folder_location.write_many(jobs, parallel_reads=True)
+    assert all(isinstance(o, FileMeta) for o in outcomes), outcomes
+    assert tree(root) == files
+    assert not list(root.rglob(".filesync-tmp-*"))
+    stages = sorted((e for e in events if e[0] == "stage"), key=lambda e: e[1])
+    lands = sorted((e for e in events if e[0] == "land"), key=lambda e: e[1])
+    all_passes = [e for e in events if e[0] == "pass"]
+    assert len(stages) == len(lands) == 3, events
+    for (_, _, copied), (_, landing, _) in zip(stages, lands, strict=True):
+        assert any(copied <= began and ended <= landing for _, began, ended in all_passes), (
+            "a part was renamed before a pass that followed its copies"
+        )
+    first_pass_ended = min(ended for _, _, ended in all_passes)
+    assert stages[1][1] < first_pass_ended, "the second part waited for the first one's pass"
+
+
+def _stopped() -> contextlib.AbstractContextManager[BinaryIO]:
+    raise KeyboardInterrupt  # anything that is not one file's failure ends the group
+
+
+def test_a_stop_in_the_second_part_leaves_the_first_whole_and_no_temp_file(
+    folder_location: Location,
+) -> None:
+    root = Path(folder_location.local_paths()[0])
+    files = {f"d{i % 9}/f{i:04d}.bin": bytes([i % 251]) * (i % 300 + 1) for i in range(FILES)}
+    jobs = [job(p, data) for p, data in files.items()]
+    jobs.insert(batch.PART_FILES + 100, WriteJob("stop", _stopped, SECOND, None))
+    with pytest.raises(KeyboardInterrupt):
+        folder_location.write_many(jobs, parallel_reads=True)
+    first = dict(list(files.items())[: batch.PART_FILES])
+    assert tree(root) == first  # the part being renamed ended first; nothing after it
+    assert not list(root.rglob(".filesync-tmp-*"))
