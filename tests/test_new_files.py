@@ -4,7 +4,9 @@ shortcut must decide exactly what planning each path alone decides."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,14 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import app.engine.chunks
+from app.engine import copies
+from app.engine.copies import PendingCopy
 from app.engine.engine import Engine
+from app.engine.ignore import IgnoreRules
 from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
 from app.engine.namegate import NameGate
 from app.engine.newfiles import split_new
+from app.engine.reading import Reader
 from app.engine.slot import Slot
 from app.locations import LocationOptions, open_location
-from app.locations.base import FileMeta, Listing
+from app.locations.base import FileMeta, Listing, Location, WriteOutcome
 from app.locations.names import FTP_NAMES, POSIX_NAMES, ZIP_NAMES, plain_names
 from app.watch.watcher import Watcher
 from app.watch.writes import Writing
@@ -158,7 +164,9 @@ def _outcome(rig: Rig, root: Path, records: list[tuple[str, ...]]) -> Outcome:
     return files, rows, sorted(records)
 
 
-@pytest.mark.parametrize("second", ["more new files", "deletes and edits"])
+@pytest.mark.parametrize(
+    "second", ["more new files", "deletes and edits", "file to folder", "folder to file"]
+)
 def test_bulk_planning_ends_exactly_where_planning_each_path_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: str
 ) -> None:
@@ -177,9 +185,17 @@ def test_bulk_planning_ends_exactly_where_planning_each_path_ends(
         with monkeypatch.context() as patch:
             patch.setattr(app.engine.chunks, "split_new", counting if bulk else _none_new)
             records = _once(rig, root)
+            for n in range(40):  # enough new files that a group is sent before the rest
+                write_file(root / "b" / f"more/m{n}.txt", f"m{n}", T + 7)
             if second == "more new files":
                 for n in range(50):
                     write_file(root / "c" / f"h/n{n}.txt", f"c{n}", T + 5)
+            elif second == "file to folder":  # the file's delete must go before the folder
+                os.remove(root / "a" / "same.txt")
+                write_file(root / "a" / "same.txt" / "now a folder.txt", "in it", T + 5)
+            elif second == "folder to file":
+                shutil.rmtree(root / "b" / "d4")
+                write_file(root / "b" / "d4", "now a file", T + 5)
             else:
                 os.remove(root / "b" / "d1" / "f001.txt")
                 for where in "bc":  # listed by a alone, but known: a delete, not a new file
@@ -197,3 +213,63 @@ def test_bulk_planning_ends_exactly_where_planning_each_path_ends(
 def _none_new(paths: list[str], *args: object) -> tuple[dict[str, list[str]], list[str]]:
     """The shortcut off: every path planned on its own."""
     return {}, paths
+
+
+def _after_the_listings_are_read(monkeypatch: pytest.MonkeyPatch, act: Callable[[], None]) -> None:
+    """Call ``act`` once, right after the full sync read every location's listing."""
+    real = Reader.scan_all
+    acted: list[bool] = []
+
+    def scanning(self: Reader, ignore: IgnoreRules) -> dict[str, Listing]:
+        listings = real(self, ignore)
+        if not acted:
+            acted.append(True)
+            act()
+        return listings
+
+    monkeypatch.setattr(Reader, "scan_all", scanning)
+
+
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_a_location_unplugged_while_new_files_are_copied_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """1,500 new files in a and 5 in b; one of them is unplugged once listed, and plugged in
+    again for the next run. With b unplugged the sync raised KeyError: the copies of a's
+    files into b failed, b's listing was dropped, and b's own new files were then looked up
+    in it."""
+    files = {f"a{n:04d}": f"a{n}".encode() for n in range(1500)}
+    files |= {f"b{n}": f"b{n}".encode() for n in range(5)}
+    for path, data in files.items():
+        write_file(tmp_path / path[0] / path, data, T)
+    rig = Rig(tmp_path, [tmp_path / "a", tmp_path / "b"])
+    gone = tmp_path / which
+    with monkeypatch.context() as patch:
+        _after_the_listings_are_read(patch, lambda: gone.rename(gone.with_name("unplugged")))
+        rig.once()
+    assert len(tree(gone.with_name("unplugged"))) in (5, 1500)  # nothing was written there
+    gone.with_name("unplugged").rename(gone)
+    assert rig.once()
+    assert tree(tmp_path / "a") == tree(tmp_path / "b") == files
+
+
+def test_groups_of_new_files_keep_their_size_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """150 new files of 1 MiB: groups of at most GROUP_BYTES (and the file that fills one), as
+    path by path; the bulk route made one group of 128 MiB."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for n in range(150):
+        write_file(a / f"f{n:03d}", bytes([n]) * (1 << 20), T)
+    b.mkdir()
+    groups: list[int] = []
+    real = copies._write_group
+
+    def noting(target: Location, group: list[PendingCopy], settle: bool) -> list[WriteOutcome]:
+        groups.append(sum(copy.winner.size for copy in group))
+        return real(target, group, settle)
+
+    monkeypatch.setattr(copies, "_write_group", noting)
+    assert Rig(tmp_path, [a, b]).once()
+    assert sum(groups) == 150 << 20
+    assert max(groups) <= copies.GROUP_BYTES + (1 << 20), [g >> 20 for g in groups]

@@ -189,9 +189,10 @@ class Applier:
 
     def copy_new(self, source: Slot, targets: list[Slot], rows: list[tuple[str, FileMeta]]) -> None:
         """:meth:`apply` for paths that only ``source`` has and no location has a row for
-        (:mod:`app.engine.newfiles`): each goes to every target's group, and its row in
-        ``source`` is recorded, as :func:`~app.engine.sides.new_in_one` decides. Every target
-        declares ``batched_writes``; what a copy came to is the groups' to report.
+        (:mod:`app.engine.newfiles`): queues a copy of each in every target's group (the
+        caller sends the groups), and records its row in ``source``, as
+        :func:`~app.engine.sides.new_in_one` decides. Every target declares
+        ``batched_writes``; what a copy came to is the groups' to report.
         """
         root = self._local_root(source.location)
         add, stopping, where = self.groups.add, self.stopping, source.location

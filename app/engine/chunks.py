@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from bisect import bisect_left
 from functools import partial
+from itertools import accumulate
 
 from app.engine import calls
 from app.engine.apply import Applied, Applier
@@ -37,7 +39,8 @@ UNCHANGED = SideState.UNCHANGED
 
 #: A full sync commits the index after every this many paths (each chunk is one batch).
 COMMIT_EVERY = 2000
-#: New files go to the groups of copies this many paths at a time (see :meth:`Chunks._copy_new`).
+#: New files go to the groups of copies at most this many paths at a time, and never more than
+#: a group has room for (see :meth:`Chunks._copy_new`).
 NEW_PIECE = 128
 
 
@@ -69,7 +72,8 @@ class Chunks:
         self, paths: list[str], listings: dict[str, Listing], progress: Progress | None
     ) -> list[str]:
         """Plan and apply ``paths`` (sorted), a chunk at a time; the follow-ups (conflict
-        copies) to sync next."""
+        copies) to sync next. Within a chunk, the files new in one location go first (in
+        bulk), then every other path in order."""
         if len(listings) < 1:
             return []
         follow_ups: list[str] = []
@@ -120,11 +124,13 @@ class Chunks:
                 stack.enter_context(calls.batch(slot, self.io.deadline, unlanded))
             groups = self.applier.groups
             try:
-                done = start
+                done, keys = start, listings.keys() - set()
                 for key, mine in new.items():
-                    done = self._copy_new(
-                        key, mine, listings, done=done, total=len(paths), progress=progress
+                    done, left = self._copy_new(
+                        key, mine, listings, keys, done=done, total=len(paths), progress=progress
                     )
+                    if left:  # a location went away: the planner takes the rest, in order
+                        rest = sorted([*rest, *left])
                 for n, path in enumerate(rest, done):
                     self._check_stop()  # what landed so far is recorded; stop() commits it
                     if n % 100 == 0:
@@ -158,31 +164,50 @@ class Chunks:
         key: str,
         new: list[str],
         listings: dict[str, Listing],
+        keys: set[str],
         *,
         done: int,
         total: int,
         progress: Progress | None,
-    ) -> int:
-        """Copy ``new`` (paths that only ``key`` has, see :mod:`.newfiles`) to every other
-        location, a piece at a time between the groups sent; the paths done after them."""
+    ) -> tuple[int, list[str]]:
+        """Hand ``new`` (paths that only ``key`` has, see :mod:`.newfiles`) to every other
+        location's group, a piece at a time, sending the groups that are due in between.
+
+        A piece ends where a target's group would be full (files or bytes), so a group is as
+        big as it would have been path by path. Returns how many paths are done, and the paths
+        left for the planner: all that remain once the listed locations are no longer
+        ``keys`` (one became unavailable, and the planner marks it behind).
+        """
+        if listings.keys() != keys:
+            return done, new
         source = self.slots[key]
-        targets = [self.slots[k] for k in listings if k != key]
         winners = listings[key]
         groups = self.applier.groups
         self.outcomes.disturbed = True  # a location changes: --once reads them all again
         self.settle.forget(new)
-        for at in range(0, len(new), NEW_PIECE):
+        ends = list(accumulate(winners[p].size for p in new))  # bytes up to each path
+        at = 0
+        while at < len(new):
+            if listings.keys() != keys:
+                return done, new[at:]
             self._check_stop()
+            targets = [self.slots[k] for k in listings if k != key]
             for slot in (source, *targets):
                 slot.pending = total - done
-            piece = new[at : at + NEW_PIECE]
+            rooms = [groups.room(slot, source) for slot in targets]
+            files, room = min(r[0] for r in rooms), min(r[1] for r in rooms)
+            end = min(at + max(files, 1), at + NEW_PIECE, len(new))
+            full = bisect_left(ends, (ends[at - 1] if at else 0) + room, at, end)
+            end = max(at + 1, min(end, full + 1))  # the file that fills it goes too
+            piece = new[at:end]
             self.applier.copy_new(source, targets, [(p, winners[p]) for p in piece])
             if groups.due:
                 self.outcomes.copies_failed(groups.send_due(self.slots), listings)
             done += len(piece)
+            at = end
             if progress is not None:
                 progress.step(done, self.applier.files_copied, self.applier.bytes_copied)
-        return done
+        return done, []
 
     def _check_stop(self) -> None:
         if self.stopping.is_set():

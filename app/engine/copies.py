@@ -181,6 +181,18 @@ class CopyGroups:
         group.size += winner.size
         return copy
 
+    def room(self, slot: Slot, source: Slot) -> tuple[int, int]:
+        """How many more files, and bytes, ``slot``'s waiting group takes from ``source``
+        before it is full (:meth:`_ready`), for the engine adding many copies at once."""
+        group = self._waiting.get(slot.key)
+        large = slot.location.capabilities.large_groups if group is None else group.large
+        if source.location.capabilities.batched_reads:
+            large = False
+        most = GROUP_FILES_WAITED if self.io.deadline is None and large else GROUP_FILES
+        if group is None:
+            return most, GROUP_BYTES
+        return most - len(group.copies), GROUP_BYTES - group.size
+
     @property
     def due(self) -> bool:
         """True when some location's waiting group should be sent now."""

@@ -114,10 +114,11 @@ class Copy:
                 blame(exc, self.source)
             raise
 
-    def job(self, size: int, root: LocalRoot | None) -> WriteJob:
-        """This copy as one job of the target's ``write_many``; ``root``: the source's, if it
-        is a folder on this computer (then the target may read it without a stream)."""
-        local = root is not None
+    def job(self, size: int, source_root: LocalRoot | None) -> WriteJob:
+        """This copy as one job of the target's ``write_many``. ``source_root``: the source's
+        root folder if it is a folder on this computer (the target may then read the file
+        beneath it with plain system calls, without a stream)."""
+        local = source_root is not None
         return WriteJob(
             self.path,
             self.open_source,
@@ -125,7 +126,7 @@ class Copy:
             self.expected,
             self.source_at if local else None,
             size,
-            root,
+            source_root,
             self.source_read if local else None,
         )
 

@@ -54,7 +54,8 @@ class HeldLinks:
             self.record("held", link, slot.location.name, message)
 
     def has_any(self, key: str) -> bool:
-        """True when location ``key`` has a link anywhere (:meth:`holds` may say yes)."""
+        """True when location ``key`` has a link anywhere; False: :meth:`holds` is False for
+        every path there."""
         return bool(self._links.get(key))
 
     def holds(self, key: str, path: str) -> bool:

@@ -13,7 +13,9 @@ A path is taken only where planning it alone would decide exactly that and nothi
 every location is listed and takes its copies in groups (``batched_writes``), none has a row
 for the path or is behind or failing on it, none holds its delete or a link on its way, every
 one can hold its name, the path is listed by exactly one location, and that location's watcher
-does not see it still being written. Everything else goes through the planner as before.
+does not see it still being written. Everything else goes through the planner as before, after
+the new files; so a path is not taken either where one of the others is its folder or lies in
+it (a file deleted where a folder of the same name is new must be gone first).
 """
 
 from __future__ import annotations
@@ -68,4 +70,31 @@ def split_new(
     if not new:
         return {}, paths
     taken = set[str]().union(*new.values())
-    return new, [p for p in paths if p not in taken]
+    rest = [p for p in paths if p not in taken]
+    if rest:  # what goes first must not stand in the way of what the planner does after
+        new = _clear_of(new, rest)
+        taken = set[str]().union(*new.values())
+        rest = [p for p in paths if p not in taken]
+    return {key: mine for key, mine in new.items() if mine}, rest
+
+
+def _clear_of(new: dict[str, list[str]], rest: list[str]) -> dict[str, list[str]]:
+    """``new`` without the paths that a path of ``rest`` is a folder of, or that are folders
+    of one: the new files are copied before the rest is planned, and a file deleted to make
+    room for a new folder of the same name (or a folder for a file) must go first, as it does
+    in the planner's order."""
+    planned = set(rest)
+    folders = {path[:cut] for path in rest for cut in _slashes(path)}
+    return {
+        key: [
+            p
+            for p in mine
+            if p not in folders and not any(p[:cut] in planned for cut in _slashes(p))
+        ]
+        for key, mine in new.items()
+    }
+
+
+def _slashes(path: str) -> list[int]:
+    """Where ``path``'s folders end: ``"a/b/c"`` -> ``[1, 3]`` (``"a"``, ``"a/b"``)."""
+    return [n for n, char in enumerate(path) if char == "/"]
