@@ -9,6 +9,7 @@ no partial file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from app.engine.stopping import SyncStopped
 from app.locations.base import FileMeta, Location, WriteJob
-from app.locations.folder import batch
+from app.locations.folder import batch, durability
 from app.locations.folder.durability import Unsettled
 from tests.helpers import tree
 from tests.writes import job
@@ -78,6 +80,10 @@ def _stopped() -> contextlib.AbstractContextManager[BinaryIO]:
     raise KeyboardInterrupt  # anything that is not one file's failure ends the group
 
 
+def _engine_stops() -> contextlib.AbstractContextManager[BinaryIO]:
+    raise SyncStopped("stopping")  # as a source's stream raises it once the engine stops
+
+
 def test_a_stop_in_the_second_part_leaves_the_first_whole_and_no_temp_file(
     folder_location: Location,
 ) -> None:
@@ -89,4 +95,30 @@ def test_a_stop_in_the_second_part_leaves_the_first_whole_and_no_temp_file(
         folder_location.write_many(jobs, parallel_reads=True)
     first = dict(list(files.items())[: batch.PART_FILES])
     assert tree(root) == first  # the part being renamed ended first; nothing after it
+    assert not list(root.rglob(".filesync-tmp-*"))
+
+
+def test_a_failed_pass_is_reported_even_when_a_stop_ends_the_group(
+    folder_location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first part's pass fails (the disk said EIO) while the second part is written, and a
+    stop ends the group: the failure must reach the engine, which then records neither this
+    group nor the earlier one that pass was to make durable. The stop alone made the engine
+    settle "what was pending", nothing by then, and record the earlier group."""
+    passes: list[int] = []
+    real = durability._syncfs
+
+    def failing_from_the_second(readable: int) -> OSError | None:
+        passes.append(readable)
+        return OSError(errno.EIO, "syncfs failed") if len(passes) >= 2 else real(readable)
+
+    monkeypatch.setattr(durability, "_syncfs", failing_from_the_second)
+    earlier = [job(f"g0/f{n:02d}", b"earlier") for n in range(20)]
+    assert all(isinstance(o, FileMeta) for o in folder_location.write_many_unsettled(earlier))
+    jobs = [job(f"g1/f{n:04d}", b"first part") for n in range(batch.PART_FILES)]
+    jobs.append(WriteJob("g1/stop", _engine_stops, SECOND, None))
+    with pytest.raises(OSError) as raised:
+        folder_location.write_many_unsettled(jobs)
+    assert raised.value.errno == errno.EIO
+    root = Path(folder_location.local_paths()[0])
     assert not list(root.rglob(".filesync-tmp-*"))

@@ -54,9 +54,9 @@ COPY_THREADS = 2
 #: From this many files on, one ``syncfs`` is cheaper than an ``fsync`` per file.
 SYNCFS_FROM = 8
 #: The most target folders a part of a group keeps open (one descriptor each, until its
-#: renames; two parts are open at once, one written while the other lands): two folders
-#: written at once stay well under the usual limit of 1,024 descriptors, however the group's
-#: files are spread (a group of 1,024 files in as many folders ran out of them).
+#: renames; two parts are open at once, one written while the other lands): two target
+#: locations written at once stay well under the usual limit of 1,024 descriptors, however a
+#: group's files are spread (a group of 1,024 files in as many folders ran out of them).
 FOLDERS_OPEN = 128
 #: The most files a part of a group holds (see :func:`write_batch`): a group of 1,024 is written
 #: as two parts, the second part's copies overlapping the first part's durability pass.
@@ -78,8 +78,8 @@ def write_batch(
     of their own), the next part's temp files are written (step 1): a durability pass waits
     for the disk, and the copies it waited for used to stop meanwhile. Each part's renames
     become durable with the next part's first pass, as between groups. A stop or an error
-    while a part is written waits for the part being landed, then ends the group (what that
-    part landed is found again, identical, by the next sync).
+    while a part is written waits for the part being landed, then ends the group, with that
+    part's error if it failed (what it landed is found again, identical, by the next sync).
     """
     parts = _parts(jobs)
     use_syncfs = SYNCFS and (len(jobs) >= SYNCFS_FROM or bool(unsettled))
@@ -110,9 +110,14 @@ def write_batch(
                     unsettled=unsettled,
                     settle=settle and last,
                 )
-        except BaseException:
+        except BaseException as stopped:
             if landing is not None:
                 wait([landing])  # its temp files are its own to remove
+                failed = landing.exception()
+                if failed is not stopped and isinstance(failed, FileSyncError | OSError):
+                    # Its pass failed: that must reach the engine, not the stop (the renames
+                    # that pass was to make durable are forgotten, and must not be recorded).
+                    raise failed from stopped
             raise
         assert landing is not None
         outcomes += landing.result()
