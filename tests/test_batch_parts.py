@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from app.engine.stopping import SyncStopped
-from app.locations.base import FileMeta, Location, WriteJob
+from app.locations.base import FileMeta, GroupStopped, Location, WriteJob
 from app.locations.folder import batch, durability
 from app.locations.folder.durability import Unsettled
 from tests.helpers import tree
@@ -84,18 +84,23 @@ def _engine_stops() -> contextlib.AbstractContextManager[BinaryIO]:
     raise SyncStopped("stopping")  # as a source's stream raises it once the engine stops
 
 
-def test_a_stop_in_the_second_part_leaves_the_first_whole_and_no_temp_file(
+def test_a_stop_in_the_second_part_leaves_the_first_whole_recorded_and_no_temp_file(
     folder_location: Location,
 ) -> None:
     root = Path(folder_location.local_paths()[0])
     files = {f"d{i % 9}/f{i:04d}.bin": bytes([i % 251]) * (i % 300 + 1) for i in range(FILES)}
     jobs = [job(p, data) for p, data in files.items()]
     jobs.insert(batch.PART_FILES + 100, WriteJob("stop", _stopped, SECOND, None))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(GroupStopped) as stopped:
         folder_location.write_many(jobs, parallel_reads=True)
+    assert isinstance(stopped.value.stop, KeyboardInterrupt)
     first = dict(list(files.items())[: batch.PART_FILES])
     assert tree(root) == first  # the part being renamed ended first; nothing after it
     assert not list(root.rglob(".filesync-tmp-*"))
+    landed = stopped.value.outcomes  # for the engine to record: what a scan reports
+    assert len(landed) == batch.PART_FILES
+    listing = folder_location.scan()
+    assert [listing[path] for path in first] == landed
 
 
 def test_a_failed_pass_is_reported_even_when_a_stop_ends_the_group(

@@ -34,7 +34,7 @@ from functools import partial
 from app.engine.slot import Slot
 from app.engine.workers import SlotIo
 from app.errors import FileSyncError, LocationBusy
-from app.locations.base import FileMeta, Location, WriteJob, WriteOutcome
+from app.locations.base import FileMeta, GroupStopped, Location, WriteJob, WriteOutcome
 from app.logsetup import held_lines
 
 #: A group is sent once it holds this many files...
@@ -287,6 +287,13 @@ class CopyGroups:
             slot.mark_stalled(exc)
             lost = self._lose_unsettled(key, exc)
             return lost + [CopyFailed(key, c.path, exc, False) for c in copies]
+        except GroupStopped as partway:  # stopped after some parts landed
+            failed = self._stopped_partway(slot, copies, partway.outcomes)
+            stop = partway.stop
+            if not isinstance(stop, FileSyncError | OSError):
+                raise stop from None
+            rest = copies[len(partway.outcomes) :]
+            return failed + [CopyFailed(key, c.path, stop, c.source_failed()) for c in rest]
         except (FileSyncError, OSError) as exc:  # the whole group failed
             lost = self._lose_unsettled(key, exc)
             return lost + [CopyFailed(key, c.path, exc, c.source_failed()) for c in copies]
@@ -306,6 +313,28 @@ class CopyGroups:
             self._record(slot, landed, metas)
         elif landed:
             self._unsettled[key] = (slot, landed, metas)
+        return failed
+
+    def _stopped_partway(
+        self, slot: Slot, copies: list[PendingCopy], outcomes: list[WriteOutcome]
+    ) -> list[CopyFailed]:
+        """A group ended after its first copies were written (``outcomes``): the pass that let
+        them land made the group before durable (it is recorded); they wait, unsettled, for the
+        pass a stop makes (:meth:`abandon`) or the next group's. Returns those that failed."""
+        earlier = self._unsettled.pop(slot.key, None)
+        if earlier is not None:
+            self._record(*earlier)
+        landed: list[PendingCopy] = []
+        metas: list[FileMeta] = []
+        failed = []
+        for copy, outcome in zip(copies, outcomes, strict=False):
+            if isinstance(outcome, FileMeta):
+                landed.append(copy)
+                metas.append(outcome)
+            else:
+                failed.append(CopyFailed(slot.key, copy.path, outcome, copy.source_failed()))
+        if landed:
+            self._unsettled[slot.key] = (slot, landed, metas)
         return failed
 
     def _settle(self, key: str) -> list[CopyFailed]:

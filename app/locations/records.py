@@ -172,6 +172,21 @@ class WriteJob:
 WriteOutcome = FileMeta | FileSyncError | OSError
 
 
+class GroupStopped(Exception):
+    """A stop (or any error that is not one file's) ended a :meth:`Location.write_many` group
+    after some of its jobs were written in place.
+
+    ``outcomes`` are the outcomes of the group's first ``len(outcomes)`` jobs, ``stop`` what
+    ended it. Their renames may still wait for a durability pass, as an unsettled group's do
+    (:meth:`Location.settle_writes`), so the engine records them once one covered them.
+    """
+
+    def __init__(self, outcomes: list[WriteOutcome], stop: BaseException) -> None:
+        super().__init__(str(stop))
+        self.outcomes = outcomes
+        self.stop = stop
+
+
 def is_internal(path: str) -> bool:
     """Return True for names FileSync owns: its meta folder, temp files and the ignore file."""
     if path.startswith(META_DIR) and (len(path) == len(META_DIR) or path[len(META_DIR)] == "/"):

@@ -44,7 +44,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import NamedTuple, cast
 
 from app.errors import FileSyncError
-from app.locations.base import WriteJob, WriteOutcome
+from app.locations.base import GroupStopped, WriteJob, WriteOutcome
 from app.locations.folder.durability import SYNCFS, Unsettled, fsync_folders, syncfs_each
 from app.locations.folder.fastcopy import _calls, _fast, _land_new, _stage_fast
 from app.locations.folder.staging import FolderTarget, _Folders, _Item, _stage
@@ -77,9 +77,10 @@ def write_batch(
     renames. While one part's temp files are made durable and renamed (steps 2-4, on a thread
     of their own), the next part's temp files are written (step 1): a durability pass waits
     for the disk, and the copies it waited for used to stop meanwhile. Each part's renames
-    become durable with the next part's first pass, as between groups. A stop or an error
-    while a part is written waits for the part being landed, then ends the group, with that
-    part's error if it failed (what it landed is found again, identical, by the next sync).
+    become durable with the next part's first pass, as between groups. A stop (or an error that
+    is not one file's) while a part is written waits for the part being landed, then ends the
+    group: with that part's error if its pass failed, else with :class:`GroupStopped` holding
+    the outcomes of the parts that landed, for the engine to record once a pass covered them.
     """
     parts = _parts(jobs)
     use_syncfs = SYNCFS and (len(jobs) >= SYNCFS_FROM or bool(unsettled))
@@ -111,13 +112,20 @@ def write_batch(
                     settle=settle and last,
                 )
         except BaseException as stopped:
+            failed = None
             if landing is not None:
                 wait([landing])  # its temp files are its own to remove
                 failed = landing.exception()
-                if failed is not stopped and isinstance(failed, FileSyncError | OSError):
-                    # Its pass failed: that must reach the engine, not the stop (the renames
-                    # that pass was to make durable are forgotten, and must not be recorded).
-                    raise failed from stopped
+            if isinstance(failed, FileSyncError | OSError):
+                # Its pass failed: that must reach the engine, not the stop (the renames that
+                # pass was to make durable are forgotten, and must not be recorded).
+                if failed is stopped:
+                    raise
+                raise failed from stopped
+            if landing is not None and failed is None:
+                outcomes += landing.result()
+            if outcomes:  # the parts landed so far are the engine's to record
+                raise GroupStopped(outcomes, stopped) from stopped
             raise
         assert landing is not None
         outcomes += landing.result()
