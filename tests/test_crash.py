@@ -177,9 +177,13 @@ def test_kill_9_at_random_points_of_batched_copies_never_shows_a_partial_file(
 #: ``argv[1]``).
 _KILLED_IN_A_LARGE_GROUP = """
 import json, os, runpy, signal, sys, threading, time
-from app.engine import copies
+from app.engine import chunks, copies
 from app.locations.folder import fastcopy
 from app.locations.folder.location import FolderLocation
+
+# Groups of 1,024 (two parts each) and chunks of 2,000 paths: 4,000 files make four large
+# groups with a commit between the second and the third.
+copies.GROUP_FILES_WAITED, chunks.COMMIT_EVERY = 1024, 2000
 
 note, number, fraction, took = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:5])
 sys.argv = ["filesync", *sys.argv[5:]]
@@ -232,13 +236,13 @@ runpy.run_module("app", run_name="__main__")
 def test_kill_9_at_random_points_of_groups_of_1024_never_shows_a_partial_file(
     tmp_path: Path, speedup: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The groups of up to ``GROUP_FILES_WAITED`` (1,024) files a folder takes while the engine
-    waits for every answer (here a ``--once`` sync), killed at random points: every name
-    holds nothing or its whole file, the index holds no row for a file not on disk, and a
-    restart converges with no conflict copy.
+    """The large groups a folder takes while the engine waits for every answer (here a
+    ``--once`` sync; groups of 1,024 files here, each written in two parts), killed at random
+    points: every name holds nothing or its whole file, the index holds no row for a file not
+    on disk, and a restart converges with no conflict copy.
 
-    4,000 files go in groups of about 32, 1,024 and 950 (to the end of the first 2,000 paths,
-    whose rows are then committed), then the same again. Three syncs are killed: in the second
+    4,000 files go in groups of 1,024 and 976 (to the end of the first 2,000 paths, whose rows
+    are then committed), then the same again. Three syncs are killed: in the second
     large group (its renames wait for the next group's pass), in the third (after a commit),
     and, timed by the first kill, in the first; each at a random moment from the first third,
     the second, or the rest of up to 1.2 times as long as a large group takes (its own sync's
@@ -252,7 +256,7 @@ def test_kill_9_at_random_points_of_groups_of_1024_never_shows_a_partial_file(
     for i in range(4000):
         files[f"d{i % 15:02d}/f{i:04d}"] = data = rng.randbytes(rng.randint(1, 8) * 1024)
         write_file(a / f"d{i % 15:02d}" / f"f{i:04d}", data)
-    assert copies.GROUP_FILES < 900 and copies.GROUP_FILES_WAITED == 1024
+    assert copies.GROUP_FILES < 900  # a large group is more than GROUP_FILES
     landed: list[dict[str, Any]] = []
     took = 0.0
     for run, (number, third) in enumerate([(2, 0), (3, 1), (1, 2)]):

@@ -30,8 +30,12 @@ FILES = 700
 
 @pytest.fixture(autouse=True)
 def _small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Groups of 256 files, as when watching, so that 700 files make several groups."""
+    """Groups of 256 files, as when watching, so that 700 files make several groups (new
+    files handed over 128 at a time: the first group has 128), and chunks of 2,000 paths, so
+    that 3,000 make two."""
     monkeypatch.setattr(copies, "GROUP_FILES_WAITED", copies.GROUP_FILES)
+    monkeypatch.setattr(chunks, "NEW_PIECE", 128)
+    monkeypatch.setattr(chunks, "COMMIT_EVERY", 2000)
 
 
 def _source(root: Path, files: int = FILES) -> dict[str, bytes]:
@@ -242,13 +246,14 @@ def test_a_failed_shared_pass_records_neither_group_and_a_rerun_converges(
 _KILLED_CHILD = """
 import os, signal, sys
 from pathlib import Path
-from app.engine import copies
+from app.engine import chunks, copies
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
 from app.locations.folder.location import FolderLocation
 
 copies.GROUP_FILES_WAITED = copies.GROUP_FILES  # many groups, as the parent's tests
+chunks.NEW_PIECE, chunks.COMMIT_EVERY = 128, 2000  # and two chunks of paths
 a, b, state, point = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 
 class Killed(FolderLocation):
