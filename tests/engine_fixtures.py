@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 from app.engine.engine import Engine
 from app.engine.index import StateIndex
 from app.engine.settings import EngineSettings
+from app.engine.status import Activity
 from app.locations import LocationOptions, open_location
 from app.locations.base import Location
 
@@ -65,6 +66,25 @@ class Rig:
         converged = engine.converged()
         self.stop()
         return converged
+
+
+def run_once(
+    locations: list[Location],
+    state: Path,
+    settings: EngineSettings | None = None,
+    listener: Callable[[Activity], None] | None = None,
+) -> None:
+    """An initial sync of ``locations`` as ``--once`` runs it, which must converge."""
+    index = StateIndex(state)
+    engine = Engine(locations, index, settings or EngineSettings())
+    if listener is not None:
+        engine.add_listener(listener)
+    try:
+        engine.start(watch=False)
+        assert engine.converged()
+    finally:
+        engine.stop()
+        index.close()
 
 
 @pytest.fixture

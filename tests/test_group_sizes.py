@@ -1,7 +1,8 @@
 """How big the groups of copies get in an initial sync, per kind of location (issue 11).
 
 While the engine waits for every answer, a folder takes its copies in groups of up to
-``GROUP_FILES_WAITED`` (a group costs it a ``syncfs``, whatever its size); a location whose
+``GROUP_FILES_WAITED`` (a group starts and ends with copies that overlap no durability pass;
+it is written in parts whose passes overlap the next part's copies); a location whose
 group is checked by one listing before its uploads (S3) keeps groups of ``GROUP_FILES``,
 since a bigger group would widen the window in which another machine's upload goes unseen.
 """
@@ -16,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from app.engine import copies
-from app.engine.engine import Engine
-from app.engine.index import StateIndex
-from app.engine.settings import EngineSettings
 from app.locations import LocationOptions, open_location
 from app.locations.base import FileMeta, Location, WriteJob, WriteOutcome
+from tests.engine_fixtures import run_once
 from tests.helpers import tree, write_file
 from tests.s3_server import S3Server
 from tests.sshd_server import SftpServer
@@ -53,18 +52,6 @@ def _noting_groups(location: Location) -> list[int]:
     return sizes
 
 
-def _initial_sync(tmp_path: Path, locations: list[Location]) -> None:
-    """An initial sync of ``locations`` as ``--once`` runs it, which must converge."""
-    index = StateIndex(tmp_path / "state" / "index.sqlite")
-    engine = Engine(locations, index, EngineSettings())
-    try:
-        engine.start(watch=False)
-        assert engine.converged()
-    finally:
-        engine.stop()
-        index.close()
-
-
 def test_s3_keeps_small_groups_in_an_initial_sync_beside_a_folder(
     tmp_path: Path, rclone_s3: S3Server
 ) -> None:
@@ -78,7 +65,7 @@ def test_s3_keeps_small_groups_in_an_initial_sync_beside_a_folder(
         rclone_s3.url(rclone_s3.new_bucket(), "root"), LocationOptions(connect_timeout=5)
     )
     folder_sizes, s3_sizes = _noting_groups(folder_b), _noting_groups(bucket)
-    _initial_sync(tmp_path, [open_location(f"folder:{a}"), folder_b, bucket])
+    run_once([open_location(f"folder:{a}"), folder_b, bucket], tmp_path / "state" / "index.sqlite")
     assert tree(b) == files
     assert sum(folder_sizes) == sum(s3_sizes) == FILES
     assert max(folder_sizes) <= copies.GROUP_FILES_WAITED, folder_sizes
@@ -140,7 +127,7 @@ def test_a_folder_takes_small_groups_from_a_server_that_reads_them_ahead(
     folder_b = open_location(f"folder:{b}")
     sizes = _noting_groups(folder_b)
     sftp = open_location(sshd_server.url(), LocationOptions(connect_timeout=5))
-    _initial_sync(tmp_path, [sftp, folder_b, open_location(f"folder:{c}")])
+    run_once([sftp, folder_b, open_location(f"folder:{c}")], tmp_path / "state" / "index.sqlite")
     assert tree(b) == files
     assert sum(sizes) == FILES
     assert max(sizes) <= copies.GROUP_FILES, sizes

@@ -78,27 +78,34 @@ def test_importing_the_command_line_loads_no_server_library(tmp_path: Path) -> N
     assert _loaded_after("import app.cli", tmp_path) == []
 
 
-def test_once_over_two_folders_loads_no_server_library(tmp_path: Path) -> None:
+def _once_over_two_folders(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """Folders ``a`` (one file) and ``b`` (empty), and the arguments of ``--once`` over them."""
     a, b = tmp_path / "a", tmp_path / "b"
     write_file(a / "x/y.txt", "hello")
     b.mkdir()
-    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
-    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    return a, b, ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
+
+
+def _main(argv: list[str]) -> str:
+    """A script running the command line with ``argv``, which must succeed."""
+    return f"from app.cli import main\nassert main({argv!r}) == 0"
+
+
+def test_once_over_two_folders_loads_no_server_library(tmp_path: Path) -> None:
+    _a, b, argv = _once_over_two_folders(tmp_path)
+    script = _main(argv)
     assert _loaded_after(script, tmp_path) == []
     assert tree(b) == {"x/y.txt": b"hello"}
 
 
 def test_once_over_two_folders_loads_only_what_it_uses(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    write_file(a / "x/y.txt", "hello")
-    b.mkdir()
-    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
-    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    a, b, argv = _once_over_two_folders(tmp_path)
+    script = _main(argv)
     assert _loaded_after(script, tmp_path, UNUSED_BY_A_FOLDER_RUN) == []
     assert tree(b) == {"x/y.txt": b"hello"}
     argv += ["--ignore", "*.tmp"]  # patterns: now pathspec is used
     write_file(a / "x/skip.tmp", "not synced")
-    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    script = _main(argv)
     assert _loaded_after(script, tmp_path, UNUSED_BY_A_RESTART) == ["pathspec"]
     assert tree(b) == {"x/y.txt": b"hello"}
 
@@ -173,11 +180,8 @@ def test_once_over_two_folders_builds_few_dataclasses(tmp_path: Path) -> None:
 
 
 def test_a_restart_over_folders_that_copies_nothing_loads_no_dataclasses(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    write_file(a / "x/y.txt", "hello")
-    b.mkdir()
-    argv = ["run", f"folder:{a}", f"folder:{b}", "--once", "--state", str(tmp_path / "state")]
-    script = f"from app.cli import main\nassert main({argv!r}) == 0"
+    a, b, argv = _once_over_two_folders(tmp_path)
+    script = _main(argv)
     assert _loaded_after(script, tmp_path, DATACLASS_MODULES) == list(DATACLASS_MODULES)  # copies
     assert tree(b) == {"x/y.txt": b"hello"}
     assert _loaded_after(script, tmp_path, DATACLASS_MODULES) == []  # the restart

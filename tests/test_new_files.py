@@ -16,20 +16,19 @@ from hypothesis import strategies as st
 import app.engine.chunks
 from app.engine import copies
 from app.engine.copies import PendingCopy
-from app.engine.engine import Engine
 from app.engine.ignore import IgnoreRules
-from app.engine.index import StateIndex
 from app.engine.links import HeldLinks
 from app.engine.namegate import NameGate
 from app.engine.newfiles import split_new
 from app.engine.reading import Reader
 from app.engine.slot import Slot
+from app.engine.status import Activity
 from app.locations import LocationOptions, open_location
 from app.locations.base import FileMeta, Listing, Location, WriteOutcome
 from app.locations.names import FTP_NAMES, POSIX_NAMES, ZIP_NAMES, plain_names
 from app.watch.watcher import Watcher
 from app.watch.writes import Writing
-from tests.engine_fixtures import Rig
+from tests.engine_fixtures import Rig, run_once
 from tests.helpers import tree, write_file
 
 T = 1_700_000_000  # a fixed past mtime, in seconds
@@ -132,17 +131,11 @@ Outcome = tuple[dict[str, dict[str, bytes]], set[tuple[str, ...]], list[tuple[st
 def _once(rig: Rig, root: Path) -> list[tuple[str, ...]]:
     """A ``--once`` run over ``rig``; its activity records, each location named by its folder."""
     records: list[tuple[str, ...]] = []
-    index = StateIndex(rig.state)
-    engine = Engine(rig.locations(), index, rig.settings)
-    engine.add_listener(
-        lambda r: records.append(tuple(str(f).replace(f"{root}/", "") for f in r[1:]))
-    )
-    try:
-        engine.start(watch=False)
-        assert engine.converged()
-    finally:
-        engine.stop()
-        index.close()
+
+    def noting(record: Activity) -> None:
+        records.append(tuple(str(f).replace(f"{root}/", "") for f in record[1:]))
+
+    run_once(rig.locations(), rig.state, rig.settings, noting)
     return records
 
 

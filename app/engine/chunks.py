@@ -40,8 +40,9 @@ UNCHANGED = SideState.UNCHANGED
 #: A full sync commits the index after every this many paths (each chunk is one batch). A
 #: chunk ends with every location's copies landed, so the copies stop at each chunk's end: 10,000
 #: new files into two folders, 1.20x rsync in one chunk against 1.28x in five (10 rounds
-#: interleaved). A crash loses at most a chunk's uncommitted rows: the next run finds those
-#: copies identical to their sources (a comparison of their bytes) and records them.
+#: interleaved). A crash loses the rows of the chunk under way (and of the last group of the
+#: chunk before, which waits for this chunk's first pass): the next run finds those copies
+#: identical to their sources (same size and time) and records them.
 COMMIT_EVERY = 10_000
 #: New files go to the groups of copies at most this many paths at a time, and never more than
 #: a group has room for (see :meth:`Chunks._copy_new`): a piece fills a group at once (1.17x

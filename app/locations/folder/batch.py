@@ -54,10 +54,11 @@ COPY_THREADS = 2
 #: From this many files on, one ``syncfs`` is cheaper than an ``fsync`` per file.
 SYNCFS_FROM = 8
 #: The most target folders a part of a group keeps open (one descriptor each, until its
-#: renames; two parts are open at once, one written while the other lands): two target
-#: locations written at once stay well under the usual limit of 1,024 descriptors, however a
-#: group's files are spread (a group of 1,024 files in as many folders ran out of them).
-FOLDERS_OPEN = 128
+#: renames; two parts are open at once, one written while the other lands): up to seven target
+#: locations written at once stay under the usual limit of 1,024 descriptors, however a
+#: group's files are spread (four targets with 128 a part, files each in a folder of its own,
+#: ran out of them).
+FOLDERS_OPEN = 64
 #: The most files a part of a group holds (see :func:`write_batch`): a group of 1,024 is written
 #: as two parts, the second part's copies overlapping the first part's durability pass.
 PART_FILES = 512
